@@ -1,0 +1,47 @@
+# City Brain Lake — the two commands a newcomer needs are `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
+DEMO_ARGS ?=
+
+.PHONY: setup demo test test-all lint ui lock browser-check clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==0.13.9
+	$(BIN)/uv pip sync --quiet -p $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet -p $(BIN)/python --no-deps -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+## Generate the demo city and run the main job end to end on the embedded default.
+demo: setup
+	$(BIN)/citybrain demo $(DEMO_ARGS)
+
+## Run the test suite (fast tests; RUN_SLOW=1 adds the slow ones).
+test: setup
+	$(BIN)/python -m pytest $(if $(RUN_SLOW),,-m "not slow") $(PYTEST_ARGS)
+
+test-all: setup
+	RUN_SLOW=1 $(MAKE) test
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## Open the Dagster UI on http://127.0.0.1:3000
+ui: setup
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+## Render the asset graph in headless Chromium (needs Debian's chromium).
+browser-check: setup
+	$(BIN)/python scripts/check_ui_in_browser.py
+
+lock:
+	uv pip compile -q -p 3.11 pyproject.toml --extra dev -o requirements.lock
+
+clean:
+	rm -rf $(VENV) data
