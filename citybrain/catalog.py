@@ -1,0 +1,260 @@
+"""The source catalog (资源目录): the declarative list of feeds that ingestion is generated from.
+
+The YAML is the interface a data engineer edits, so a mistake in it must be reported in their terms:
+the feed id and the field, not a Python traceback. ``load_catalog`` raises ``CatalogError`` with one
+line per problem, e.g. ``feed 'schools' (feeds[3]): delivery.encoding: unknown encoding 'utf9'``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+IDENTIFIER = r"^[a-z][a-z0-9_]*$"
+Classification = Literal["open", "conditional", "restricted"]
+PiiKind = Literal[
+    "none",
+    "resident_id",
+    "person_name",
+    "phone",
+    "address",
+    "birth_date",
+    "free_text",
+    "person_or_org_id",
+    "precise_location",
+]
+ColumnType = Literal["varchar", "integer", "bigint", "double", "decimal", "date", "timestamp", "boolean"]
+FILE_KINDS = ("csv", "jsonl", "xlsx", "parquet")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Title(_Strict):
+    zh: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+class Provider(_Strict):
+    name: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+    @property
+    def group_name(self) -> str:
+        """Dagster group for the provider's feeds: its English name in snake case."""
+        return re.sub(r"[^a-z0-9]+", "_", self.en.lower()).strip("_")
+
+
+class Connection(_Strict):
+    """A department database or API. The URL is read from ``url_env`` when a run needs it."""
+
+    kind: Literal["sql", "http"]
+    url_env: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    default: str | None = None
+
+
+class Column(_Strict):
+    name: str = Field(pattern=IDENTIFIER)
+    type: ColumnType = "varchar"
+    classification: Classification
+    pii: PiiKind = "none"
+    description: str = Field(min_length=1)
+
+
+class FileDelivery(_Strict):
+    kind: Literal["csv", "jsonl", "xlsx", "parquet"]
+    path: str = Field(min_length=1)
+    encoding: str = "utf-8"
+    compression: Literal["none", "gzip"] = "none"
+    sheet: str | None = None
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> FileDelivery:
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ValueError(f"encoding: unknown encoding {self.encoding!r}") from None
+        if self.path.startswith("/") or ".." in Path(self.path).parts:
+            raise ValueError(f"path: {self.path!r} must be relative to the landing zone and stay inside it")
+        if self.sheet and self.kind != "xlsx":
+            raise ValueError("sheet: only applies to xlsx deliveries")
+        return self
+
+
+class SqlDelivery(_Strict):
+    kind: Literal["sql"]
+    connection: str
+    table: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
+    cursor: str = Field(pattern=IDENTIFIER)
+    batch_size: int = Field(default=50_000, gt=0)
+
+
+class HttpDelivery(_Strict):
+    """A paginated JSON API: GET <base><path>?date=..&page=..&page_size=..[&updated_since=..]."""
+
+    kind: Literal["http"]
+    connection: str
+    path: str = Field(pattern=r"^/")
+    cursor: str = Field(pattern=IDENTIFIER)
+    page_size: int = Field(default=500, gt=0, le=10_000)
+    max_pages: int = Field(default=10_000, gt=0)
+    date_param: str = "date"
+    page_param: str = "page"
+    page_size_param: str = "page_size"
+    since_param: str = "updated_since"
+    records_field: str = "data"
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+
+Delivery = Annotated[FileDelivery | SqlDelivery | HttpDelivery, Field(discriminator="kind")]
+
+
+class Feed(_Strict):
+    id: str = Field(pattern=IDENTIFIER)
+    title: Title
+    provider: str
+    delivery: Delivery
+    cadence: Literal["hourly", "daily", "weekly", "monthly", "termly", "yearly"]
+    partitioning: Literal["none", "daily"]
+    snapshot: Literal["full", "incremental", "append"] = "append"
+    key: list[str] = Field(min_length=1)
+    columns: list[Column] = Field(min_length=1)
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Feed:
+        names = [c.name for c in self.columns]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"columns: duplicated column names {duplicated}")
+        missing = [k for k in self.key if k not in names]
+        if missing:
+            raise ValueError(f"key: {missing} not among the columns")
+        delivery = self.delivery
+        if isinstance(delivery, SqlDelivery | HttpDelivery) and delivery.cursor not in names:
+            raise ValueError(f"delivery.cursor: {delivery.cursor!r} is not among the columns")
+        if isinstance(delivery, FileDelivery):
+            dated = "{date" in delivery.path
+            if self.partitioning == "daily" and not dated:
+                raise ValueError("delivery.path: a daily-partitioned file feed needs {date:...} in its path")
+            if self.partitioning == "none" and dated:
+                raise ValueError("delivery.path: {date} only makes sense with partitioning: daily")
+            if self.snapshot == "incremental":
+                raise ValueError("snapshot: 'incremental' needs a sql or http delivery with a cursor")
+        elif self.snapshot == "full":
+            raise ValueError("snapshot: a sql or http delivery is read incrementally; use 'incremental'")
+        if isinstance(delivery, SqlDelivery) and self.partitioning != "none":
+            raise ValueError("partitioning: a sql feed is read by its cursor, not by day; use 'none'")
+        if isinstance(delivery, HttpDelivery) and self.partitioning != "daily":
+            raise ValueError("partitioning: an http feed is fetched per day; use 'daily'")
+        return self
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def is_partitioned(self) -> bool:
+        return self.partitioning == "daily"
+
+
+class PartitionSettings(_Strict):
+    start: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    timezone: str = "Asia/Shanghai"
+
+
+class Catalog(_Strict):
+    version: Literal[1]
+    partitions: PartitionSettings
+    connections: dict[str, Connection] = Field(default_factory=dict)
+    providers: dict[str, Provider]
+    feeds: list[Feed] = Field(min_length=1)
+
+    @cached_property
+    def by_id(self) -> dict[str, Feed]:
+        return {f.id: f for f in self.feeds}
+
+    def feed(self, feed_id: str) -> Feed:
+        try:
+            return self.by_id[feed_id]
+        except KeyError:
+            raise KeyError(f"unknown feed {feed_id!r}; the catalog has {sorted(self.by_id)}") from None
+
+
+class CatalogError(ValueError):
+    """The catalog file is invalid. The message names each offending entry and field."""
+
+
+def _location(raw: dict, loc: tuple) -> str:
+    """Turn a pydantic location like ('feeds', 3, 'delivery', 'csv', 'encoding') into words."""
+    parts = list(loc)
+    prefix = ""
+    if len(parts) >= 2 and parts[0] == "feeds" and isinstance(parts[1], int):
+        index = parts[1]
+        feeds = raw.get("feeds") or []
+        entry = feeds[index] if index < len(feeds) and isinstance(feeds[index], dict) else {}
+        prefix = f"feed {entry.get('id', '?')!r} (feeds[{index}])"
+        parts = parts[2:]
+        if parts[:1] == ["delivery"] and len(parts) >= 2 and parts[1] in ("csv", "jsonl", "xlsx", "parquet", "sql", "http"):
+            parts = ["delivery", *parts[2:]]
+        if parts[:1] == ["columns"] and len(parts) >= 2 and isinstance(parts[1], int):
+            cols = entry.get("columns") or []
+            col = cols[parts[1]] if parts[1] < len(cols) and isinstance(cols[parts[1]], dict) else {}
+            parts = [f"columns[{parts[1]}] ({col.get('name', '?')})", *parts[2:]]
+    field = ".".join(str(p) for p in parts)
+    return f"{prefix}: {field}" if prefix and field else prefix or field or "(top level)"
+
+
+def parse_catalog(raw: object, source: str = "<catalog>") -> Catalog:
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{source}: the catalog must be a mapping with 'version', 'providers' and 'feeds'")
+    try:
+        catalog = Catalog.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  {_location(raw, err['loc'])}: {msg}")
+        raise CatalogError(f"{source}: invalid source catalog\n" + "\n".join(lines)) from None
+    problems = []
+    seen: set[str] = set()
+    for i, feed in enumerate(catalog.feeds):
+        where = f"  feed {feed.id!r} (feeds[{i}])"
+        if feed.id in seen:
+            problems.append(f"{where}: id: duplicated feed id")
+        seen.add(feed.id)
+        if feed.provider not in catalog.providers:
+            problems.append(f"{where}: provider: unknown provider {feed.provider!r}; known: {sorted(catalog.providers)}")
+        connection = getattr(feed.delivery, "connection", None)
+        if connection is not None:
+            conn = catalog.connections.get(connection)
+            if conn is None:
+                problems.append(f"{where}: delivery.connection: unknown connection {connection!r}")
+            elif conn.kind != feed.delivery.kind:
+                problems.append(f"{where}: delivery.connection: {connection!r} is a {conn.kind} connection")
+    if problems:
+        raise CatalogError(f"{source}: invalid source catalog\n" + "\n".join(problems))
+    return catalog
+
+
+def load_catalog(path: Path | str | None = None) -> Catalog:
+    from citybrain import settings
+
+    path = Path(path) if path else settings.catalog_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CatalogError(f"{path}: source catalog not found") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"{path}: not valid YAML: {exc}") from None
+    return parse_catalog(raw, str(path))

@@ -1,0 +1,223 @@
+"""Readers for delivered files: CSV, JSON Lines, Excel and Parquet, every value kept as text.
+
+Row-level problems (a record with the wrong number of fields, undecodable bytes, a line that is not
+JSON) are quarantined with the record's raw text; file-level problems (empty, truncated, wrong
+encoding, missing columns) raise ``DeliveryError`` and the file is left where it is.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import zipfile
+import zlib
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from citybrain.catalog import Feed, FileDelivery
+from citybrain.ingest import reasons
+from citybrain.ingest.batch import Batch, BatchBuilder, DeliveryError, to_text
+
+# A file where more than this share of records fails to decode is in the wrong encoding, not damaged.
+WRONG_ENCODING_SHARE = 0.5
+csv.field_size_limit(64 * 1024 * 1024)
+
+
+def read_delivery(feed: Feed, path: Path, source: str) -> Batch:
+    """Read one delivered file of ``feed``. ``source`` is how the file is named in logs and errors."""
+    delivery = feed.delivery
+    assert isinstance(delivery, FileDelivery)
+    reader = {"csv": _read_csv, "jsonl": _read_jsonl, "xlsx": _read_xlsx, "parquet": _read_parquet}[delivery.kind]
+    return reader(feed, delivery, path, source)
+
+
+def _file_bytes(delivery: FileDelivery, path: Path, source: str) -> bytes:
+    data = path.read_bytes()
+    if not data:
+        raise DeliveryError(source, "empty file (0 bytes)")
+    if delivery.compression == "gzip":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DeliveryError(source, f"not a complete gzip file ({exc})") from None
+        if not data:
+            raise DeliveryError(source, "empty file (gzip holds 0 bytes)")
+    return data
+
+
+def _escaped(text: str, encoding: str) -> str:
+    """Show undecodable bytes as \\xNN so the quarantine row keeps them without being invalid text."""
+    return text.encode(encoding, "surrogateescape").decode(encoding, "backslashreplace")
+
+
+def _has_undecodable(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _check_header(feed: Feed, header: list[str], source: str) -> list[int]:
+    """Map the catalog columns to positions in the delivered header; missing columns are fatal."""
+    cleaned = [h.strip().lstrip("\ufeff") for h in header]
+    duplicated = sorted({h for h in cleaned if cleaned.count(h) > 1})
+    if duplicated:
+        raise DeliveryError(source, f"duplicated header columns {duplicated}")
+    missing = [c for c in feed.column_names if c not in cleaned]
+    if missing:
+        raise DeliveryError(source, f"missing columns {missing}; header has {cleaned}")
+    return [cleaned.index(c) for c in feed.column_names]
+
+
+def _read_csv(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> Batch:
+    data = _file_bytes(delivery, path, source)
+    encoding = delivery.encoding
+    if encoding.replace("_", "-").lower() in ("utf-8", "utf8") and data.startswith(b"\xef\xbb\xbf"):
+        encoding = "utf-8-sig"
+    text = data.decode(encoding, errors="surrogateescape")
+    lines = io.StringIO(text, newline="").readlines()
+    reader = csv.reader(lines, delimiter=delivery.delimiter, strict=False)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DeliveryError(source, "no header row") from None
+    if _has_undecodable("".join(header)):
+        raise DeliveryError(source, f"header does not decode as {delivery.encoding}: wrong encoding?")
+    positions = _check_header(feed, header, source)
+    extra = [h for h in header if h.strip().lstrip("\ufeff") not in feed.column_names]
+    builder = BatchBuilder(source, feed.column_names, feed.key)
+    if extra:
+        builder.warnings.append(f"ignored columns not in the catalog: {extra}")
+    width = len(header)
+    previous_line = reader.line_num
+    row_number = 0
+    undecodable = 0
+    try:
+        for record in reader:
+            raw = "".join(lines[previous_line : reader.line_num])
+            previous_line = reader.line_num
+            if not record:  # a blank line is not a record
+                continue
+            row_number += 1
+            if _has_undecodable(raw):
+                undecodable += 1
+                builder.quarantine(
+                    row_number, _escaped(raw, encoding), reasons.UNDECODABLE_BYTES, f"bytes not valid {delivery.encoding}"
+                )
+            elif len(record) != width:
+                builder.quarantine(
+                    row_number, raw, reasons.COLUMN_COUNT_MISMATCH, f"{len(record)} fields, header has {width}"
+                )
+            else:
+                builder.add(row_number, [record[p] for p in positions], raw)
+    except csv.Error as exc:
+        raise DeliveryError(source, f"unreadable CSV after record {row_number}: {exc}") from None
+    if row_number and undecodable > WRONG_ENCODING_SHARE * row_number:
+        raise DeliveryError(
+            source, f"{undecodable} of {row_number} records do not decode as {delivery.encoding}: wrong encoding?"
+        )
+    return builder.build()
+
+
+def _read_jsonl(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> Batch:
+    data = _file_bytes(delivery, path, source)
+    builder = BatchBuilder(source, feed.column_names, feed.key)
+    seen_columns: set[str] = set()
+    lines = data.split(b"\n")
+    if lines and lines[0].startswith(b"\xef\xbb\xbf"):
+        lines[0] = lines[0][3:]
+    undecodable = records = 0
+    for line_number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        records += 1
+        try:
+            text = line.decode(delivery.encoding).rstrip("\r")
+        except UnicodeDecodeError as exc:
+            undecodable += 1
+            raw = line.decode(delivery.encoding, "backslashreplace")
+            builder.quarantine(line_number, raw, reasons.UNDECODABLE_BYTES, str(exc))
+            continue
+        try:
+            obj = json.loads(text, parse_int=str, parse_float=str, parse_constant=str)
+        except json.JSONDecodeError as exc:
+            builder.quarantine(line_number, text, reasons.INVALID_JSON, str(exc))
+            continue
+        if not isinstance(obj, dict):
+            builder.quarantine(line_number, text, reasons.NOT_A_JSON_OBJECT, f"a JSON {type(obj).__name__}")
+            continue
+        seen_columns.update(obj)
+        builder.add(line_number, [to_text(obj.get(c)) for c in feed.column_names], text)
+    if records == 0:
+        raise DeliveryError(source, "no records (only blank lines)")
+    if undecodable > WRONG_ENCODING_SHARE * records:
+        raise DeliveryError(source, f"{undecodable} of {records} lines do not decode as {delivery.encoding}")
+    if builder.rows_added:  # a missing column is only visible once some objects parsed
+        missing = [c for c in feed.column_names if c not in seen_columns]
+        if missing:
+            raise DeliveryError(source, f"missing columns {missing}: no record has them")
+    return builder.build()
+
+
+def _read_xlsx(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> Batch:
+    from openpyxl import load_workbook
+
+    if path.stat().st_size == 0:
+        raise DeliveryError(source, "empty file (0 bytes)")
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError) as exc:
+        raise DeliveryError(source, f"not a readable .xlsx workbook ({exc})") from None
+    try:
+        if delivery.sheet:
+            if delivery.sheet not in workbook.sheetnames:
+                raise DeliveryError(source, f"no sheet {delivery.sheet!r}; sheets are {workbook.sheetnames}")
+            sheet = workbook[delivery.sheet]
+        else:
+            sheet = workbook.worksheets[0]
+        rows = sheet.iter_rows(values_only=True)
+        header_row = next(rows, None)
+        if header_row is None:
+            raise DeliveryError(source, "empty sheet: no header row")
+        header = ["" if h is None else str(h) for h in header_row]
+        while header and not header[-1]:
+            header.pop()
+        positions = _check_header(feed, header, source)
+        builder = BatchBuilder(source, feed.column_names, feed.key)
+        for row_number, row in enumerate(rows, start=1):
+            if row is None or all(v is None or v == "" for v in row):
+                continue
+            cells = [to_text(v) for v in row] + [None] * max(0, len(header) - len(row))
+            raw = json.dumps(dict(zip(header, cells, strict=False)), ensure_ascii=False)
+            builder.add(row_number, [cells[p] for p in positions], raw)
+        return builder.build()
+    finally:
+        workbook.close()
+
+
+def _read_parquet(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> Batch:
+    if path.stat().st_size == 0:
+        raise DeliveryError(source, "empty file (0 bytes)")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DeliveryError(source, f"not a readable Parquet file ({exc})") from None
+    missing = [c for c in feed.column_names if c not in table.column_names]
+    if missing:
+        raise DeliveryError(source, f"missing columns {missing}; file has {table.column_names}")
+    columns = []
+    for name in feed.column_names:
+        column = table.column(name)
+        if pa.types.is_floating(column.type) or pa.types.is_temporal(column.type):
+            columns.append([to_text(v) for v in column.to_pylist()])
+        else:
+            columns.append(column.cast(pa.string()).to_pylist())
+    builder = BatchBuilder(source, feed.column_names, feed.key)
+    for i, values in enumerate(zip(*columns, strict=True), start=1):
+        builder.add(i, list(values), "")
+    batch = builder.build()
+    for q in batch.quarantined:  # only build raw text for the few quarantined rows
+        row = table.slice(q.row_number - 1, 1).to_pylist()[0]
+        q.raw_text = json.dumps({k: to_text(v) for k, v in row.items()}, ensure_ascii=False)
+    return batch

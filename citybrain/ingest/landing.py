@@ -1,0 +1,58 @@
+"""Finding a feed's delivered files in the landing zone.
+
+A catalog path like ``operators/cmcc/presence/{date:%Y%m%d}/presence_h3_r8.csv`` is formatted with the
+partition day and then globbed. Files are identified by content (SHA-256), not by name, so the same
+bytes under two names are recognised as one delivery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from citybrain.catalog import Feed, FileDelivery
+from citybrain.ingest.batch import DeliveryError
+
+
+@dataclass(frozen=True)
+class DeliveredFile:
+    path: Path
+    relative: str  # the name used in raw tables and logs: the path inside the landing zone
+    sha256: str
+    size: int
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def delivery_pattern(feed: Feed, partition_key: str | None) -> str:
+    delivery = feed.delivery
+    assert isinstance(delivery, FileDelivery)
+    if feed.is_partitioned:
+        if partition_key is None:
+            raise ValueError(f"feed {feed.id!r} is partitioned by day: a partition key is needed")
+        return delivery.path.format(date=date.fromisoformat(partition_key))
+    return delivery.path
+
+
+def find_deliveries(feed: Feed, landing: Path, partition_key: str | None) -> list[DeliveredFile]:
+    """The files delivered for one partition (or for an unpartitioned feed), oldest name first."""
+    landing = landing.resolve()
+    pattern = delivery_pattern(feed, partition_key)
+    found = []
+    for path in sorted(landing.glob(pattern)):
+        if not path.is_file():
+            continue
+        relative = path.relative_to(landing).as_posix()
+        resolved = path.resolve()
+        if not resolved.is_relative_to(landing):
+            raise DeliveryError(relative, f"resolves outside the landing zone ({resolved}); refusing to read it")
+        found.append(DeliveredFile(path, relative, sha256_of(path), path.stat().st_size))
+    return found

@@ -1,0 +1,331 @@
+"""Writing deliveries into the raw layer of the DuckDB warehouse, one transaction per delivery.
+
+DuckDB allows one writing process per file, and Dagster may run several ingestion steps in parallel
+processes, so every connection is taken under an exclusive file lock (``<warehouse>.lock``): steps
+parse in parallel and queue only for the short write. A delivery's rows, its quarantined rows, its
+log entry, the superseding of an earlier version and its cursor commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from citybrain.catalog import Feed
+from citybrain.ingest.batch import Batch
+
+LINEAGE_COLUMNS = {
+    "_partition": "VARCHAR",
+    "_source_file": "VARCHAR",
+    "_file_sha256": "VARCHAR",
+    "_row_number": "BIGINT",
+    "_batch_id": "VARCHAR",
+    "_loaded_at": "TIMESTAMPTZ",
+}
+HISTORY_COLUMNS = {"_superseded_by_batch": "VARCHAR", "_superseded_at": "TIMESTAMPTZ"}
+
+
+def sql_text(name: str) -> str:
+    return resources.files("citybrain.ingest").joinpath("sql", name).read_text(encoding="utf-8")
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> list[tuple]:
+    """Run each statement of ``sql`` with the named parameters it mentions; return the last result."""
+    result: list[tuple] = []
+    without_comments = re.sub(r"--[^\n]*", "", sql)  # our .sql files keep no '--' inside string literals
+    for body in (s.strip() for s in without_comments.split(";")):
+        if not body:
+            continue
+        used = {k: v for k, v in (params or {}).items() if re.search(rf"\${k}\b", body)}
+        result = con.execute(body, used).fetchall() if used else con.execute(body).fetchall()
+    return result
+
+
+@contextmanager
+def warehouse_lock(path: Path, timeout_seconds: float = 3600) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a+") as lock_file:
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{path} stayed locked by another writer for {timeout_seconds:.0f} s") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+@contextmanager
+def open_warehouse(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An exclusive read-write connection with the raw-layer bookkeeping tables in place."""
+    with warehouse_lock(path):
+        con = duckdb.connect(str(path))
+        try:
+            run_sql(con, sql_text("schema.sql"))
+            yield con
+        finally:
+            con.close()
+
+
+def ensure_feed_tables(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
+    """Create raw.<feed> and raw_history.<feed>; add columns the catalog gained since (never drop)."""
+    table = quote_ident(feed.id)
+    raw_columns = {c: "VARCHAR" for c in feed.column_names} | LINEAGE_COLUMNS
+    for schema, columns in (("raw", raw_columns), ("raw_history", raw_columns | HISTORY_COLUMNS)):
+        ddl = ", ".join(f"{quote_ident(c)} {t}" for c, t in columns.items())
+        con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{table} ({ddl})")
+        existing = {
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+                [schema, feed.id],
+            ).fetchall()
+        }
+        for column, column_type in columns.items():
+            if column not in existing:
+                con.execute(f"ALTER TABLE {schema}.{table} ADD COLUMN {quote_ident(column)} {column_type}")
+
+
+@dataclass
+class LogEntry:
+    log_id: str
+    feed_id: str
+    partition_key: str | None
+    source_file: str
+    file_sha256: str | None
+    status: str
+    rows_received: int
+    rows_loaded: int
+    rows_quarantined: int
+    quarantined_by_reason: dict[str, int]
+    duplicate_of: str | None = None
+    message: str | None = None
+
+
+def find_current_load(con: duckdb.DuckDBPyConnection, feed_id: str, sha256: str) -> tuple[str, str] | None:
+    """(source_file, batch_id) of the current load of these exact bytes, if any."""
+    row = con.execute(
+        "SELECT source_file, batch_id FROM raw.ingestion_log WHERE feed_id = ? AND file_sha256 = ? AND status = 'loaded'",
+        [feed_id, sha256],
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def has_log(con: duckdb.DuckDBPyConnection, feed_id: str, source_file: str, sha256: str, status: str) -> bool:
+    return (
+        con.execute(
+            "SELECT count(*) FROM raw.ingestion_log WHERE feed_id = ? AND source_file = ? AND file_sha256 = ? AND status = ?",
+            [feed_id, source_file, sha256, status],
+        ).fetchone()[0]
+        > 0
+    )
+
+
+def _insert_log(con, entry: LogEntry, provider: str, file_bytes: int | None, batch_id: str, started_at: datetime) -> None:
+    con.execute(
+        """
+        INSERT INTO raw.ingestion_log (log_id, feed_id, provider, partition_key, source_file, file_sha256, file_bytes,
+            batch_id, status, rows_received, rows_loaded, rows_quarantined, quarantined_by_reason, duplicate_of,
+            message, started_at, finished_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())
+        """,
+        [
+            entry.log_id,
+            entry.feed_id,
+            provider,
+            entry.partition_key,
+            entry.source_file,
+            entry.file_sha256,
+            file_bytes,
+            batch_id,
+            entry.status,
+            entry.rows_received,
+            entry.rows_loaded,
+            entry.rows_quarantined,
+            json.dumps(entry.quarantined_by_reason),
+            entry.duplicate_of,
+            entry.message,
+            started_at,
+        ],
+    )
+
+
+def write_batch(
+    con: duckdb.DuckDBPyConnection,
+    feed: Feed,
+    batch: Batch,
+    *,
+    partition_key: str | None,
+    sha256: str,
+    file_bytes: int | None,
+    batch_id: str,
+    started_at: datetime,
+    replaces_earlier: bool,
+    cursor: tuple[str, list[str]] | None = None,
+) -> LogEntry:
+    """Load one delivery atomically. With ``replaces_earlier`` the loads it corrects move to history."""
+    table = quote_ident(feed.id)
+    entry = LogEntry(
+        log_id=str(uuid.uuid4()),
+        feed_id=feed.id,
+        partition_key=partition_key,
+        source_file=batch.source,
+        file_sha256=sha256,
+        status="loaded",
+        rows_received=batch.rows_received,
+        rows_loaded=batch.rows_loaded,
+        rows_quarantined=batch.rows_quarantined,
+        quarantined_by_reason=batch.quarantined_by_reason(),
+        message="; ".join(batch.warnings) or None,
+    )
+    ensure_feed_tables(con, feed)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if replaces_earlier:
+            superseded = run_sql(
+                con,
+                sql_text("current_loads.sql"),
+                {
+                    "feed_id": feed.id,
+                    "replace_all": feed.snapshot == "full",
+                    "partition_key": partition_key,
+                    "source_file": batch.source,
+                },
+            )
+            if superseded:
+                superseded_table = pa.table(
+                    {name: [row[i] for row in superseded] for i, name in enumerate(["log_id", "source_file", "file_sha256"])}
+                )
+                con.register("superseded", superseded_table)
+                run_sql(con, sql_text("supersede.sql").format(table=table), {"batch_id": batch_id})
+                con.unregister("superseded")
+        con.register("incoming", batch.rows)
+        columns = ", ".join(quote_ident(c) for c in feed.column_names)
+        con.execute(
+            f"""
+            INSERT INTO raw.{table} ({columns}, _partition, _source_file, _file_sha256, _row_number, _batch_id, _loaded_at)
+            SELECT {columns}, $partition, $source_file, $sha, _row_number, $batch_id, now() FROM incoming
+            """,
+            {"partition": partition_key, "source_file": batch.source, "sha": sha256, "batch_id": batch_id},
+        )
+        con.unregister("incoming")
+        if batch.quarantined:
+            quarantine = pa.table(
+                {
+                    "row_number": [q.row_number for q in batch.quarantined],
+                    "reason": [q.reason for q in batch.quarantined],
+                    "detail": [q.detail for q in batch.quarantined],
+                    "raw_text": [q.raw_text for q in batch.quarantined],
+                }
+            )
+            con.register("quarantined_rows", quarantine)
+            con.execute(
+                """
+                INSERT INTO raw.quarantine
+                SELECT $log_id, $feed_id, $partition, $source_file, $sha, row_number, reason, detail, raw_text,
+                       $batch_id, now()
+                FROM quarantined_rows
+                """,
+                {
+                    "log_id": entry.log_id,
+                    "feed_id": feed.id,
+                    "partition": partition_key,
+                    "source_file": batch.source,
+                    "sha": sha256,
+                    "batch_id": batch_id,
+                },
+            )
+            con.unregister("quarantined_rows")
+        _insert_log(con, entry, feed.provider, file_bytes, batch_id, started_at)
+        if cursor is not None:
+            save_cursor(con, feed.id, partition_key, cursor[0], cursor[1], batch_id)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return entry
+
+
+def log_without_rows(
+    con: duckdb.DuckDBPyConnection,
+    feed: Feed,
+    *,
+    status: str,
+    partition_key: str | None,
+    source_file: str,
+    sha256: str | None,
+    file_bytes: int | None,
+    batch_id: str,
+    started_at: datetime,
+    message: str,
+    duplicate_of: str | None = None,
+) -> LogEntry:
+    """Record a delivery that loaded nothing: a failed file or a duplicate of one already loaded."""
+    entry = LogEntry(
+        log_id=str(uuid.uuid4()),
+        feed_id=feed.id,
+        partition_key=partition_key,
+        source_file=source_file,
+        file_sha256=sha256,
+        status=status,
+        rows_received=0,
+        rows_loaded=0,
+        rows_quarantined=0,
+        quarantined_by_reason={},
+        duplicate_of=duplicate_of,
+        message=message,
+    )
+    _insert_log(con, entry, feed.provider, file_bytes, batch_id, started_at)
+    return entry
+
+
+def load_cursor(con: duckdb.DuckDBPyConnection, feed_id: str, partition_key: str | None) -> tuple[str, list[str]] | None:
+    row = con.execute(
+        "SELECT cursor_value, keys_at_cursor FROM raw.feed_cursor WHERE feed_id = ? AND partition_key = ?",
+        [feed_id, partition_key or ""],
+    ).fetchone()
+    return (row[0], json.loads(row[1])) if row else None
+
+
+def save_cursor(
+    con: duckdb.DuckDBPyConnection, feed_id: str, partition_key: str | None, value: str, keys: list[str], batch_id: str
+) -> None:
+    con.execute("DELETE FROM raw.feed_cursor WHERE feed_id = ? AND partition_key = ?", [feed_id, partition_key or ""])
+    con.execute(
+        "INSERT INTO raw.feed_cursor VALUES (?, ?, ?, ?, ?, now())",
+        [feed_id, partition_key or "", value, json.dumps(keys, ensure_ascii=False), batch_id],
+    )
+
+
+def current_row_count(con: duckdb.DuckDBPyConnection, feed: Feed, partition_key: str | None) -> int:
+    ensure_feed_tables(con, feed)
+    if partition_key is None:
+        return con.execute(f"SELECT count(*) FROM raw.{quote_ident(feed.id)}").fetchone()[0]
+    return con.execute(
+        f"SELECT count(*) FROM raw.{quote_ident(feed.id)} WHERE _partition = ?", [partition_key]
+    ).fetchone()[0]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
