@@ -203,7 +203,11 @@ def _location(raw: dict, loc: tuple) -> str:
         entry = feeds[index] if index < len(feeds) and isinstance(feeds[index], dict) else {}
         prefix = f"feed {entry.get('id', '?')!r} (feeds[{index}])"
         parts = parts[2:]
-        if parts[:1] == ["delivery"] and len(parts) >= 2 and parts[1] in ("csv", "jsonl", "xlsx", "parquet", "sql", "http"):
+        if (
+            parts[:1] == ["delivery"]
+            and len(parts) >= 2
+            and parts[1] in ("csv", "jsonl", "xlsx", "parquet", "sql", "http")
+        ):
             parts = ["delivery", *parts[2:]]
         if parts[:1] == ["columns"] and len(parts) >= 2 and isinstance(parts[1], int):
             cols = entry.get("columns") or []
@@ -232,7 +236,9 @@ def parse_catalog(raw: object, source: str = "<catalog>") -> Catalog:
             problems.append(f"{where}: id: duplicated feed id")
         seen.add(feed.id)
         if feed.provider not in catalog.providers:
-            problems.append(f"{where}: provider: unknown provider {feed.provider!r}; known: {sorted(catalog.providers)}")
+            problems.append(
+                f"{where}: provider: unknown provider {feed.provider!r}; known: {sorted(catalog.providers)}"
+            )
         connection = getattr(feed.delivery, "connection", None)
         if connection is not None:
             conn = catalog.connections.get(connection)

@@ -97,7 +97,9 @@ class BatchBuilder:
         for i in self._key_index:
             v = values[i]
             if v is None or not v.strip():
-                self.quarantine(row_number, raw_text, reasons.MISSING_KEY, f"key column {self.columns[i]!r} is blank")
+                self.quarantine(
+                    row_number, raw_text, reasons.MISSING_KEY, f"key column {self.columns[i]!r} is blank"
+                )
                 return
         self._row_numbers.append(row_number)
         for column, v in zip(self._values, values, strict=True):

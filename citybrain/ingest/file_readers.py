@@ -31,7 +31,9 @@ def read_delivery(feed: Feed, path: Path, source: str) -> Batch:
     """Read one delivered file of ``feed``. ``source`` is how the file is named in logs and errors."""
     delivery = feed.delivery
     assert isinstance(delivery, FileDelivery)
-    reader = {"csv": _read_csv, "jsonl": _read_jsonl, "xlsx": _read_xlsx, "parquet": _read_parquet}[delivery.kind]
+    reader = {"csv": _read_csv, "jsonl": _read_jsonl, "xlsx": _read_xlsx, "parquet": _read_parquet}[
+        delivery.kind
+    ]
     return reader(feed, delivery, path, source)
 
 
@@ -103,11 +105,17 @@ def _read_csv(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> Ba
             if _has_undecodable(raw):
                 undecodable += 1
                 builder.quarantine(
-                    row_number, _escaped(raw, encoding), reasons.UNDECODABLE_BYTES, f"bytes not valid {delivery.encoding}"
+                    row_number,
+                    _escaped(raw, encoding),
+                    reasons.UNDECODABLE_BYTES,
+                    f"bytes not valid {delivery.encoding}",
                 )
             elif len(record) != width:
                 builder.quarantine(
-                    row_number, raw, reasons.COLUMN_COUNT_MISMATCH, f"{len(record)} fields, header has {width}"
+                    row_number,
+                    raw,
+                    reasons.COLUMN_COUNT_MISMATCH,
+                    f"{len(record)} fields, header has {width}",
                 )
             else:
                 builder.add(row_number, [record[p] for p in positions], raw)
@@ -115,7 +123,8 @@ def _read_csv(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> Ba
         raise DeliveryError(source, f"unreadable CSV after record {row_number}: {exc}") from None
     if row_number and undecodable > WRONG_ENCODING_SHARE * row_number:
         raise DeliveryError(
-            source, f"{undecodable} of {row_number} records do not decode as {delivery.encoding}: wrong encoding?"
+            source,
+            f"{undecodable} of {row_number} records do not decode as {delivery.encoding}: wrong encoding?",
         )
     return builder.build()
 

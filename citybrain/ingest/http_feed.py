@@ -51,7 +51,10 @@ def fetch_day(
     assert isinstance(delivery, HttpDelivery)
     url = base_url.rstrip("/") + delivery.path
     source = f"http:{url}?{delivery.date_param}={partition_key}"
-    params: dict[str, object] = {delivery.date_param: partition_key, delivery.page_size_param: delivery.page_size}
+    params: dict[str, object] = {
+        delivery.date_param: partition_key,
+        delivery.page_size_param: delivery.page_size,
+    }
     if cursor is not None:
         params[delivery.since_param] = cursor[0]
     builder = BatchBuilder(source, feed.column_names, feed.key)
@@ -83,7 +86,9 @@ def fetch_day(
             row_number += 1
             raw = json.dumps(record, ensure_ascii=False)
             if not isinstance(record, dict):
-                builder.quarantine(row_number, raw, reasons.NOT_A_JSON_OBJECT, f"a JSON {type(record).__name__}")
+                builder.quarantine(
+                    row_number, raw, reasons.NOT_A_JSON_OBJECT, f"a JSON {type(record).__name__}"
+                )
                 continue
             values = [to_text(record.get(c)) for c in feed.column_names]
             builder.add(row_number, values, raw)

@@ -53,6 +53,8 @@ def find_deliveries(feed: Feed, landing: Path, partition_key: str | None) -> lis
         relative = path.relative_to(landing).as_posix()
         resolved = path.resolve()
         if not resolved.is_relative_to(landing):
-            raise DeliveryError(relative, f"resolves outside the landing zone ({resolved}); refusing to read it")
+            raise DeliveryError(
+                relative, f"resolves outside the landing zone ({resolved}); refusing to read it"
+            )
         found.append(DeliveredFile(path, relative, sha256_of(path), path.stat().st_size))
     return found

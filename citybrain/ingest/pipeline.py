@@ -74,7 +74,9 @@ class IngestionResult:
         return self
 
 
-def ingest_files(feed: Feed, landing: Path, warehouse: Path, partition_key: str | None, batch_id: str) -> IngestionResult:
+def ingest_files(
+    feed: Feed, landing: Path, warehouse: Path, partition_key: str | None, batch_id: str
+) -> IngestionResult:
     """Load every new delivered file of the partition; already-loaded bytes are skipped."""
     assert isinstance(feed.delivery, FileDelivery)
     result = IngestionResult(feed.id, partition_key)
@@ -85,7 +87,9 @@ def ingest_files(feed: Feed, landing: Path, warehouse: Path, partition_key: str 
         result.problems.append(str(exc))
     if not files and not result.problems:
         what = f"partition {partition_key}" if partition_key else "the feed"
-        result.problems.append(f"no delivery for {what}: nothing matches {delivery_pattern(feed, partition_key)!r} in {landing}")
+        result.problems.append(
+            f"no delivery for {what}: nothing matches {delivery_pattern(feed, partition_key)!r} in {landing}"
+        )
     with open_warehouse(warehouse) as con:
         already = {f.sha256: find_current_load(con, feed.id, f.sha256) for f in files}
     for delivered in files:
@@ -200,7 +204,12 @@ def ingest_sql(feed: Feed, url: str, warehouse: Path, batch_id: str) -> Ingestio
     engine = sa.create_engine(url, pool_pre_ping=True)
     try:
         return _ingest_fetched(
-            feed, warehouse, None, batch_id, started, lambda cursor: sql_feed.fetch_incremental(engine, feed, cursor)
+            feed,
+            warehouse,
+            None,
+            batch_id,
+            started,
+            lambda cursor: sql_feed.fetch_incremental(engine, feed, cursor),
         )
     finally:
         engine.dispose()

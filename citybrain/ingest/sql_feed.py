@@ -53,7 +53,9 @@ def fetch_incremental(
             return _fetch(engine, feed, delivery, source, cursor)
         except OperationalError as exc:
             if attempt == TRANSIENT_ATTEMPTS:
-                raise DeliveryError(source, f"database unreachable after {attempt} attempts: {exc.orig}") from None
+                raise DeliveryError(
+                    source, f"database unreachable after {attempt} attempts: {exc.orig}"
+                ) from None
             time.sleep(min(2 ** (attempt - 1) * 0.5, 8))
         except DBAPIError as exc:
             raise DeliveryError(source, f"query failed: {exc.orig}") from None

@@ -68,7 +68,9 @@ def warehouse_lock(path: Path, timeout_seconds: float = 3600) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{path} stayed locked by another writer for {timeout_seconds:.0f} s") from None
+                    raise TimeoutError(
+                        f"{path} stayed locked by another writer for {timeout_seconds:.0f} s"
+                    ) from None
                 time.sleep(0.05)
         try:
             yield
@@ -142,7 +144,9 @@ def has_log(con: duckdb.DuckDBPyConnection, feed_id: str, source_file: str, sha2
     )
 
 
-def _insert_log(con, entry: LogEntry, provider: str, file_bytes: int | None, batch_id: str, started_at: datetime) -> None:
+def _insert_log(
+    con, entry: LogEntry, provider: str, file_bytes: int | None, batch_id: str, started_at: datetime
+) -> None:
     con.execute(
         """
         INSERT INTO raw.ingestion_log (log_id, feed_id, provider, partition_key, source_file, file_sha256, file_bytes,
@@ -215,7 +219,10 @@ def write_batch(
             )
             if superseded:
                 superseded_table = pa.table(
-                    {name: [row[i] for row in superseded] for i, name in enumerate(["log_id", "source_file", "file_sha256"])}
+                    {
+                        name: [row[i] for row in superseded]
+                        for i, name in enumerate(["log_id", "source_file", "file_sha256"])
+                    }
                 )
                 con.register("superseded", superseded_table)
                 run_sql(con, sql_text("supersede.sql").format(table=table), {"batch_id": batch_id})
@@ -300,7 +307,9 @@ def log_without_rows(
     return entry
 
 
-def load_cursor(con: duckdb.DuckDBPyConnection, feed_id: str, partition_key: str | None) -> tuple[str, list[str]] | None:
+def load_cursor(
+    con: duckdb.DuckDBPyConnection, feed_id: str, partition_key: str | None
+) -> tuple[str, list[str]] | None:
     row = con.execute(
         "SELECT cursor_value, keys_at_cursor FROM raw.feed_cursor WHERE feed_id = ? AND partition_key = ?",
         [feed_id, partition_key or ""],
@@ -309,9 +318,16 @@ def load_cursor(con: duckdb.DuckDBPyConnection, feed_id: str, partition_key: str
 
 
 def save_cursor(
-    con: duckdb.DuckDBPyConnection, feed_id: str, partition_key: str | None, value: str, keys: list[str], batch_id: str
+    con: duckdb.DuckDBPyConnection,
+    feed_id: str,
+    partition_key: str | None,
+    value: str,
+    keys: list[str],
+    batch_id: str,
 ) -> None:
-    con.execute("DELETE FROM raw.feed_cursor WHERE feed_id = ? AND partition_key = ?", [feed_id, partition_key or ""])
+    con.execute(
+        "DELETE FROM raw.feed_cursor WHERE feed_id = ? AND partition_key = ?", [feed_id, partition_key or ""]
+    )
     con.execute(
         "INSERT INTO raw.feed_cursor VALUES (?, ?, ?, ?, ?, now())",
         [feed_id, partition_key or "", value, json.dumps(keys, ensure_ascii=False), batch_id],

@@ -1,0 +1,252 @@
+"""The ``citybrain`` command: generate the demo city, run the main job, open the UI, check the catalog.
+
+Runs are executed in-process against the Dagster instance in ``$DAGSTER_HOME`` (default
+``$CITYBRAIN_HOME/dagster_home``), so every run started here shows up in the Dagster UI afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from citybrain import settings
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+HOTLINE_URL_ENV = "CITYBRAIN_HOTLINE_API_URL"
+
+
+def _dagster_home() -> Path:
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.home() / "dagster_home")
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _yesterday() -> date:
+    return datetime.now(SHANGHAI).date() - timedelta(days=1)
+
+
+@contextlib.contextmanager
+def _demo_hotline_api():
+    """Serve the demo hotline centre's API on loopback unless a real one is configured."""
+    store = settings.demo_dir() / "hotline_store"
+    if os.environ.get(HOTLINE_URL_ENV) or not store.exists():
+        yield None
+        return
+    from citybrain.demo.hotline_api import HotlineApiServer
+
+    with HotlineApiServer(store) as server:
+        os.environ[HOTLINE_URL_ENV] = server.base_url
+        try:
+            yield server.base_url
+        finally:
+            os.environ.pop(HOTLINE_URL_ENV, None)
+
+
+def run_job(job_name: str, start: str, end: str) -> bool:
+    """Execute ``job_name`` for the partition range [start, end] in one run; True if it succeeded."""
+    from dagster import DagsterInstance
+
+    from orchestration.definitions import defs
+
+    _dagster_home()
+    job = defs.resolve_job_def(job_name)
+    tags = {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
+    with DagsterInstance.get() as instance:
+        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    print(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} ({job_name}, {start} .. {end})")
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure:
+                error = event.step_failure_data.error
+                print(f"  FAILED {event.step_key}: {error.message.strip() if error else ''}")
+    print_run_summary(result.run_id)
+    return result.success
+
+
+def print_run_summary(run_id: str) -> None:
+    import duckdb
+
+    path = settings.warehouse_path()
+    if not path.exists():
+        return
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        rows = con.execute(
+            """
+            SELECT feed_id, count(*) FILTER (WHERE status IN ('loaded', 'superseded')) AS deliveries,
+                   sum(rows_received), sum(rows_loaded), sum(rows_quarantined),
+                   count(*) FILTER (WHERE status = 'failed') AS failed
+            FROM raw.ingestion_log WHERE batch_id = ? GROUP BY feed_id ORDER BY feed_id
+            """,
+            [run_id],
+        ).fetchall()
+    finally:
+        con.close()
+    if not rows:
+        print("  (no new deliveries: everything was already loaded)")
+        return
+    print(f"  {'feed':<24}{'deliveries':>11}{'received':>11}{'loaded':>11}{'quarantined':>13}{'failed':>8}")
+    for feed_id, deliveries, received, loaded, quarantined, failed in rows:
+        print(f"  {feed_id:<24}{deliveries:>11}{received:>11}{loaded:>11}{quarantined:>13}{failed:>8}")
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from citybrain.demo.generate import DemoConfig, generate_demo_city
+
+    config = DemoConfig(
+        **{
+            k: v
+            for k, v in {
+                "counties": args.counties,
+                "residents": args.residents,
+                "days": args.days,
+                "seed": args.seed,
+                "defect_rate": args.defect_rate,
+                "end_date": args.end_date,
+            }.items()
+            if v is not None
+        }
+    )
+    started = time.monotonic()
+    summary = generate_demo_city(config)
+    print(f"demo city written to {settings.landing_dir()} in {time.monotonic() - started:.1f} s")
+    print(f"ground truth: {settings.demo_dir() / 'ground_truth'}")
+    del summary
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    start = args.start or args.date or _yesterday().isoformat()
+    end = args.end or args.date or start
+    with _demo_hotline_api():
+        return 0 if run_job(args.job, start, end) else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    cmd_demo_data(args)
+    end = args.end_date or _yesterday()
+    days = args.days or 7
+    start = end - timedelta(days=days - 1)
+    with _demo_hotline_api():
+        ok = run_job("city_nightly", start.isoformat(), end.isoformat())
+    print()
+    print(f"demo finished in {time.monotonic() - started:.0f} s: {'OK' if ok else 'FAILED'}")
+    print(f"  warehouse:     {settings.warehouse_path()}   (raw.<feed>, raw.quarantine, raw.ingestion_log)")
+    print(f"  landing zone:  {settings.landing_dir()}")
+    print(f"  ground truth:  {settings.demo_dir() / 'ground_truth'}")
+    print(f"  Dagster runs:  {_dagster_home()}   (open the UI with `make ui`, http://127.0.0.1:3000)")
+    return 0 if ok else 1
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    _dagster_home()
+    with _demo_hotline_api() as url:
+        if url:
+            print(f"demo hotline API serving at {url}")
+        command = [
+            str(Path(sys.executable).with_name("dagster")),
+            "dev",
+            "-w",
+            str(settings.REPO_ROOT / "workspace.yaml"),
+            "-h",
+            args.host,
+            "-p",
+            str(args.port),
+        ]
+        process = subprocess.Popen(command, cwd=settings.REPO_ROOT, start_new_session=True)
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            os.killpg(process.pid, 15)
+            return process.wait()
+
+
+def cmd_serve_hotline(args: argparse.Namespace) -> int:
+    from citybrain.demo.hotline_api import HotlineApiServer
+
+    server = HotlineApiServer(settings.demo_dir() / "hotline_store", port=args.port)
+    print(f"demo hotline API at {server.start()} (Ctrl-C stops)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+    return 0
+
+
+def cmd_catalog_validate(args: argparse.Namespace) -> int:
+    from citybrain.catalog import CatalogError, load_catalog
+
+    try:
+        catalog = load_catalog(args.path)
+    except CatalogError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(
+        f"{args.path or settings.catalog_path()}: {len(catalog.feeds)} feeds, {len(catalog.providers)} providers: OK"
+    )
+    return 0
+
+
+def _add_demo_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--counties", nargs="+", help="county-level GB/T 2260 codes (default: Hangzhou's districts)"
+    )
+    parser.add_argument("--residents", type=int, help="population (default 200000)")
+    parser.add_argument("--days", type=int, help="days of daily feeds (default 7)")
+    parser.add_argument(
+        "--end-date", type=date.fromisoformat, help="last day, YYYY-MM-DD (default: yesterday)"
+    )
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--defect-rate", type=float, help="share of records with an injected defect")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="citybrain", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="generate the demo city and run the main job end to end")
+    _add_demo_options(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("demo-data", help="generate the demo city's deliveries into the landing zone")
+    _add_demo_options(p)
+    p.set_defaults(func=cmd_demo_data)
+
+    p = sub.add_parser("run", help="run a job for one day or a range of days, in one run")
+    p.add_argument("--job", default="city_nightly")
+    p.add_argument("--date", help="partition day YYYY-MM-DD (default: yesterday, Asia/Shanghai)")
+    p.add_argument("--start")
+    p.add_argument("--end")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("ui", help="start the Dagster UI (and the demo hotline API when the demo is present)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("serve-hotline", help="serve the demo hotline API until interrupted")
+    p.add_argument("--port", type=int, default=8765)
+    p.set_defaults(func=cmd_serve_hotline)
+
+    p = sub.add_parser("catalog", help="source catalog tools")
+    catalog_sub = p.add_subparsers(dest="catalog_command", required=True)
+    v = catalog_sub.add_parser("validate", help="validate the source catalog")
+    v.add_argument("path", nargs="?")
+    v.set_defaults(func=cmd_catalog_validate)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
