@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 DEMO_ARGS ?=
+# dbt and dagster-dbt look for the `dbt` executable on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup demo test test-all lint ui lock browser-check clean
 
@@ -14,6 +16,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet uv==0.13.9
 	$(BIN)/uv pip sync --quiet -p $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --quiet -p $(BIN)/python --no-deps -e .
+	$(BIN)/dagster-dbt project prepare-and-package --file orchestration/dbt_project.py
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from dagster import Definitions
+import sys
+from pathlib import Path
 
+from dagster import Definitions
+from dagster_dbt import DbtCliResource
+
+from assets.dbt import citybrain_dbt_models
 from assets.ingestion import build_ingestion_assets
 from citybrain.catalog import load_catalog
+from orchestration.dbt_project import citybrain_dbt_project
 from orchestration.jobs import city_nightly, raw_ingestion
 from orchestration.resources import (
     HttpSourceResource,
@@ -13,6 +19,9 @@ from orchestration.resources import (
     SqlSourceResource,
     WarehouseResource,
 )
+
+# The dbt installed beside this Python, so a non-activated virtualenv (`.venv/bin/citybrain`) works.
+DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
 
 
 def build_definitions() -> Definitions:
@@ -24,9 +33,14 @@ def build_definitions() -> Definitions:
         for name, conn in catalog.connections.items()
     }
     return Definitions(
-        assets=build_ingestion_assets(catalog),
+        assets=[*build_ingestion_assets(catalog), citybrain_dbt_models],
         jobs=[city_nightly, raw_ingestion],
-        resources={"warehouse": WarehouseResource(), "landing": LandingZoneResource(), **connections},
+        resources={
+            "warehouse": WarehouseResource(),
+            "landing": LandingZoneResource(),
+            "dbt": DbtCliResource(project_dir=citybrain_dbt_project, dbt_executable=DBT_EXECUTABLE),
+            **connections,
+        },
     )
 
 
