@@ -28,7 +28,9 @@ def _server_url(name: str) -> str:
         with engine.connect():
             pass
     except Exception as exc:  # noqa: BLE001 - any failure means the server is not there
-        pytest.skip(f"{name} server not reachable at {engine.url.render_as_string(hide_password=True)}: {exc.__class__.__name__}")
+        pytest.skip(
+            f"{name} server not reachable at {engine.url.render_as_string(hide_password=True)}: {exc.__class__.__name__}"
+        )
     finally:
         engine.dispose()
     return url
@@ -75,7 +77,9 @@ def _row(unit_id: str, updated_at: str, name: str = "某公司") -> dict:
 def _rows(lake, feed_id="si_unit"):
     con = duckdb.connect(str(lake / "warehouse.duckdb"), read_only=True)
     try:
-        return con.execute(f"SELECT unit_id, unit_name, updated_at, _batch_id FROM raw.{feed_id} ORDER BY _batch_id, unit_id").fetchall()
+        return con.execute(
+            f"SELECT unit_id, unit_name, updated_at, _batch_id FROM raw.{feed_id} ORDER BY _batch_id, unit_id"
+        ).fetchall()
     finally:
         con.close()
 
@@ -97,7 +101,11 @@ def test_incremental_read_neither_refetches_nor_misses(lake, catalog, database):
 
     with engine.begin() as con:
         con.execute(table.insert(), [_row("U0", "2026-11-20 09:00:00"), _row("U3", "2026-11-21 10:00:00")])
-        con.execute(table.update().where(table.c.unit_id == "U1").values(unit_name="改名公司", updated_at=sa.func.now()))
+        con.execute(
+            table.update()
+            .where(table.c.unit_id == "U1")
+            .values(unit_name="改名公司", updated_at=sa.func.now())
+        )
     third = ingest_sql(feed, url, warehouse, "run-3")
     assert sorted(r[0] for r in _rows(lake) if r[3] == "run-3") == ["U0", "U1", "U3"]
     assert third.rows_loaded == 3
@@ -126,6 +134,8 @@ def test_unreachable_database_is_retried_then_reported(lake, catalog, monkeypatc
 
     monkeypatch.setattr(sql_feed, "TRANSIENT_ATTEMPTS", 2)
     feed = catalog.feed("si_unit")
-    result = ingest_sql(feed, "postgresql+psycopg2://nobody@127.0.0.1:1/none", lake / "warehouse.duckdb", "run-1")
+    result = ingest_sql(
+        feed, "postgresql+psycopg2://nobody@127.0.0.1:1/none", lake / "warehouse.duckdb", "run-1"
+    )
     assert "database unreachable after 2 attempts" in result.problems[0]
     assert "nobody" in result.problems[0]
