@@ -197,6 +197,18 @@ def cmd_catalog_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_landing_check(args: argparse.Namespace) -> int:
+    from citybrain.catalog import load_catalog
+    from citybrain.ingest.landing import unclaimed_files
+
+    landing = settings.landing_dir()
+    unclaimed = unclaimed_files(load_catalog().feeds, landing)
+    for relative in unclaimed:
+        print(f"unknown feed: {relative} matches no delivery path in the catalog")
+    print(f"{landing}: {len(unclaimed)} file(s) no feed claims")
+    return 1 if unclaimed else 0
+
+
 def _add_demo_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--counties", nargs="+", help="county-level GB/T 2260 codes (default: Hangzhou's districts)"
@@ -243,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     v = catalog_sub.add_parser("validate", help="validate the source catalog")
     v.add_argument("path", nargs="?")
     v.set_defaults(func=cmd_catalog_validate)
+
+    p = sub.add_parser("landing", help="landing zone tools")
+    landing_sub = p.add_subparsers(dest="landing_command", required=True)
+    v = landing_sub.add_parser("check", help="list delivered files that no catalog feed reads")
+    v.set_defaults(func=cmd_landing_check)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -349,3 +349,17 @@ def test_new_catalog_column_is_added_to_an_existing_raw_table(lake, catalog):
         ("A1", None),
         ("B1", "W3"),
     ]
+
+
+def test_files_no_feed_claims_are_reported(lake, catalog, capsys):
+    from citybrain.ingest.landing import unclaimed_files
+    from orchestration.cli import main
+
+    landing = lake / "landing"
+    write(landing, "egov/applications_20261120.csv", egov_csv(catalog, ["A1"]))
+    write(landing, "egov/applicatons_20261120.csv", b"typo in the name")
+    write(landing, "unknown_department/data.csv", b"a,b\n")
+    write(landing, "_ground_truth/ignored.csv", b"x")
+    assert unclaimed_files(catalog.feeds, landing) == ["egov/applicatons_20261120.csv", "unknown_department/data.csv"]
+    assert main(["landing", "check"]) == 1
+    assert "unknown feed: unknown_department/data.csv" in capsys.readouterr().out

@@ -7,7 +7,9 @@ bytes under two names are recognised as one delivery.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -58,3 +60,23 @@ def find_deliveries(feed: Feed, landing: Path, partition_key: str | None) -> lis
             )
         found.append(DeliveredFile(path, relative, sha256_of(path), path.stat().st_size))
     return found
+
+
+def any_day_glob(feed: Feed) -> str:
+    """The feed's path pattern with the date placeholder widened to any day."""
+    delivery = feed.delivery
+    assert isinstance(delivery, FileDelivery)
+    return re.sub(r"\{date(:[^}]*)?\}", "*", delivery.path)
+
+
+def unclaimed_files(feeds: list[Feed], landing: Path) -> list[str]:
+    """Files in the landing zone that no feed of the catalog would read: an unknown or misnamed delivery."""
+    patterns = [any_day_glob(f) for f in feeds if isinstance(f.delivery, FileDelivery)]
+    unclaimed = []
+    for path in sorted(landing.rglob("*")):
+        relative = path.relative_to(landing).as_posix()
+        if not path.is_file() or any(part.startswith((".", "_")) for part in relative.split("/")):
+            continue
+        if not any(fnmatch.fnmatchcase(relative, p) for p in patterns):
+            unclaimed.append(relative)
+    return unclaimed
