@@ -1,0 +1,138 @@
+"""Choosing which records get which defect, and writing raw-layer defects into delivered bytes.
+
+A file's defect budget is ``defect_rate`` x its records, shared evenly among the defect kinds that apply
+to it, with at least one of each kind when the rate is positive (so a small test city still exercises
+every kind) and none when it is zero. Kinds never share a record: each defective record has exactly one
+defect, so the counts per (file, reason) the ingestion must report are exact.
+
+Raw defects change bytes, never the number of records: a record with a missing or extra field is still
+one line, an undecodable record keeps its key and its other fields.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from citybrain.ingest import reasons
+
+UNDECODABLE_MARKER = "\x00"  # placed in text, turned into an invalid byte after encoding
+INVALID_BYTE = b"\xff"  # never a valid lead byte in GB18030 or UTF-8
+
+
+def allocate(n_records: int, kinds: list[str], rate: float) -> dict[str, int]:
+    """How many records of each kind: ~rate x n in total, >= 1 each when rate > 0, never more than fit."""
+    if rate <= 0 or n_records <= 0 or not kinds:
+        return dict.fromkeys(kinds, 0)
+    each = max(1, int(round(rate * n_records / len(kinds))))
+    each = min(each, max(1, n_records // (len(kinds) + 1)))
+    return dict.fromkeys(kinds, each)
+
+
+def pick(
+    rng: np.random.Generator, n_records: int, wanted: dict[str, tuple[int, np.ndarray | None]]
+) -> dict[str, np.ndarray]:
+    """Disjoint sorted record indices per kind; ``wanted`` maps kind -> (count, eligibility mask or None).
+
+    Kinds with an eligibility mask are served first (they have fewer candidates); a kind gets fewer
+    records than asked only when not enough eligible ones are left.
+    """
+    used = np.zeros(n_records, dtype=bool)
+    order = sorted(wanted, key=lambda k: (wanted[k][1] is None, list(wanted).index(k)))
+    out: dict[str, np.ndarray] = {}
+    for kind in order:
+        count, eligible = wanted[kind]
+        ok = ~used if eligible is None else (~used & eligible)
+        candidates = np.flatnonzero(ok)
+        take = min(count, len(candidates))
+        chosen = (
+            np.sort(rng.choice(candidates, take, replace=False)) if take else np.array([], dtype=np.int64)
+        )
+        used[chosen] = True
+        out[kind] = chosen
+    return {k: out[k] for k in wanted}
+
+
+def _render(values: list[str]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, quoting=csv.QUOTE_MINIMAL, lineterminator="\n").writerow(values)
+    return buf.getvalue().rstrip("\n")
+
+
+def wrong_width(values: list[str], rng: np.random.Generator, split_at: int | None) -> str:
+    """The record with one field too many or one too few, still on one line.
+
+    Too many: an unquoted comma inside a text field (``split_at``), else a stray trailing field.
+    """
+    if rng.random() < 0.5:
+        return _render(values[:-1])
+    if split_at is not None and len(values[split_at]) >= 2:
+        text = values[split_at]
+        cut = int(rng.integers(1, len(text)))
+        return _render(values[:split_at] + [text[:cut], text[cut:]] + values[split_at + 1 :])
+    return _render([*values, values[-1]])
+
+
+def csv_bytes(
+    frame: pd.DataFrame,
+    *,
+    encoding: str,
+    raw: dict[str, np.ndarray],
+    rng: np.random.Generator,
+    split_column: str | None = None,
+    undecodable_column: str | None = None,
+) -> bytes:
+    """The delivered CSV: header + one line per record, with raw defects written into their records.
+
+    ``raw`` maps a reason code (column_count_mismatch / undecodable_bytes) to record indices;
+    missing keys are blanked in ``frame`` by the caller.
+    """
+    frame = frame.fillna("").astype(str)
+    body = frame.to_csv(index=False, header=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+    if "\r" in body or UNDECODABLE_MARKER in body:
+        raise ValueError("record text must not contain CR or NUL")
+    lines = body.split("\n")[:-1]
+    if len(lines) != len(frame):
+        raise ValueError("a field contains a newline: records would not be one line each")
+    columns = list(frame.columns)
+    records = frame.to_numpy()
+    split_at = columns.index(split_column) if split_column else None
+    for i in raw.get(reasons.COLUMN_COUNT_MISMATCH, []):
+        lines[i] = wrong_width(list(records[i]), rng, split_at)
+    col = columns.index(undecodable_column or columns[-1])
+    for i in raw.get(reasons.UNDECODABLE_BYTES, []):
+        values = list(records[i])
+        text = values[col]
+        cut = int(rng.integers(0, len(text) + 1))
+        values[col] = text[:cut] + UNDECODABLE_MARKER + text[cut:]
+        lines[i] = _render(values)
+    text = _render(columns) + "\n" + "\n".join(lines) + ("\n" if lines else "")
+    data = text.encode(encoding)
+    if len(raw.get(reasons.UNDECODABLE_BYTES, [])):
+        data = data.replace(UNDECODABLE_MARKER.encode(encoding), INVALID_BYTE)
+    return data
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def retired_codes_for(rng: np.random.Generator, current: np.ndarray, retired: pd.DataFrame) -> np.ndarray:
+    """A retired code per record, preferring one that redistricting mapped onto the record's county.
+
+    Among those, codes retired since 1995 come first: a stale record is more likely years old than decades.
+    """
+    recent = retired["last_year"] >= 1995
+    out = np.empty(len(current), dtype=object)
+    for j, code in enumerate(current):
+        mine = retired["maps_to"] == code
+        for cand in (retired[mine & recent], retired[mine], retired[recent], retired):
+            if len(cand):
+                out[j] = cand["code"].iloc[int(rng.integers(len(cand)))]
+                break
+    return out

@@ -1,0 +1,223 @@
+"""Generate the demo city: every department and operator delivery, the hotline store and the ground truth.
+
+``generate_demo_city(DemoConfig(...))`` is the one entry point. The city is configuration — a list of
+current county codes, possibly across provinces — and everything is derived from one seed, stream by
+stream, so the same configuration always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from citybrain import settings
+from citybrain.demo import (
+    defects,
+    divisions,
+    egov,
+    entities,
+    facilities,
+    hotline,
+    insurance_db,
+    od,
+    operators,
+    population,
+    registry,
+)
+from citybrain.demo.manifest import Manifest
+from citybrain.demo.rngs import rng_for
+
+DEFAULT_COUNTIES: list[str] = divisions.default_counties()
+TIMEZONE = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass
+class DemoConfig:
+    counties: list[str] = field(default_factory=lambda: list(DEFAULT_COUNTIES))
+    residents: int = 200_000
+    days: int = 7
+    end_date: date | None = None  # None: yesterday in Asia/Shanghai
+    seed: int = 20261123
+    defect_rate: float = 0.02
+    landing: Path | None = None  # None: settings.landing_dir()
+    demo_dir: Path | None = None  # None: settings.demo_dir()
+
+    def resolved(self) -> DemoConfig:
+        """A copy with defaults filled in and values checked."""
+        if self.residents < 100:
+            raise ValueError(f"residents must be at least 100, got {self.residents}")
+        if self.days < 1:
+            raise ValueError(f"days must be at least 1, got {self.days}")
+        if not 0 <= self.defect_rate < 0.5:
+            raise ValueError(f"defect_rate must be in [0, 0.5), got {self.defect_rate}")
+        end = self.end_date or (datetime.now(TIMEZONE).date() - timedelta(days=1))
+        return DemoConfig(
+            counties=[str(c).strip() for c in self.counties],
+            residents=int(self.residents),
+            days=int(self.days),
+            end_date=end,
+            seed=int(self.seed),
+            defect_rate=float(self.defect_rate),
+            landing=Path(self.landing or settings.landing_dir()).resolve(),
+            demo_dir=Path(self.demo_dir or settings.demo_dir()).resolve(),
+        )
+
+    @property
+    def dates(self) -> list[date]:
+        assert self.end_date is not None
+        return [self.end_date - timedelta(days=self.days - 1 - i) for i in range(self.days)]
+
+
+@dataclass
+class GenerationSummary:
+    config: DemoConfig
+    landing: Path
+    demo_dir: Path
+    files: list[str]  # delivered files, relative to the landing zone
+    rows_written: dict[str, int]
+    defects: int  # rows in ground_truth/defects.csv
+    seconds: float
+
+    @property
+    def hotline_store(self) -> Path:
+        return self.demo_dir / "hotline_store"
+
+    @property
+    def ground_truth(self) -> Path:
+        return self.demo_dir / "ground_truth"
+
+
+def generate_demo_city(config: DemoConfig) -> GenerationSummary:
+    started = time.perf_counter()
+    cfg = config.resolved()
+    counties = divisions.current_counties(cfg.counties)  # raises ValueError on unknown/retired codes
+    retired = divisions.retired_codes(counties)
+    landing, demo = cfg.landing, cfg.demo_dir
+    days = cfg.dates
+    end = cfg.end_date
+    rate = cfg.defect_rate
+    manifest = Manifest()
+
+    def rng(*stream: str) -> np.random.Generator:
+        return rng_for(cfg.seed, *stream)
+
+    # The people and firms everything else is cut from.
+    w = rng("counties").lognormal(0.0, 0.45, len(counties))
+    county_weights = w / w.sum()
+    shares = operators.market_shares(rng("market"), counties)
+    n_firms = max(3 * len(counties), cfg.residents // 40)
+    firms = entities.build_enterprises(rng("enterprises"), counties, county_weights, n_firms, end)
+    people = population.build_residents(
+        rng("residents"),
+        counties,
+        county_weights,
+        cfg.residents,
+        end,
+        shares,
+        firms,
+        _origin_codes(rng("origins"), counties),
+    )
+    _hide_some_employers(rng("si", "hidden"), firms, people, rate)
+
+    files = [
+        registry.write_household_registry(landing, people, retired, end, rate, rng("registry"), manifest),
+        entities.write_legal_entities(
+            landing, firms, retired, end, rate, rng("entities", "defects"), manifest
+        ),
+    ]
+    medical = facilities.build_medical(rng("medical"), counties, people, end)
+    files.append(
+        facilities.write_medical(landing, medical, counties, end, rate, rng("medical", "defects"), manifest)
+    )
+    schools = facilities.build_schools(rng("schools"), counties, people, end)
+    files.append(facilities.write_schools(landing, schools, end, rate, rng("schools", "defects"), manifest))
+
+    units, insured = insurance_db.build_tables(rng("si"), people, firms, days)
+    files.append(insurance_db.write_database(landing, units, insured))
+    insurance_db.record_missing_employers(units, firms, manifest)
+    manifest.rows_written["db:si_unit"] = len(units)
+    manifest.rows_written["db:si_insured"] = len(insured)
+
+    versions = hotline.build_versions(
+        rng("hotline"), people, counties, days, max(20, cfg.residents // 2000), rate, manifest
+    )
+    hotline.write_store(demo / "hotline_store", versions)
+    manifest.rows_written["api:hotline_tickets"] = int(versions["ticket_id"].nunique())
+
+    for day in days:
+        apps = egov.build_day(rng("egov", day.isoformat()), day, max(50, cfg.residents // 200), people, firms)
+        files.append(
+            egov.write_day(
+                landing, apps, day, counties, rate, rng("egov", "defects", day.isoformat()), manifest
+            )
+        )
+
+    files.append(operators.write_market_share(landing, shares, end, manifest))
+    cells = operators.build_cells(rng("cells"), people)
+    files.append(operators.write_cells(landing, cells, manifest))
+    shutil.rmtree(demo / "redelivery", ignore_errors=True)
+    operators.write_presence(
+        landing, demo, people, cells, days, rate, lambda op: rng("presence", op), manifest
+    )
+    od.write_od(landing, people, counties, days, lambda op: rng("od", op), manifest)
+    files += [operators.presence_file(op, d) for op in "ABC" for d in days]
+    files += [od.od_file(op, d) for op in "ABC" for d in days]
+
+    truth = demo / "ground_truth"
+    _write_truth(truth, counties, retired, people, firms, medical, schools, cells, shares)
+    seconds = time.perf_counter() - started
+    summary_config = {k: (str(v) if isinstance(v, Path | date) else v) for k, v in asdict(cfg).items()}
+    manifest.write(truth, summary_config, seconds)
+    return GenerationSummary(
+        config=cfg,
+        landing=landing,
+        demo_dir=demo,
+        files=sorted(files),
+        rows_written=dict(manifest.rows_written),
+        defects=len(manifest.table()),
+        seconds=seconds,
+    )
+
+
+def _origin_codes(rng: np.random.Generator, counties: pd.DataFrame) -> list[str]:
+    """Where residents not born locally were first registered: the same provinces, and anywhere."""
+    current = np.array(divisions.all_current_codes(), dtype=object)
+    configured = set(counties["code"])
+    provinces = {p[:2] for p in counties["province_code"]}
+    near = [c for c in current if c[:2] in provinces and c not in configured]
+    far = [c for c in current if c[:2] not in provinces]
+    pick_near = list(rng.choice(near, min(20, len(near)), replace=False)) if near else []
+    pick_far = list(rng.choice(far, min(20, len(far)), replace=False)) if far else []
+    return sorted(pick_near + pick_far) or sorted(configured)
+
+
+def _hide_some_employers(
+    rng: np.random.Generator, firms: pd.DataFrame, people: pd.DataFrame, rate: float
+) -> None:
+    """Employers HR knows but market regulation's registry does not deliver (a content defect of si_unit)."""
+    employers = np.flatnonzero(firms["uscc"].isin(set(people["employer_uscc"].dropna())).to_numpy())
+    k = defects.allocate(len(employers), ["employer_not_in_entity_registry"], rate)[
+        "employer_not_in_entity_registry"
+    ]
+    hidden = rng.choice(employers, min(k, len(employers)), replace=False) if k else []
+    firms.loc[firms.index[hidden], "in_entity_registry"] = False
+
+
+def _write_truth(truth: Path, counties, retired, people, firms, medical, schools, cells, shares) -> None:
+    truth.mkdir(parents=True, exist_ok=True)
+    divisions.division_table(counties, retired).to_csv(
+        truth / "divisions.csv", index=False, lineterminator="\n"
+    )
+    people.to_parquet(truth / "residents.parquet", index=False)
+    firms.to_parquet(truth / "enterprises.parquet", index=False)
+    medical.to_parquet(truth / "medical_facilities.parquet", index=False)
+    schools.to_parquet(truth / "schools.parquet", index=False)
+    cells.to_parquet(truth / "operator_c_cells.parquet", index=False)
+    shares.to_parquet(truth / "market_share.parquet", index=False)

@@ -1,0 +1,79 @@
+"""District-to-district trips per operator and day (出行OD), gzip CSV in each operator's own schema.
+
+Trips are commutes (home county <-> work county of employed subscribers, fewer at weekends) plus
+other round trips mostly within the home county; counted per county pair, never per person.
+"""
+
+from __future__ import annotations
+
+import gzip
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from citybrain.demo import defects
+from citybrain.demo.manifest import Manifest
+from citybrain.demo.operators import SUPPRESS_BELOW
+
+OPERATOR_NAMES = {"A": "CMCC", "B": "CUCC", "C": "CTCC"}
+STAY_LOCAL = 0.7  # share of non-commute trips that stay in the home county
+
+
+def od_file(op: str, day: date) -> str:
+    return {
+        "A": f"operators/cmcc/od/{day:%Y%m%d}/od_district.csv.gz",
+        "B": f"operators/cucc/od_{day:%Y%m%d}.csv.gz",
+        "C": f"operators/ctcc/{day:%Y-%m-%d}/od.csv.gz",
+    }[op]
+
+
+def expected_trips(residents: pd.DataFrame, op: str, n_counties: int, day: date) -> np.ndarray:
+    subs = residents[residents["has_phone"] & (residents["operator"] == OPERATOR_NAMES[op])]
+    weekday = day.weekday() < 5
+    home = subs["county_idx"].to_numpy()
+    work = subs["work_county_idx"].to_numpy()
+    emp = subs["employed"].to_numpy()
+    commute = np.zeros((n_counties, n_counties))
+    np.add.at(commute, (home[emp], work[emp]), 1.0)
+    trips = (0.92 if weekday else 0.2) * (commute + commute.T)
+    people = np.bincount(home, minlength=n_counties).astype(float)
+    pull = np.bincount(work, minlength=n_counties).astype(float) + people
+    dest = np.tile(pull, (n_counties, 1))
+    np.fill_diagonal(dest, 0)
+    dest = (1 - STAY_LOCAL) * dest / np.maximum(dest.sum(axis=1, keepdims=True), 1e-12)
+    dest[np.diag_indices(n_counties)] = STAY_LOCAL if n_counties > 1 else 1.0
+    other = people[:, None] * (0.8 if weekday else 1.2) * dest
+    return trips + other + other.T
+
+
+def write_od(
+    landing, residents: pd.DataFrame, counties: pd.DataFrame, days: list[date], seed_rng, manifest: Manifest
+) -> None:
+    codes = counties["code"].to_numpy(dtype=object)
+    k = len(codes)
+    o, d = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+    o, d = o.ravel(), d.ravel()
+    for op in ("A", "B", "C"):
+        rng = seed_rng(op)
+        for day in days:
+            count = rng.poisson(expected_trips(residents, op, k, day).ravel())
+            text = np.where(count < SUPPRESS_BELOW, "<5", count.astype(str)).astype(object)
+            if op == "A":
+                frame = pd.DataFrame({"o_adcode": codes[o], "d_adcode": codes[d], "trip_cnt": text})
+            elif op == "B":
+                frame = pd.DataFrame(
+                    {
+                        "stat_date": f"{day:%Y%m%d}",
+                        "origin_district": codes[o],
+                        "dest_district": codes[d],
+                        "trips": text,
+                    }
+                )
+            else:
+                frame = pd.DataFrame({"origin": codes[o], "destination": codes[d], "volume": text})
+            rel = od_file(op, day)
+            data = defects.csv_bytes(frame, encoding="utf-8", raw={}, rng=rng)
+            defects.write_bytes(landing / rel, gzip.compress(data, compresslevel=6, mtime=0))
+            manifest.rows_written[rel] = len(frame)
+            manifest.suppressed[rel] = int((count < SUPPRESS_BELOW).sum())
