@@ -99,17 +99,18 @@ def csv_bytes(
     if len(lines) != len(frame):
         raise ValueError("a field contains a newline: records would not be one line each")
     columns = list(frame.columns)
-    records = frame.to_numpy()
     split_at = columns.index(split_column) if split_column else None
-    for i in raw.get(reasons.COLUMN_COUNT_MISMATCH, []):
-        lines[i] = wrong_width(list(records[i]), rng, split_at)
     col = columns.index(undecodable_column or columns[-1])
-    for i in raw.get(reasons.UNDECODABLE_BYTES, []):
-        values = list(records[i])
-        text = values[col]
-        cut = int(rng.integers(0, len(text) + 1))
-        values[col] = text[:cut] + UNDECODABLE_MARKER + text[cut:]
-        lines[i] = _render(values)
+    for reason in (reasons.COLUMN_COUNT_MISMATCH, reasons.UNDECODABLE_BYTES):
+        rows = np.asarray(raw.get(reason, []), dtype=np.int64)
+        for i, values in zip(rows, frame.iloc[rows].to_numpy().tolist(), strict=True):
+            if reason == reasons.COLUMN_COUNT_MISMATCH:
+                lines[i] = wrong_width(values, rng, split_at)
+            else:
+                text = values[col]
+                cut = int(rng.integers(0, len(text) + 1))
+                values[col] = text[:cut] + UNDECODABLE_MARKER + text[cut:]
+                lines[i] = _render(values)
     text = _render(columns) + "\n" + "\n".join(lines) + ("\n" if lines else "")
     data = text.encode(encoding)
     if len(raw.get(reasons.UNDECODABLE_BYTES, [])):
