@@ -60,7 +60,12 @@ def run_job(job_name: str, start: str, end: str) -> bool:
     job = defs.resolve_job_def(job_name)
     tags = {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
     with DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+        result = job.execute_in_process(
+            instance=instance,
+            tags=tags,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        )
     print(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} ({job_name}, {start} .. {end})")
     if not result.success:
         for event in result.all_events:
@@ -202,7 +207,7 @@ def cmd_landing_check(args: argparse.Namespace) -> int:
     from citybrain.ingest.landing import unclaimed_files
 
     landing = settings.landing_dir()
-    unclaimed = unclaimed_files(load_catalog().feeds, landing)
+    unclaimed = unclaimed_files(load_catalog(), landing)
     for relative in unclaimed:
         print(f"unknown feed: {relative} matches no delivery path in the catalog")
     print(f"{landing}: {len(unclaimed)} file(s) no feed claims")

@@ -360,6 +360,10 @@ def test_files_no_feed_claims_are_reported(lake, catalog, capsys):
     write(landing, "egov/applicatons_20261120.csv", b"typo in the name")
     write(landing, "unknown_department/data.csv", b"a,b\n")
     write(landing, "_ground_truth/ignored.csv", b"x")
-    assert unclaimed_files(catalog.feeds, landing) == ["egov/applicatons_20261120.csv", "unknown_department/data.csv"]
+    write(landing, "hrss/social_insurance.sqlite", b"the demo database named by a connection")
+    assert unclaimed_files(catalog, landing) == [
+        "egov/applicatons_20261120.csv",
+        "unknown_department/data.csv",
+    ]
     assert main(["landing", "check"]) == 1
     assert "unknown feed: unknown_department/data.csv" in capsys.readouterr().out

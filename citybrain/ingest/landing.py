@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from citybrain.catalog import Feed, FileDelivery
+from citybrain.catalog import Catalog, Feed, FileDelivery
 from citybrain.ingest.batch import DeliveryError
 
 
@@ -69,9 +69,20 @@ def any_day_glob(feed: Feed) -> str:
     return re.sub(r"\{date(:[^}]*)?\}", "*", delivery.path)
 
 
-def unclaimed_files(feeds: list[Feed], landing: Path) -> list[str]:
+def connection_files(catalog: Catalog) -> list[str]:
+    """Landing-zone files that a connection's default URL points at (e.g. the demo's SQLite database)."""
+    files = []
+    for connection in catalog.connections.values():
+        default = connection.default or ""
+        if default.startswith("sqlite:///{landing}/"):
+            files.append(default.removeprefix("sqlite:///{landing}/"))
+    return files
+
+
+def unclaimed_files(catalog: Catalog, landing: Path) -> list[str]:
     """Files in the landing zone that no feed of the catalog would read: an unknown or misnamed delivery."""
-    patterns = [any_day_glob(f) for f in feeds if isinstance(f.delivery, FileDelivery)]
+    patterns = [any_day_glob(f) for f in catalog.feeds if isinstance(f.delivery, FileDelivery)]
+    patterns += connection_files(catalog)
     unclaimed = []
     for path in sorted(landing.rglob("*")):
         relative = path.relative_to(landing).as_posix()
