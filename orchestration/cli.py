@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -25,6 +26,9 @@ HOTLINE_URL_ENV = "CITYBRAIN_HOTLINE_API_URL"
 def _dagster_home() -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or settings.home() / "dagster_home")
     home.mkdir(parents=True, exist_ok=True)
+    instance_config = home / "dagster.yaml"
+    if not instance_config.exists():
+        shutil.copyfile(Path(__file__).with_name("instance") / "dagster.yaml", instance_config)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
