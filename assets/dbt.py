@@ -7,15 +7,19 @@ delivery to model is one graph. Models are grouped by their folder (staging, int
 import json
 import os
 from collections.abc import Iterator, Mapping
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
 import duckdb
-from dagster import AssetExecutionContext, AssetKey, Output
+from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Output
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
+from assets.reference import REFERENCE_ASSET_KEY
+from citybrain.catalog import load_catalog
 from citybrain.ingest.warehouse import warehouse_lock
 from orchestration.dbt_project import citybrain_dbt_project
+from orchestration.partitions import daily_partitions
 from orchestration.resources import WarehouseResource
 
 
@@ -24,6 +28,8 @@ class CityBrainDbtTranslator(DagsterDbtTranslator):
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if dbt_resource_props["resource_type"] == "source":
+            if dbt_resource_props["source_name"] == "reference":
+                return REFERENCE_ASSET_KEY  # both reference tables are written by one Python asset
             return AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
         return AssetKey([dbt_resource_props["name"]])
 
@@ -35,19 +41,62 @@ class CityBrainDbtTranslator(DagsterDbtTranslator):
         return ["team:data_engineering"]
 
 
-@dbt_assets(manifest=citybrain_dbt_project.manifest_path, dagster_dbt_translator=CityBrainDbtTranslator())
-def citybrain_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+@cache
+def _manifest_nodes() -> dict:
+    return json.loads(citybrain_dbt_project.manifest_path.read_text(encoding="utf-8"))["nodes"]
+
+
+DAILY_MODELS = "tag:daily"  # incremental models partitioned by day (see macros/partition_window.sql)
+
+
+def _build(
+    context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, args: list[str]
+):
     path = warehouse.resolved_path()
     # profiles.yml reads the warehouse path from the environment of the dbt process.
     os.environ["CITYBRAIN_WAREHOUSE"] = str(path)
     with warehouse_lock(path):  # one writer at a time: ingestion steps of another run wait for dbt
-        events = list(dbt.cli(["build"], context=context).stream())
+        events = list(dbt.cli(["build", *args], context=context).stream())
     yield from with_row_counts(events, path)
 
 
-@cache
-def _manifest_nodes() -> dict:
-    return json.loads(citybrain_dbt_project.manifest_path.read_text(encoding="utf-8"))["nodes"]
+@dbt_assets(
+    manifest=citybrain_dbt_project.manifest_path,
+    dagster_dbt_translator=CityBrainDbtTranslator(),
+    exclude=DAILY_MODELS,
+    name="citybrain_dbt_models",
+)
+def citybrain_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    """Dimensions, registries, snapshots and indicators: rebuilt whole (they are small or need all days)."""
+    yield from _build(context, dbt, warehouse, [])
+
+
+def _has_daily_models() -> bool:
+    return any("daily" in n.get("tags", []) for n in _manifest_nodes().values())
+
+
+def dbt_asset_definitions() -> list:
+    return (
+        [citybrain_dbt_models, citybrain_dbt_daily_models] if _has_daily_models() else [citybrain_dbt_models]
+    )
+
+
+@dbt_assets(
+    manifest=citybrain_dbt_project.manifest_path,
+    dagster_dbt_translator=CityBrainDbtTranslator(),
+    select=DAILY_MODELS if _has_daily_models() else "fqn:*",
+    partitions_def=daily_partitions(load_catalog()),
+    backfill_policy=BackfillPolicy.single_run(),
+    name="citybrain_dbt_daily_models",
+)
+def citybrain_dbt_daily_models(
+    context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
+    """Daily facts: one dbt invocation for the run's whole partition window (a backfill is one run)."""
+    window = context.partition_time_window
+    last_day = (window.end - timedelta(days=1)).date()
+    dbt_vars = {"min_date": window.start.date().isoformat(), "max_date": last_day.isoformat()}
+    yield from _build(context, dbt, warehouse, ["--vars", json.dumps(dbt_vars)])
 
 
 def with_row_counts(events: list, warehouse_path) -> Iterator:

@@ -33,3 +33,31 @@ def catalog_path() -> Path:
 def demo_dir() -> Path:
     """Demo-only state that is not a delivery: the hotline centre's ticket store, ground truth."""
     return home() / "demo"
+
+
+def city_config_path() -> Path:
+    """The city the pool describes: $CITYBRAIN_CITY, else the lake's own city.yaml (written by
+    `citybrain demo-data`), else the shipped default in catalog/city.yaml."""
+    explicit = os.environ.get("CITYBRAIN_CITY")
+    if explicit:
+        return Path(explicit).resolve()
+    lake_city = home() / "city.yaml"
+    return lake_city if lake_city.exists() else REPO_ROOT / "catalog" / "city.yaml"
+
+
+PSEUDONYM_SALT_ENV = "CITYBRAIN_PSEUDONYM_SALT"
+
+
+def pseudonym_salt() -> bytes:
+    """The secret salt of resident pseudonyms: $CITYBRAIN_PSEUDONYM_SALT, else the lake's
+    secrets/pseudonym_salt file (created by `citybrain demo` for the demo lake only). Never a default."""
+    value = os.environ.get(PSEUDONYM_SALT_ENV)
+    if value:
+        return value.encode()
+    secret_file = home() / "secrets" / "pseudonym_salt"
+    if secret_file.exists():
+        return secret_file.read_bytes().strip()
+    raise RuntimeError(
+        f"no pseudonym salt: set {PSEUDONYM_SALT_ENV} (a long random secret, kept out of the repository); "
+        f"resident pseudonyms cannot be computed without it"
+    )

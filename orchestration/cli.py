@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -126,10 +127,23 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     )
     started = time.monotonic()
     summary = generate_demo_city(config)
+    prepare_demo_lake(summary.config.counties)
     print(f"demo city written to {settings.landing_dir()} in {time.monotonic() - started:.1f} s")
-    print(f"ground truth: {settings.demo_dir() / 'ground_truth'}")
-    del summary
+    print(f"ground truth: {summary.ground_truth}")
     return 0
+
+
+def prepare_demo_lake(counties: list[str]) -> None:
+    """Point the lake at the demo city (city.yaml) and give it a random pseudonym salt of its own,
+    unless the environment provides one. Real deployments set CITYBRAIN_PSEUDONYM_SALT instead."""
+    from citybrain.reference.city import write_city
+
+    write_city(settings.home() / "city.yaml", counties, "示范城市", "Demo city")
+    secret = settings.home() / "secrets" / "pseudonym_salt"
+    if not os.environ.get(settings.PSEUDONYM_SALT_ENV) and not secret.exists():
+        secret.parent.mkdir(parents=True, exist_ok=True)
+        secret.touch(mode=0o600)
+        secret.write_text(secrets.token_hex(32), encoding="utf-8")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

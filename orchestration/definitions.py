@@ -8,8 +8,9 @@ from pathlib import Path
 from dagster import Definitions
 from dagster_dbt import DbtCliResource
 
-from assets.dbt import citybrain_dbt_models
+from assets.dbt import dbt_asset_definitions
 from assets.ingestion import build_ingestion_assets
+from assets.reference import reference_divisions
 from citybrain.catalog import load_catalog
 from orchestration.dbt_project import citybrain_dbt_project
 from orchestration.jobs import city_nightly, raw_ingestion
@@ -33,7 +34,7 @@ def build_definitions() -> Definitions:
         for name, conn in catalog.connections.items()
     }
     return Definitions(
-        assets=[*build_ingestion_assets(catalog), citybrain_dbt_models],
+        assets=[*build_ingestion_assets(catalog), reference_divisions, *dbt_asset_definitions()],
         jobs=[city_nightly, raw_ingestion],
         resources={
             "warehouse": WarehouseResource(),

@@ -15,6 +15,7 @@ from dagster import DagsterInstance
 
 from citybrain.demo.generate import DemoConfig, generate_demo_city
 from citybrain.demo.hotline_api import HotlineApiServer
+from orchestration.cli import prepare_demo_lake
 
 DAYS = ["2026-11-19", "2026-11-20"]
 COUNTIES = ["330102", "330105", "310115"]  # two Hangzhou districts and Shanghai Pudong: across provinces
@@ -50,6 +51,7 @@ def city(tmp_path_factory):
                 defect_rate=0.03,
             )
         )
+        prepare_demo_lake(COUNTIES)
         with HotlineApiServer(summary.hotline_store) as server:
             mp.setenv("CITYBRAIN_HOTLINE_API_URL", server.base_url)
             result = run_nightly(DAYS[0], DAYS[-1])

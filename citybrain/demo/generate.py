@@ -20,7 +20,6 @@ import pandas as pd
 from citybrain import settings
 from citybrain.demo import (
     defects,
-    divisions,
     egov,
     entities,
     facilities,
@@ -33,6 +32,7 @@ from citybrain.demo import (
 )
 from citybrain.demo.manifest import Manifest
 from citybrain.demo.rngs import rng_for
+from citybrain.reference import divisions
 
 DEFAULT_COUNTIES: list[str] = divisions.default_counties()
 TIMEZONE = ZoneInfo("Asia/Shanghai")

@@ -17,7 +17,7 @@ import pandas as pd
 from stdnum import numdb
 from stdnum.cn import ric, uscc
 
-from citybrain.demo import divisions
+from citybrain.reference import divisions
 
 FULLWIDTH = str.maketrans("0123456789", "".join(chr(0xFF10 + i) for i in range(10)))
 ORG_CODE_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)  # GB 11714 organisation code check weights

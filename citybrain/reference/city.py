@@ -1,0 +1,50 @@
+"""The configured city: its counties (from city.yaml) and the division reference tables the pool uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from citybrain import settings
+from citybrain.reference import divisions
+
+
+@dataclass(frozen=True)
+class City:
+    name_zh: str
+    name_en: str
+    counties: list[str]
+
+
+def load_city(path: Path | None = None) -> City:
+    path = path or settings.city_config_path()
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    counties = [str(c).strip() for c in raw.get("counties") or []]
+    if not counties:
+        raise ValueError(f"{path}: 'counties' must list at least one county-level GB/T 2260 code")
+    name = raw.get("name") or {}
+    return City(name.get("zh", ""), name.get("en", ""), counties)
+
+
+def write_city(path: Path, counties: list[str], name_zh: str = "", name_en: str = "") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"name": {"zh": name_zh, "en": name_en}, "counties": list(counties)}
+    path.write_text(
+        "# The city this lake's pool describes (written by citybrain demo-data).\n"
+        + yaml.safe_dump(doc, allow_unicode=True, sort_keys=False),
+        encoding="utf-8",
+    )
+
+
+def reference_tables(city: City) -> dict[str, pd.DataFrame]:
+    """city_counties: the configured counties with centroids; division_crosswalk: every current code of
+    the city mapped to itself and every code retired by redistricting mapped to its successor."""
+    counties = divisions.current_counties(city.counties)
+    retired = divisions.retired_codes(counties)
+    table = divisions.division_table(counties, retired)
+    crosswalk = table[["code", "name", "status", "maps_to", "mapping", "first_year", "last_year"]].copy()
+    counties = counties.assign(city_name_zh=city.name_zh, city_name_en=city.name_en)
+    return {"city_counties": counties, "division_crosswalk": crosswalk}

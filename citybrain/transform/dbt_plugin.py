@@ -1,0 +1,13 @@
+"""dbt-duckdb plugin: registers the domain functions of ``udfs.py`` on every dbt connection.
+
+Enabled in ``dbt_project/profiles.yml`` (``plugins: [{module: citybrain.transform.dbt_plugin}]``).
+"""
+
+from dbt.adapters.duckdb.plugins import BasePlugin
+
+from citybrain.transform import udfs
+
+
+class Plugin(BasePlugin):
+    def configure_connection(self, conn):
+        udfs.register(conn)

@@ -1,0 +1,174 @@
+"""Domain functions the dbt models call, backed by maintained libraries rather than hand-written rules.
+
+Identifier rules come from python-stdnum (GB 11643 resident IDs, GB 32100 USCC), coordinate systems
+from prcoords (GCJ-02 / BD-09 → WGS-84), the spatial grid from h3. They are registered as DuckDB
+functions (prefix ``cb_``) by the dbt-duckdb plugin in ``dbt_plugin.py``; dbt models reach them only
+through the macros in ``dbt_project/macros/domain.sql`` so another engine can bind its own versions.
+
+Every function returns NULL for NULL input (DuckDB's default null handling) and never raises on bad
+data: an invalid identifier gives NULL from ``*_normalize`` and a reason from ``*_problem``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import unicodedata
+from datetime import date
+from functools import lru_cache
+
+import h3
+import prcoords
+from stdnum.cn import ric, uscc
+
+GRID_RESOLUTION = 8  # H3 resolution of dim_grid (~0.74 km² cells), the operator A unit
+
+_RIC_18 = re.compile(r"^\d{17}[\dX]$")
+_RIC_15 = re.compile(r"^\d{15}$")
+
+
+def halfwidth(value: str) -> str:
+    """Full-width digits, letters and punctuation to ASCII (NFKC), trimmed."""
+    return unicodedata.normalize("NFKC", value).strip()
+
+
+def _ric_candidate(value: str) -> str:
+    """Clean, upper-case, and upgrade a 15-digit legacy number to 18 digits (century 19, new check digit)."""
+    number = re.sub(r"[\s-]", "", halfwidth(value)).upper()
+    if _RIC_15.match(number):
+        body = number[:6] + "19" + number[6:]
+        number = body + ric.calc_check_digit(body + "X")  # stdnum takes the number with a check position
+    return number
+
+
+@lru_cache(maxsize=65536)
+def ric_problem(value: str) -> str | None:
+    """Why a resident ID is unusable (None when valid). The birthplace is not checked: stdnum's table
+    rejects valid codes newer than itself."""
+    number = _ric_candidate(value)
+    if not number:
+        return "blank"
+    if len(number) != 18:
+        return "bad_length"
+    if not _RIC_18.match(number):
+        return "bad_format"
+    if ric.calc_check_digit(number) != number[-1]:
+        return "bad_check_digit"
+    try:
+        born = ric.get_birth_date(number)
+    except Exception:  # noqa: BLE001 - stdnum raises InvalidComponent for impossible dates
+        return "bad_birth_date"
+    if born > date.today() or born.year < 1880:
+        return "bad_birth_date"
+    return None
+
+
+def ric_normalize(value: str) -> str | None:
+    """The canonical 18-character ID (upper-case X), or None when invalid."""
+    return None if ric_problem(value) else _ric_candidate(value)
+
+
+def ric_birth_date(value: str) -> date | None:
+    return None if ric_problem(value) else ric.get_birth_date(_ric_candidate(value))
+
+
+def ric_sex(value: str) -> str | None:
+    """'M' or 'F' from the parity of the sequence digit."""
+    return None if ric_problem(value) else ("M" if int(_ric_candidate(value)[16]) % 2 else "F")
+
+
+def _uscc_candidate(value: str) -> str:
+    return re.sub(r"[\s-]", "", halfwidth(value)).upper()
+
+
+@lru_cache(maxsize=65536)
+def uscc_problem(value: str) -> str | None:
+    code = _uscc_candidate(value)
+    if not code:
+        return "blank"
+    if len(code) != 18:
+        return "bad_length"
+    try:
+        uscc.validate(code)
+    except uscc.InvalidChecksum:
+        return "bad_check_char"
+    except Exception:  # noqa: BLE001 - InvalidFormat / InvalidComponent
+        return "bad_format"
+    return None
+
+
+def uscc_normalize(value: str) -> str | None:
+    return None if uscc_problem(value) else _uscc_candidate(value)
+
+
+def _in_china(lng: float, lat: float) -> bool:
+    return 72.0 < lng < 138.0 and 0.8 < lat < 56.0
+
+
+def gcj02_to_wgs84(lng: float, lat: float) -> tuple[float, float] | None:
+    if not _in_china(lng, lat):
+        return None
+    wgs = prcoords.gcj_wgs_bored((lat, lng))
+    return wgs.lon, wgs.lat
+
+
+def bd09_to_wgs84(lng: float, lat: float) -> tuple[float, float] | None:
+    if not _in_china(lng, lat):
+        return None
+    wgs = prcoords.bd_wgs_bored((lat, lng))
+    return wgs.lon, wgs.lat
+
+
+def h3_cell(lat: float, lng: float, resolution: int = GRID_RESOLUTION) -> str | None:
+    if not (-90 <= lat <= 90 and -180 <= lng <= 180):
+        return None
+    return h3.latlng_to_cell(lat, lng, resolution)
+
+
+def h3_lat(cell: str) -> float | None:
+    return h3.cell_to_latlng(cell)[0] if h3.is_valid_cell(cell) else None
+
+
+def h3_lng(cell: str) -> float | None:
+    return h3.cell_to_latlng(cell)[1] if h3.is_valid_cell(cell) else None
+
+
+def pseudonym(value: str) -> str:
+    """Keyed hash (HMAC-SHA256, salt from the environment) so departments join without the raw ID."""
+    from citybrain import settings
+
+    return hmac.new(settings.pseudonym_salt(), value.encode(), hashlib.sha256).hexdigest()
+
+
+def register(con) -> None:
+    """Register every function on a DuckDB connection."""
+    from duckdb import sqltypes as t
+
+    varchar, double, integer = t.VARCHAR, t.DOUBLE, t.INTEGER
+
+    def first(f):
+        return lambda lng, lat: r[0] if (r := f(lng, lat)) else None
+
+    def second(f):
+        return lambda lng, lat: r[1] if (r := f(lng, lat)) else None
+
+    functions = [
+        ("cb_halfwidth", halfwidth, [varchar], varchar),
+        ("cb_ric_normalize", ric_normalize, [varchar], varchar),
+        ("cb_ric_problem", ric_problem, [varchar], varchar),
+        ("cb_ric_birth_date", ric_birth_date, [varchar], t.DATE),
+        ("cb_ric_sex", ric_sex, [varchar], varchar),
+        ("cb_uscc_normalize", uscc_normalize, [varchar], varchar),
+        ("cb_uscc_problem", uscc_problem, [varchar], varchar),
+        ("cb_gcj02_to_wgs84_lng", first(gcj02_to_wgs84), [double, double], double),
+        ("cb_gcj02_to_wgs84_lat", second(gcj02_to_wgs84), [double, double], double),
+        ("cb_bd09_to_wgs84_lng", first(bd09_to_wgs84), [double, double], double),
+        ("cb_bd09_to_wgs84_lat", second(bd09_to_wgs84), [double, double], double),
+        ("cb_h3_cell", h3_cell, [double, double, integer], varchar),
+        ("cb_h3_lat", h3_lat, [varchar], double),
+        ("cb_h3_lng", h3_lng, [varchar], double),
+        ("cb_pseudonym", pseudonym, [varchar], varchar),
+    ]
+    for name, function, parameters, returns in functions:
+        con.create_function(name, function, parameters, returns, side_effects=False)
