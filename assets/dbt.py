@@ -47,6 +47,11 @@ def _manifest_nodes() -> dict:
 
 
 DAILY_MODELS = "tag:daily"  # incremental models partitioned by day (see macros/partition_window.sql)
+INDICATORS = "tag:indicator"  # monthly indicators: downstream of the daily facts, rebuilt whole
+
+
+def _has_models_tagged(tag: str) -> bool:
+    return any(tag in n.get("tags", []) for n in _manifest_nodes().values() if n["resource_type"] == "model")
 
 
 def _build(
@@ -63,7 +68,7 @@ def _build(
 @dbt_assets(
     manifest=citybrain_dbt_project.manifest_path,
     dagster_dbt_translator=CityBrainDbtTranslator(),
-    exclude=DAILY_MODELS,
+    exclude=f"{DAILY_MODELS} {INDICATORS}",
     name="citybrain_dbt_models",
 )
 def citybrain_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
@@ -71,20 +76,21 @@ def citybrain_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, wa
     yield from _build(context, dbt, warehouse, [])
 
 
-def _has_daily_models() -> bool:
-    return any("daily" in n.get("tags", []) for n in _manifest_nodes().values())
-
-
 def dbt_asset_definitions() -> list:
-    return (
-        [citybrain_dbt_models, citybrain_dbt_daily_models] if _has_daily_models() else [citybrain_dbt_models]
-    )
+    """Three dbt steps, so the graph stays acyclic at the step level: registries and dimensions, then the
+    daily facts of the run's partition window, then the indicators that read both."""
+    definitions = [citybrain_dbt_models]
+    if _has_models_tagged("daily"):
+        definitions.append(citybrain_dbt_daily_models)
+    if _has_models_tagged("indicator"):
+        definitions.append(citybrain_dbt_indicators)
+    return definitions
 
 
 @dbt_assets(
     manifest=citybrain_dbt_project.manifest_path,
     dagster_dbt_translator=CityBrainDbtTranslator(),
-    select=DAILY_MODELS if _has_daily_models() else "fqn:*",
+    select=DAILY_MODELS if _has_models_tagged("daily") else "fqn:*",
     partitions_def=daily_partitions(load_catalog()),
     backfill_policy=BackfillPolicy.single_run(),
     name="citybrain_dbt_daily_models",
@@ -125,3 +131,16 @@ def with_row_counts(events: list, warehouse_path) -> Iterator:
         yield (
             event.with_metadata({**event.metadata, "dagster/row_count": counts[i]}) if i in counts else event
         )
+
+
+@dbt_assets(
+    manifest=citybrain_dbt_project.manifest_path,
+    dagster_dbt_translator=CityBrainDbtTranslator(),
+    select=INDICATORS if _has_models_tagged("indicator") else "fqn:*",
+    name="citybrain_dbt_indicators",
+)
+def citybrain_dbt_indicators(
+    context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
+    """Indicators per district and month, from the dimensions and all days of the facts."""
+    yield from _build(context, dbt, warehouse, [])

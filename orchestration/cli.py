@@ -108,6 +108,43 @@ def print_run_summary(run_id: str) -> None:
         print(f"  {feed_id:<24}{deliveries:>11}{received:>11}{loaded:>11}{quarantined:>13}{failed:>8}")
 
 
+EXAMPLE_QUERY = """\
+SELECT d.district_name, i.month, i.registered_population,
+       round(i.est_resident_population) AS est_residents,
+       round(i.beds_per_1000_residents, 2) AS beds_per_1000,
+       round(i.share_residents_near_medical, 3) AS near_medical
+FROM pool.ind_district_monthly AS i JOIN pool.dim_district AS d USING (district_code)
+ORDER BY est_residents DESC LIMIT 5"""
+
+
+def print_pool_summary() -> None:
+    """The pool tables with row counts and one example query, so a newcomer knows where to start."""
+    import duckdb
+
+    path = settings.warehouse_path()
+    if not path.exists():
+        return
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = [
+            t
+            for (t,) in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'pool' ORDER BY 1"
+            ).fetchall()
+        ]
+        if not tables:
+            return
+        print("\n  pool tables (schema pool):")
+        for table in tables:
+            (rows,) = con.execute(f'SELECT count(*) FROM pool."{table}"').fetchone()
+            print(f"    {table:<32}{rows:>12,} rows")
+        if "ind_district_monthly" in tables and "dim_district" in tables:
+            print("\n  example query:\n" + "\n".join("    " + line for line in EXAMPLE_QUERY.splitlines()))
+            print("\n" + "\n".join("    " + line for line in str(con.sql(EXAMPLE_QUERY)).splitlines()))
+    finally:
+        con.close()
+
+
 def cmd_demo_data(args: argparse.Namespace) -> int:
     from citybrain.demo.generate import DemoConfig, generate_demo_city
 
@@ -161,6 +198,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     start = end - timedelta(days=days - 1)
     with _demo_hotline_api():
         ok = run_job("city_nightly", start.isoformat(), end.isoformat())
+    print_pool_summary()
     print()
     print(f"demo finished in {time.monotonic() - started:.0f} s: {'OK' if ok else 'FAILED'}")
     print(f"  warehouse:     {settings.warehouse_path()}   (raw.<feed>, raw.quarantine, raw.ingestion_log)")

@@ -72,3 +72,15 @@
 {#- A count delivered as text: '<5' style suppressed values give null (see suppressed_flag). -#}
 {% macro count_or_null(expr) %}try_cast(nullif(trim({{ expr }}), '') as bigint){% endmacro %}
 {% macro suppressed_flag(expr) %}(trim({{ expr }}) like '<%'){% endmacro %}
+
+{#- Hour of day (0-23) of a timestamp with time zone, on the Asia/Shanghai clock. -#}
+{% macro shanghai_hour(expr) %}{{ return(adapter.dispatch('shanghai_hour', 'citybrain')(expr)) }}{% endmacro %}
+{% macro duckdb__shanghai_hour(expr) %}hour(timezone('Asia/Shanghai', {{ expr }})){% endmacro %}
+
+{#- ISO day of week (1 = Monday ... 7 = Sunday) of a date. -#}
+{% macro iso_day_of_week(expr) %}{{ return(adapter.dispatch('iso_day_of_week', 'citybrain')(expr)) }}{% endmacro %}
+{% macro duckdb__iso_day_of_week(expr) %}isodow({{ expr }}){% endmacro %}
+
+{#- Median of a numeric expression in an aggregate. -#}
+{% macro median_of(expr) %}{{ return(adapter.dispatch('median_of', 'citybrain')(expr)) }}{% endmacro %}
+{% macro duckdb__median_of(expr) %}median({{ expr }}){% endmacro %}
