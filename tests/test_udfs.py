@@ -1,0 +1,82 @@
+"""Domain functions behind the dbt macros: identifiers (python-stdnum), coordinates (prcoords), grid (h3)."""
+
+from __future__ import annotations
+
+import duckdb
+import prcoords
+import pytest
+from stdnum.cn import ric
+
+from citybrain.transform import udfs
+
+
+def valid_id(first17: str) -> str:
+    return first17 + ric.calc_check_digit(first17 + "X")
+
+
+def test_resident_id_normalisation():
+    good = valid_id("11010519491231002")
+    assert udfs.ric_normalize(good) == good
+    assert udfs.ric_normalize(good.lower()) == good.upper()
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else c for c in good)
+    assert udfs.ric_normalize(f"  {fullwidth} ") == good
+    legacy = good[:6] + good[8:17]  # 15 digits: no century, no check digit
+    assert udfs.ric_normalize(legacy) == good
+
+
+def test_invalid_resident_ids_are_rejected_with_a_reason():
+    good = valid_id("33010219900101123")
+    wrong = good[:-1] + ("0" if good[-1] != "0" else "1")
+    assert udfs.ric_problem(wrong) == "bad_check_digit" and udfs.ric_normalize(wrong) is None
+    assert udfs.ric_problem("1234") == "bad_length"
+    assert udfs.ric_problem("33010219901301123X") in ("bad_check_digit", "bad_birth_date")
+    assert udfs.ric_problem(valid_id("33010219901301123")) == "bad_birth_date"  # month 13
+    assert udfs.ric_problem("   ") == "blank"
+
+
+def test_birthplace_newer_than_stdnum_is_not_an_error():
+    """330113 (临平区) was created in 2021; stdnum's birthplace table raises KeyError for it."""
+    number = valid_id("33011320010101123")
+    assert udfs.ric_problem(number) is None
+    assert udfs.ric_sex(number) == "M" and str(udfs.ric_birth_date(number)) == "2001-01-01"
+
+
+def test_uscc():
+    assert udfs.uscc_normalize(" 91110000600037341l ") == "91110000600037341L"
+    assert udfs.uscc_problem("91110000600037341M") == "bad_check_char"
+    assert udfs.uscc_problem("9111000060003734") == "bad_length"
+
+
+@pytest.mark.parametrize(
+    ("forward", "backward"), [(prcoords.wgs_gcj, udfs.gcj02_to_wgs84), (prcoords.wgs_bd, udfs.bd09_to_wgs84)]
+)
+def test_coordinates_back_to_wgs84_within_a_metre(forward, backward):
+    lat, lng = 30.2741, 120.1551
+    shifted = forward((lat, lng))
+    assert abs(shifted.lat - lat) + abs(shifted.lon - lng) > 1e-4  # the offset is real
+    back_lng, back_lat = backward(shifted.lon, shifted.lat)
+    assert abs(back_lat - lat) < 1e-5 and abs(back_lng - lng) < 1e-5
+    assert backward(0.0, 0.0) is None  # outside China: no conversion
+
+
+def test_pseudonym_needs_a_salt(monkeypatch, tmp_path):
+    monkeypatch.setenv("CITYBRAIN_HOME", str(tmp_path))
+    monkeypatch.delenv("CITYBRAIN_PSEUDONYM_SALT", raising=False)
+    with pytest.raises(RuntimeError, match="no pseudonym salt: set CITYBRAIN_PSEUDONYM_SALT"):
+        udfs.pseudonym("x")
+    monkeypatch.setenv("CITYBRAIN_PSEUDONYM_SALT", "one")
+    first = udfs.pseudonym("330102199001011234")
+    monkeypatch.setenv("CITYBRAIN_PSEUDONYM_SALT", "two")
+    assert udfs.pseudonym("330102199001011234") != first and len(first) == 64
+
+
+def test_registered_in_duckdb(monkeypatch):
+    monkeypatch.setenv("CITYBRAIN_PSEUDONYM_SALT", "s")
+    con = duckdb.connect()
+    udfs.register(con)
+    good = valid_id("11010519491231002")
+    row = con.execute(
+        "SELECT cb_ric_normalize(?), cb_ric_problem(NULL), cb_h3_cell(30.27, 120.15, 8), cb_halfwidth('ＡＢ１ ')",
+        [good.lower()],
+    ).fetchone()
+    assert row == (good, None, udfs.h3_cell(30.27, 120.15), "AB1")
