@@ -1,0 +1,38 @@
+-- 12345热线工单: ticket versions from the hotline API, one row per version fetched (a rerun with
+-- updated_since adds late updates as new rows). The partition is the day the ticket was received.
+-- description and caller_phone are restricted (free text with phone / ID numbers): kept here, never pooled.
+with source as (
+    select * from {{ source('raw', 'hotline_tickets') }}
+),
+
+crosswalk as (
+    select code, maps_to from {{ source('reference', 'division_crosswalk') }}
+),
+
+renamed as (
+    select
+        nullif({{ halfwidth('ticket_id') }}, '') as ticket_id,
+        {{ shanghai_timestamp(halfwidth('received_at')) }} as received_at,
+        nullif({{ halfwidth('channel') }}, '') as channel,
+        nullif({{ halfwidth('category') }}, '') as category,
+        nullif({{ halfwidth('district_code') }}, '') as district_code_delivered,
+        nullif({{ halfwidth('description') }}, '') as description,
+        nullif({{ halfwidth('caller_phone') }}, '') as caller_phone,
+        nullif({{ halfwidth('handling_unit') }}, '') as handling_unit,
+        nullif({{ halfwidth('status') }}, '') as status,
+        {{ shanghai_timestamp(halfwidth('closed_at')) }} as closed_at,
+        {{ shanghai_timestamp(halfwidth('updated_at')) }} as updated_at,
+        cast(_partition as date) as partition_date,
+        _source_file,
+        _file_sha256,
+        _row_number,
+        _batch_id,
+        _loaded_at
+    from source
+)
+
+select
+    renamed.*,
+    crosswalk.maps_to as district_code
+from renamed
+left join crosswalk on renamed.district_code_delivered = crosswalk.code
