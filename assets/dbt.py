@@ -15,7 +15,6 @@ import duckdb
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Output
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
-from assets.reference import REFERENCE_ASSET_KEY
 from citybrain.catalog import load_catalog
 from citybrain.ingest.warehouse import warehouse_lock
 from orchestration.dbt_project import citybrain_dbt_project
@@ -28,8 +27,6 @@ class CityBrainDbtTranslator(DagsterDbtTranslator):
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if dbt_resource_props["resource_type"] == "source":
-            if dbt_resource_props["source_name"] == "reference":
-                return REFERENCE_ASSET_KEY  # both reference tables are written by one Python asset
             return AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
         return AssetKey([dbt_resource_props["name"]])
 

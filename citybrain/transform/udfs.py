@@ -5,7 +5,7 @@ from prcoords (GCJ-02 / BD-09 → WGS-84), the spatial grid from h3. They are re
 functions (prefix ``cb_``) by the dbt-duckdb plugin in ``dbt_plugin.py``; dbt models reach them only
 through the macros in ``dbt_project/macros/domain.sql`` so another engine can bind its own versions.
 
-Every function returns NULL for NULL input (DuckDB's default null handling) and never raises on bad
+Every function returns NULL for NULL input and never raises on bad
 data: an invalid identifier gives NULL from ``*_normalize`` and a reason from ``*_problem``.
 """
 
@@ -171,4 +171,16 @@ def register(con) -> None:
         ("cb_pseudonym", pseudonym, [varchar], varchar),
     ]
     for name, function, parameters, returns in functions:
-        con.create_function(name, function, parameters, returns, side_effects=False)
+        # SPECIAL null handling: the functions may return NULL (e.g. *_problem for a valid value), which
+        # DuckDB's DEFAULT handling forbids; NULL input still gives NULL output through null_safe.
+        con.create_function(
+            name, null_safe(function), parameters, returns, null_handling="special", side_effects=False
+        )
+
+
+def null_safe(function):
+    def wrapper(*args):
+        return None if any(a is None for a in args) else function(*args)
+
+    wrapper.__name__ = function.__name__
+    return wrapper
