@@ -11,6 +11,7 @@ data: an invalid identifier gives NULL from ``*_normalize`` and a reason from ``
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -179,8 +180,8 @@ def register(con) -> None:
 
 
 def null_safe(function):
+    @functools.wraps(function)  # DuckDB reads the parameter count from the signature
     def wrapper(*args):
         return None if any(a is None for a in args) else function(*args)
 
-    wrapper.__name__ = function.__name__
     return wrapper
