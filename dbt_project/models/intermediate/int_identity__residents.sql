@@ -5,7 +5,11 @@
 -- registration date, then the last row of the file wins. Sex and birth date come from the validated ID
 -- (the delivered columns are the fallback). The raw ID itself is not kept.
 with registry as (
-    select * from {{ ref('stg_household_registry') }}
+    -- only the columns needed: the view's normalising functions run per column read
+    select
+        id_number, sex, birth_date, district_code, district_code_delivered, registered_on,
+        _source_file, _row_number, _batch_id, _loaded_at
+    from {{ ref('stg_household_registry') }}
     where id_number is not null
 ),
 

@@ -1,7 +1,10 @@
 -- Social-insurance employers as they stand now: the latest version of each unit (updated_at, then load
 -- time). uscc is null when the delivered code fails validation (uscc_problem says why).
 with units as (
-    select * from {{ ref('stg_si_unit') }}
+    select
+        unit_id, uscc, uscc_problem, unit_name, district_code, district_code_delivered, status, updated_at,
+        _source_file, _row_number, _batch_id, _loaded_at
+    from {{ ref('stg_si_unit') }}
     where unit_id is not null
 ),
 
