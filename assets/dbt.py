@@ -103,19 +103,19 @@ def citybrain_dbt_daily_models(
 
 
 def with_row_counts(events: list, warehouse_path) -> Iterator:
-    """Add ``dagster/row_count`` to each model's output, counted after dbt has released the file.
+    """Add ``dagster/row_count`` to each table's output, counted after dbt has released the file.
 
     (dagster-dbt's ``fetch_row_counts`` keeps a dbt-adapter connection open in this process, which
-    then blocks every other DuckDB connection to the warehouse.)
+    then blocks every other DuckDB connection to the warehouse.) Views are not counted: that would
+    run them.
     """
     nodes = _manifest_nodes()
-    tables = {
-        i: nodes[e.metadata["unique_id"].value]["relation_name"]
-        for i, e in enumerate(events)
-        if isinstance(e, Output)
-        and "unique_id" in e.metadata
-        and nodes.get(e.metadata["unique_id"].value, {}).get("relation_name")
-    }
+    tables = {}
+    for i, event in enumerate(events):
+        if isinstance(event, Output) and "unique_id" in event.metadata:
+            node = nodes.get(event.metadata["unique_id"].value, {})
+            if node.get("relation_name") and node.get("config", {}).get("materialized") != "view":
+                tables[i] = node["relation_name"]
     counts = {}
     if tables:
         con = duckdb.connect(str(warehouse_path), read_only=True)
