@@ -1,0 +1,106 @@
+-- 医疗机构: the health commission's monthly snapshot (.xlsx, GCJ-02), typed, with coordinates repaired and
+-- converted to WGS-84. Every delivered row is kept; dim_facility takes the usable ones and
+-- int_spatial__rejected_records counts the rest.
+--   coords_swapped: the pair only makes sense swapped (delivered lng in China's latitude range and lat in
+--                   its longitude range), so it is swapped back;
+--   outside_city:   the repaired point converts to nowhere in China, or lies farther than
+--                   var('outside_city_km', 60) km from every configured county centroid; lng/lat are then null.
+with source as (
+    select * from {{ source('raw', 'medical_facilities') }}
+),
+
+crosswalk as (
+    select code, maps_to from {{ source('reference', 'division_crosswalk') }}
+),
+
+counties as (
+    select cast(lng as double) as lng, cast(lat as double) as lat from {{ source('reference', 'city_counties') }}
+),
+
+renamed as (
+    select
+        nullif({{ halfwidth('facility_id') }}, '') as facility_id,
+        nullif({{ halfwidth('name') }}, '') as name,
+        nullif({{ halfwidth('category') }}, '') as category,
+        nullif({{ halfwidth('grade') }}, '') as grade,
+        nullif({{ halfwidth('district_code') }}, '') as district_code_delivered,
+        nullif({{ halfwidth('address') }}, '') as address,
+        try_cast(nullif({{ halfwidth('lng_gcj02') }}, '') as double) as lng_delivered,
+        try_cast(nullif({{ halfwidth('lat_gcj02') }}, '') as double) as lat_delivered,
+        try_cast(try_cast(nullif({{ halfwidth('beds') }}, '') as double) as integer) as beds,
+        try_cast(try_cast(nullif({{ halfwidth('doctors') }}, '') as double) as integer) as doctors,
+        try_cast(nullif({{ halfwidth('updated_on') }}, '') as date) as updated_on,
+        _source_file,
+        _file_sha256,
+        _row_number,
+        _batch_id,
+        _loaded_at
+    from source
+),
+
+repaired as (
+    select
+        *,
+        coalesce(lng_delivered between 18 and 54 and lat_delivered between 73 and 136, false) as coords_swapped
+    from renamed
+),
+
+converted as (
+    select
+        *,
+        {{ gcj02_to_wgs84_lng('case when coords_swapped then lat_delivered else lng_delivered end',
+                              'case when coords_swapped then lng_delivered else lat_delivered end') }} as lng_converted,
+        {{ gcj02_to_wgs84_lat('case when coords_swapped then lat_delivered else lng_delivered end',
+                              'case when coords_swapped then lng_delivered else lat_delivered end') }} as lat_converted
+    from repaired
+),
+
+nearest_county as (
+    select
+        converted._row_number,
+        converted._file_sha256,
+        min({{ distance_m('converted.lat_converted', 'converted.lng_converted', 'counties.lat', 'counties.lng') }}) as nearest_county_m
+    from converted
+    cross join counties
+    where converted.lng_converted is not null
+    group by converted._row_number, converted._file_sha256
+),
+
+located as (
+    select
+        converted.*,
+        nearest_county.nearest_county_m,
+        lng_delivered is not null and lat_delivered is not null
+            and (lng_converted is null or nearest_county.nearest_county_m > {{ var('outside_city_km', 60) }} * 1000) as outside_city
+    from converted
+    left join nearest_county
+        on converted._row_number = nearest_county._row_number
+        and converted._file_sha256 = nearest_county._file_sha256
+)
+
+select
+    located.facility_id,
+    located.name,
+    located.category,
+    located.grade,
+    located.district_code_delivered,
+    crosswalk.maps_to as district_code,
+    located.address,
+    located.lng_delivered as lng_gcj02_delivered,
+    located.lat_delivered as lat_gcj02_delivered,
+    located.coords_swapped,
+    coalesce(located.outside_city, false) as outside_city,
+    case when not coalesce(located.outside_city, false) then located.lng_converted end as lng,
+    case when not coalesce(located.outside_city, false) then located.lat_converted end as lat,
+    case when not coalesce(located.outside_city, false) then {{ grid_cell('located.lat_converted', 'located.lng_converted') }} end as grid_id,
+    located.nearest_county_m,
+    located.beds,
+    located.doctors,
+    located.updated_on,
+    located._source_file,
+    located._file_sha256,
+    located._row_number,
+    located._batch_id,
+    located._loaded_at
+from located
+left join crosswalk on located.district_code_delivered = crosswalk.code

@@ -1,0 +1,105 @@
+-- 学校: the education bureau's termly snapshot (CSV with BOM, BD-09), typed, with coordinates repaired and
+-- converted to WGS-84 (same rules as stg_medical_facilities):
+--   coords_swapped: the pair only makes sense swapped (lng in China's latitude range and lat in its
+--                   longitude range), so it is swapped back;
+--   outside_city:   converts to nowhere in China, or farther than var('outside_city_km', 60) km from every
+--                   configured county centroid; lng/lat are then null;
+--   enrolment_over_capacity: more pupils than approved seats (kept as delivered, flagged).
+with source as (
+    select * from {{ source('raw', 'schools') }}
+),
+
+crosswalk as (
+    select code, maps_to from {{ source('reference', 'division_crosswalk') }}
+),
+
+counties as (
+    select cast(lng as double) as lng, cast(lat as double) as lat from {{ source('reference', 'city_counties') }}
+),
+
+renamed as (
+    select
+        nullif({{ halfwidth('school_id') }}, '') as school_id,
+        nullif({{ halfwidth('name') }}, '') as name,
+        nullif({{ halfwidth('stage') }}, '') as stage,
+        nullif({{ halfwidth('district_code') }}, '') as district_code_delivered,
+        nullif({{ halfwidth('address') }}, '') as address,
+        try_cast(nullif({{ halfwidth('lng_bd09') }}, '') as double) as lng_delivered,
+        try_cast(nullif({{ halfwidth('lat_bd09') }}, '') as double) as lat_delivered,
+        try_cast(try_cast(nullif({{ halfwidth('capacity') }}, '') as double) as integer) as capacity,
+        try_cast(try_cast(nullif({{ halfwidth('enrolment') }}, '') as double) as integer) as enrolment,
+        nullif({{ halfwidth('term') }}, '') as term,
+        _source_file,
+        _file_sha256,
+        _row_number,
+        _batch_id,
+        _loaded_at
+    from source
+),
+
+repaired as (
+    select
+        *,
+        coalesce(lng_delivered between 18 and 54 and lat_delivered between 73 and 136, false) as coords_swapped
+    from renamed
+),
+
+converted as (
+    select
+        *,
+        {{ bd09_to_wgs84_lng('case when coords_swapped then lat_delivered else lng_delivered end',
+                             'case when coords_swapped then lng_delivered else lat_delivered end') }} as lng_converted,
+        {{ bd09_to_wgs84_lat('case when coords_swapped then lat_delivered else lng_delivered end',
+                             'case when coords_swapped then lng_delivered else lat_delivered end') }} as lat_converted
+    from repaired
+),
+
+nearest_county as (
+    select
+        converted._row_number,
+        converted._file_sha256,
+        min({{ distance_m('converted.lat_converted', 'converted.lng_converted', 'counties.lat', 'counties.lng') }}) as nearest_county_m
+    from converted
+    cross join counties
+    where converted.lng_converted is not null
+    group by converted._row_number, converted._file_sha256
+),
+
+located as (
+    select
+        converted.*,
+        nearest_county.nearest_county_m,
+        lng_delivered is not null and lat_delivered is not null
+            and (lng_converted is null or nearest_county.nearest_county_m > {{ var('outside_city_km', 60) }} * 1000) as outside_city
+    from converted
+    left join nearest_county
+        on converted._row_number = nearest_county._row_number
+        and converted._file_sha256 = nearest_county._file_sha256
+)
+
+select
+    located.school_id,
+    located.name,
+    located.stage,
+    located.district_code_delivered,
+    crosswalk.maps_to as district_code,
+    located.address,
+    located.lng_delivered as lng_bd09_delivered,
+    located.lat_delivered as lat_bd09_delivered,
+    located.coords_swapped,
+    coalesce(located.outside_city, false) as outside_city,
+    case when not coalesce(located.outside_city, false) then located.lng_converted end as lng,
+    case when not coalesce(located.outside_city, false) then located.lat_converted end as lat,
+    case when not coalesce(located.outside_city, false) then {{ grid_cell('located.lat_converted', 'located.lng_converted') }} end as grid_id,
+    located.nearest_county_m,
+    located.capacity,
+    located.enrolment,
+    coalesce(located.enrolment > located.capacity, false) as enrolment_over_capacity,
+    located.term,
+    located._source_file,
+    located._file_sha256,
+    located._row_number,
+    located._batch_id,
+    located._loaded_at
+from located
+left join crosswalk on located.district_code_delivered = crosswalk.code
