@@ -1,0 +1,133 @@
+-- What the spatial and telecom models could not use as delivered, per feed and reason, with what was done:
+--   excluded                 - left out of the pool;
+--   kept_without_coordinates - in dim_facility, flagged outside_city, no lng/lat/grid (out of spatial indicators);
+--   repaired                 - swapped lng/lat swapped back;
+--   kept_flagged             - kept as delivered with a flag (enrolment over capacity);
+--   district_from_grid       - delivered district code unknown; the grid cell's district is used.
+-- Rows quarantined at ingestion are in raw.quarantine, not here.
+with medical as (
+    select
+        *,
+        count(*) over (partition by facility_id) as key_rows,
+        row_number() over (partition by facility_id order by _loaded_at desc, _row_number desc) as version
+    from {{ ref('stg_medical_facilities') }}
+),
+
+schools as (
+    select
+        *,
+        count(*) over (partition by school_id) as key_rows,
+        row_number() over (partition by school_id order by _loaded_at desc, _row_number desc) as version
+    from {{ ref('stg_schools') }}
+),
+
+cells as (
+    select
+        *,
+        count(*) over (partition by cell_id) as key_rows,
+        row_number() over (partition by cell_id order by _loaded_at desc, _row_number desc) as version
+    from {{ ref('stg_operator_c_cells') }}
+),
+
+facility_reasons as (
+    {% for feed, key in [('medical_facilities', 'facility_id'), ('schools', 'school_id'), ('operator_c_cells', 'cell_id')] %}
+    {% set rel = {'medical_facilities': 'medical', 'schools': 'schools', 'operator_c_cells': 'cells'}[feed] %}
+    select '{{ feed }}' as feed, 'missing_key' as reason, 'excluded' as handling from {{ rel }} where {{ key }} is null
+    union all
+    select '{{ feed }}', 'missing_coordinates', 'excluded' from {{ rel }}
+    where {{ key }} is not null and lng is null and not outside_city
+    union all
+    select '{{ feed }}', 'duplicate_key', 'excluded' from {{ rel }} where {{ key }} is not null and version > 1
+    union all
+    select '{{ feed }}', 'outside_city', 'kept_without_coordinates' from {{ rel }} where {{ key }} is not null and outside_city
+    union all
+    select '{{ feed }}', 'coords_swapped', 'repaired' from {{ rel }} where {{ key }} is not null and coords_swapped
+    union all
+    select '{{ feed }}', 'unknown_district_code', 'district_from_grid' from {{ rel }}
+    where {{ key }} is not null and district_code is null
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+    union all
+    select 'schools', 'enrolment_over_capacity', 'kept_flagged' from schools where school_id is not null and enrolment_over_capacity
+),
+
+presence as (
+    select 'operator_a_presence' as feed, operator, unit_id, stat_date, hour_start, user_count, is_suppressed from {{ ref('stg_operator_a_presence') }}
+    union all
+    select 'operator_b_presence', operator, unit_id, stat_date, hour_start, user_count, is_suppressed from {{ ref('stg_operator_b_presence') }}
+    union all
+    select 'operator_c_presence', operator, unit_id, stat_date, hour_start, user_count, is_suppressed from {{ ref('stg_operator_c_presence') }}
+),
+
+presence_checked as (
+    select
+        presence.feed,
+        case
+            when presence.unit_id is null then 'missing_unit'
+            when presence.hour_start is null or presence.stat_date is null then 'invalid_hour'
+            when not coalesce(presence.user_count >= 0 or presence.is_suppressed, false) then 'invalid_count'
+            when units.unit_id is null then 'unknown_unit'
+            when units.grid_id is null then units.problem
+        end as reason
+    from presence
+    left join {{ ref('int_spatial__operator_units') }} as units
+        on presence.operator = units.operator
+        and presence.unit_id = units.unit_id
+),
+
+presence_duplicates as (
+    select feed, count(*) - count(distinct unit_id || '|' || cast(hour_start as {{ dbt.type_string() }})) as records
+    from presence
+    where unit_id is not null and hour_start is not null
+    group by feed
+),
+
+od as (
+    select 'operator_a_od' as feed, * from {{ ref('stg_operator_a_od') }}
+    union all
+    select 'operator_b_od', * from {{ ref('stg_operator_b_od') }}
+    union all
+    select 'operator_c_od', * from {{ ref('stg_operator_c_od') }}
+),
+
+od_checked as (
+    select
+        feed,
+        case
+            when stat_date is null then 'invalid_date'
+            when origin_district_code is null or destination_district_code is null then 'unknown_district_code'
+            when not coalesce(trips >= 0 or is_suppressed, false) then 'invalid_count'
+        end as reason
+    from od
+),
+
+share_checked as (
+    select
+        'operator_market_share' as feed,
+        case
+            when district_code is null then 'unknown_district_code'
+            when operator is null or operator not in ('CMCC', 'CUCC', 'CTCC') then 'unknown_operator'
+            when not coalesce(subscriber_share > 0 and subscriber_share <= 1, false) then 'invalid_share'
+            when share_month is null then 'invalid_month'
+        end as reason
+    from {{ ref('stg_operator_market_share') }}
+),
+
+counted as (
+    select feed, reason, handling, count(*) as records from facility_reasons group by feed, reason, handling
+    union all
+    select feed, reason, 'excluded', count(*) from presence_checked where reason is not null group by feed, reason
+    union all
+    select feed, 'duplicate_key', 'excluded', records from presence_duplicates where records > 0
+    union all
+    select feed, reason, 'excluded', count(*) from od_checked where reason is not null group by feed, reason
+    union all
+    select feed, reason, 'excluded', count(*) from share_checked where reason is not null group by feed, reason
+)
+
+select
+    cast(feed as {{ dbt.type_string() }}) as feed,
+    cast(reason as {{ dbt.type_string() }}) as reason,
+    cast(handling as {{ dbt.type_string() }}) as handling,
+    cast(records as bigint) as records
+from counted
