@@ -1,6 +1,7 @@
 -- Nothing is silently dropped: every registry row with a valid ID is in int_identity__residents (as
 -- one of its delivered_rows), every other row is counted as rejected; every current insurance record is
 -- in fct_insurance_enrolment or counted as rejected. Returns the feeds that do not add up.
+{{ config(meta={'dagster': {'ref': {'name': 'int_identity__rejected_identifiers'}}}) }}
 with registry as (
     select
         (select count(*) from {{ ref('stg_household_registry') }}) as delivered,

@@ -3,6 +3,8 @@
   *valid* 18-character resident ID (check digit and birth date verified, so USCCs and other codes do
   not count) or an 11-digit mainland mobile number fails. 64-hex pseudonyms are skipped.
 -#}
+{#- Reported in Dagster as a check of the last people model built (it runs with the daily facts). -#}
+{{ config(meta={'dagster': {'ref': {'name': 'fct_service_application'}}}) }}
 {%- set pool_models = ['dim_resident', 'dim_enterprise', 'fct_insurance_enrolment', 'fct_hotline_ticket', 'fct_service_application'] -%}
 {%- set relations = {} -%}
 {%- for name in pool_models -%}{%- do relations.update({name: ref(name)}) -%}{%- endfor -%}
