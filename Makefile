@@ -9,15 +9,22 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup demo test test-all lint ui lock browser-check clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(MANIFEST)
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv==0.13.9
 	$(BIN)/uv pip sync --quiet -p $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --quiet -p $(BIN)/python --no-deps -e .
-	$(BIN)/dagster-dbt project prepare-and-package --file orchestration/dbt_project.py
 	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# Dagster reads the dbt manifest at import: re-prepare it whenever the dbt project changes.
+DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/snapshots dbt_project/tests -type f 2>/dev/null) dbt_project/dbt_project.yml
+MANIFEST := dbt_project/target/manifest.json
+
+$(MANIFEST): $(STAMP) $(DBT_SOURCES)
+	$(BIN)/dagster-dbt project prepare-and-package --file orchestration/dbt_project.py
 	@touch $@
 
 ## Generate the demo city and run the main job end to end on the embedded default.

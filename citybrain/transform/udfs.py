@@ -31,7 +31,7 @@ _RIC_15 = re.compile(r"^\d{15}$")
 
 def halfwidth(value: str) -> str:
     """Full-width digits, letters and punctuation to ASCII (NFKC), trimmed."""
-    return unicodedata.normalize("NFKC", value).strip()
+    return value.strip() if value.isascii() else unicodedata.normalize("NFKC", value).strip()
 
 
 def _ric_candidate(value: str) -> str:
@@ -142,6 +142,21 @@ def pseudonym(value: str) -> str:
     return hmac.new(settings.pseudonym_salt(), value.encode(), hashlib.sha256).hexdigest()
 
 
+def _salted_pseudonym():
+    """``pseudonym`` with the salt read once per connection (on first use, so a missing salt only
+    fails a model that needs it)."""
+    salt: list[bytes] = []
+
+    def cb_pseudonym(value: str) -> str:
+        if not salt:
+            from citybrain import settings
+
+            salt.append(settings.pseudonym_salt())
+        return hmac.new(salt[0], value.encode(), hashlib.sha256).hexdigest()
+
+    return cb_pseudonym
+
+
 def register(con) -> None:
     """Register every function on a DuckDB connection."""
     from duckdb import sqltypes as t
@@ -169,7 +184,7 @@ def register(con) -> None:
         ("cb_h3_cell", h3_cell, [double, double, integer], varchar),
         ("cb_h3_lat", h3_lat, [varchar], double),
         ("cb_h3_lng", h3_lng, [varchar], double),
-        ("cb_pseudonym", pseudonym, [varchar], varchar),
+        ("cb_pseudonym", _salted_pseudonym(), [varchar], varchar),
     ]
     for name, function, parameters, returns in functions:
         # SPECIAL null handling: the functions may return NULL (e.g. *_problem for a valid value), which
