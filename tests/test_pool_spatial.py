@@ -41,7 +41,12 @@ SPATIAL_MODELS = [
     "fct_od_daily",
     "int_spatial__rejected_records",
 ]
-SELECTION = [*(f"+{m}" for m in SPATIAL_MODELS), "int_presence__operator_hours", "dim_district"]
+SELECTION = [
+    *(f"+{m}" for m in SPATIAL_MODELS),
+    "int_presence__operator_hours",
+    "snap_facilities",
+    "dim_district",
+]
 POSITION_TOLERANCE_M = 5  # GCJ-02 / BD-09 -> WGS-84 round trip after 6-decimal rounding: well under a metre
 NIGHT_HOURS = [2, 3, 4]
 PRESENCE_TOLERANCE = 0.15  # fused night presence vs residents living in the district
