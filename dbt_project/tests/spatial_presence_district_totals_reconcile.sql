@@ -2,6 +2,8 @@
 -- district's cells equals Σ_operators (the operator's subscribers in the district) / Σ_operators share
 -- over the operators that reported the hour, scaled by var('presence_coverage'). Cells of a district
 -- share one denominator because an operator reporting the hour counts 0 where it lists no unit.
+-- Reported in Dagster as a check of fct_presence_hourly (it runs with the daily facts).
+{{ config(meta={'dagster': {'ref': {'name': 'fct_presence_hourly'}}}) }}
 with fused as (
     select district_code, stat_date, hour_start, sum(est_population) as est_population
     from {{ ref('fct_presence_hourly') }}
