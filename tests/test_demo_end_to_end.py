@@ -7,55 +7,22 @@ import csv
 import json
 import shutil
 from collections import Counter
-from datetime import date
 
 import duckdb
 import pytest
-from dagster import DagsterInstance
 
-from citybrain.demo.generate import DemoConfig, generate_demo_city
-from citybrain.demo.hotline_api import HotlineApiServer
-from orchestration.cli import prepare_demo_lake
+from tests.demo_lake import demo_lake, run_nightly
 
 DAYS = ["2026-11-19", "2026-11-20"]
 COUNTIES = ["330102", "330105", "310115"]  # two Hangzhou districts and Shanghai Pudong: across provinces
 
 
-def run_nightly(start: str, end: str):
-    from orchestration.definitions import build_definitions
-
-    job = build_definitions().resolve_job_def("city_nightly")
-    tags = {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
-    with DagsterInstance.ephemeral() as instance:
-        return job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
-
-
 @pytest.fixture(scope="module")
 def city(tmp_path_factory):
     home = tmp_path_factory.mktemp("city")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CITYBRAIN_HOME", str(home))
-        for var in (
-            "CITYBRAIN_LANDING",
-            "CITYBRAIN_WAREHOUSE",
-            "CITYBRAIN_CATALOG",
-            "CITYBRAIN_SOCIAL_INSURANCE_URL",
-        ):
-            mp.delenv(var, raising=False)
-        summary = generate_demo_city(
-            DemoConfig(
-                counties=COUNTIES,
-                residents=3000,
-                days=2,
-                end_date=date.fromisoformat(DAYS[-1]),
-                defect_rate=0.03,
-            )
-        )
-        prepare_demo_lake(COUNTIES)
-        with HotlineApiServer(summary.hotline_store) as server:
-            mp.setenv("CITYBRAIN_HOTLINE_API_URL", server.base_url)
-            result = run_nightly(DAYS[0], DAYS[-1])
-            yield {"home": home, "summary": summary, "result": result, "server": server}
+    with demo_lake(home, COUNTIES, DAYS, residents=3000, defect_rate=0.03) as summary:
+        result = run_nightly(DAYS[0], DAYS[-1])
+        yield {"home": home, "summary": summary, "result": result}
 
 
 def sql(home, query, params=None):
@@ -170,3 +137,23 @@ def test_rerun_adds_nothing_and_redelivery_replaces(city):
         [corrected.run_id],
     )[0]
     assert history > 0
+
+
+def test_the_pool_is_built_with_indicators_for_every_district(city):
+    """The same job builds the pool; indicators exist for every configured district (across provinces)
+    and the telecom-estimated residents are close to where the generator's residents live."""
+    import pandas as pd
+
+    home = city["home"]
+    indicators = dict(
+        sql(home, "SELECT district_code, est_resident_population FROM pool.ind_district_monthly")
+    )
+    assert set(indicators) == set(COUNTIES)
+    registered = dict(sql(home, "SELECT district_code, count(*) FROM pool.dim_resident GROUP BY 1"))
+    assert dict(sql(home, "SELECT district_code, registered_population FROM pool.ind_district_monthly")) == {
+        c: registered.get(c, 0) for c in COUNTIES
+    }
+    residents = pd.read_parquet(home / "demo" / "ground_truth" / "residents.parquet")
+    truth = residents.groupby("home_county").size().to_dict()
+    for county in COUNTIES:
+        assert abs(indicators[county] - truth[county]) <= 0.2 * truth[county], county

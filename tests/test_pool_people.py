@@ -6,11 +6,8 @@ production; the people models (and their dbt tests) are then built by dbt on tha
 from __future__ import annotations
 
 import csv
-import os
 import re
 import shutil
-import subprocess
-import sys
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -18,13 +15,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from dagster import DagsterInstance
 
-from citybrain.demo.generate import DemoConfig, generate_demo_city
-from citybrain.demo.hotline_api import HotlineApiServer
-from citybrain.settings import REPO_ROOT
 from citybrain.transform import udfs
-from orchestration.cli import prepare_demo_lake
+from tests.demo_lake import dbt_build, demo_lake, ingest
 
 DAYS = ["2026-11-19", "2026-11-20"]
 # Two Hangzhou districts with codes retired by redistricting (下城 330103 → 330102, 萧山市 330181 → 330109)
@@ -49,64 +42,11 @@ MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
 PSEUDONYM = re.compile(r"[0-9a-f]{64}")  # a keyed hash: its digit runs are not identifiers
 
 
-def ingest(start: str, end: str):
-    """The nightly job's ingestion and reference assets, in process. The dbt steps are left out: the
-    job's dbt manifest is prepared at setup and may predate models being added, so the people models are
-    built below with dbt itself, from the project as it is."""
-    from orchestration.definitions import build_definitions
-
-    defs = build_definitions()
-    graph = defs.resolve_asset_graph()
-    keys = [k for k in graph.executable_asset_keys if k.path[0] in ("raw", "reference")]
-    job = defs.resolve_job_def("city_nightly")
-    tags = {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
-    with DagsterInstance.ephemeral() as instance:
-        return job.execute_in_process(
-            instance=instance, tags=tags, asset_selection=keys, raise_on_error=False
-        )
-
-
-def dbt_build(warehouse: Path, target: Path, selection: list[str]) -> subprocess.CompletedProcess:
-    """dbt build of a selection on a warehouse; tests only where all their parents are selected
-    (dim_district's other children belong to other domains)."""
-    dbt = Path(sys.executable).with_name("dbt")
-    env = {**os.environ, "CITYBRAIN_WAREHOUSE": str(warehouse)}
-    return subprocess.run(
-        [str(dbt), "build", "--profiles-dir", ".", "--target-path", str(target), "--log-path", str(target),
-         "--indirect-selection", "cautious", "--select", *selection],
-        cwd=REPO_ROOT / "dbt_project",
-        capture_output=True,
-        text=True,
-        env=env,
-    )  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def city(tmp_path_factory):
     home = tmp_path_factory.mktemp("people_city")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CITYBRAIN_HOME", str(home))
-        for var in (
-            "CITYBRAIN_LANDING",
-            "CITYBRAIN_WAREHOUSE",
-            "CITYBRAIN_CATALOG",
-            "CITYBRAIN_SOCIAL_INSURANCE_URL",
-            "CITYBRAIN_PSEUDONYM_SALT",
-        ):
-            mp.delenv(var, raising=False)
-        summary = generate_demo_city(
-            DemoConfig(
-                counties=COUNTIES,
-                residents=3000,
-                days=2,
-                end_date=date.fromisoformat(DAYS[-1]),
-                defect_rate=0.05,
-            )
-        )
-        prepare_demo_lake(COUNTIES)
-        with HotlineApiServer(summary.hotline_store) as server:
-            mp.setenv("CITYBRAIN_HOTLINE_API_URL", server.base_url)
-            assert ingest(DAYS[0], DAYS[-1]).success
+    with demo_lake(home, COUNTIES, DAYS, residents=3000, defect_rate=0.05):
+        assert ingest(DAYS[0], DAYS[-1]).success
         proc = dbt_build(home / "warehouse.duckdb", tmp_path_factory.mktemp("dbt_target"), PEOPLE_SELECTION)
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]  # models, snapshots, dbt tests
         truth = ground_truth(home)

@@ -9,26 +9,18 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 import time
-from datetime import date, datetime
-from pathlib import Path
+from datetime import datetime
 
 import duckdb
 import h3
 import numpy as np
 import pandas as pd
 import pytest
-from dagster import DagsterInstance
 
-from citybrain.demo.generate import DemoConfig, generate_demo_city
-from citybrain.demo.hotline_api import HotlineApiServer
 from citybrain.demo.od import expected_trips
-from citybrain.settings import REPO_ROOT
 from citybrain.transform import udfs
-from orchestration.cli import prepare_demo_lake
+from tests.demo_lake import dbt_build, demo_lake, ingest
 
 DAYS = ["2026-11-19", "2026-11-20"]
 # Two neighbouring Hangzhou districts whose residents overlap, a large suburban one, and Shanghai Pudong
@@ -54,68 +46,11 @@ OD_TOTAL_TOLERANCE = 0.05  # fused trips of a day vs the generator's expected tr
 OD_ORIGIN_TOLERANCE = 0.10  # ... per origin district
 
 
-def ingest(start: str, end: str):
-    """The nightly job's ingestion and reference assets, in process (the job's dbt manifest is prepared
-    at setup and may predate models being added, so the dbt models are built below with dbt itself)."""
-    from orchestration.definitions import build_definitions
-
-    defs = build_definitions()
-    keys = [k for k in defs.resolve_asset_graph().executable_asset_keys if k.path[0] in ("raw", "reference")]
-    job = defs.resolve_job_def("city_nightly")
-    tags = {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
-    with DagsterInstance.ephemeral() as instance:
-        return job.execute_in_process(
-            instance=instance, tags=tags, asset_selection=keys, raise_on_error=False
-        )
-
-
-def dbt_build(
-    warehouse: Path, target: Path, selection: list[str], *extra: str
-) -> subprocess.CompletedProcess:
-    dbt = Path(sys.executable).with_name("dbt")
-    return subprocess.run(
-        [
-            str(dbt),
-            "build",
-            "--profiles-dir",
-            ".",
-            "--target-path",
-            str(target),
-            "--log-path",
-            str(target),
-            "--indirect-selection",
-            "cautious",
-            "--select",
-            *selection,
-            *extra,
-        ],
-        cwd=REPO_ROOT / "dbt_project",
-        capture_output=True,
-        text=True,
-        env={**os.environ, "CITYBRAIN_WAREHOUSE": str(warehouse)},
-    )
-
-
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory):
     home = tmp_path_factory.mktemp("spatial_city")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CITYBRAIN_HOME", str(home))
-        mp.setenv("DAGSTER_HOME", str(home / "dagster_home"))
-        for var in (
-            "CITYBRAIN_LANDING",
-            "CITYBRAIN_WAREHOUSE",
-            "CITYBRAIN_CATALOG",
-            "CITYBRAIN_SOCIAL_INSURANCE_URL",
-        ):
-            mp.delenv(var, raising=False)
-        summary = generate_demo_city(
-            DemoConfig(counties=COUNTIES, residents=5000, days=2, end_date=date.fromisoformat(DAYS[-1]))
-        )
-        prepare_demo_lake(COUNTIES)
-        with HotlineApiServer(summary.hotline_store) as server:
-            mp.setenv("CITYBRAIN_HOTLINE_API_URL", server.base_url)
-            result = ingest(DAYS[0], DAYS[-1])
+    with demo_lake(home, COUNTIES, DAYS, residents=5000):
+        result = ingest(DAYS[0], DAYS[-1])
         assert result.success
         started = time.monotonic()
         built = dbt_build(home / "warehouse.duckdb", home / "dbt_target", SELECTION)

@@ -41,9 +41,14 @@ def write_city(path: Path, counties: list[str], name_zh: str = "", name_en: str 
 
 def reference_tables(city: City) -> dict[str, pd.DataFrame]:
     """city_counties: the configured counties with centroids; division_crosswalk: every current code of
-    the city mapped to itself and every code retired by redistricting mapped to its successor."""
+    the city mapped to itself and every code retired by redistricting mapped to its successor.
+
+    Only codes whose successor is one of the configured counties are in the crosswalk: a retired code
+    that redistricting moved to a county outside the city then yields no district (the pool keeps the
+    delivered code), instead of a district the city's dimension does not have."""
     counties = divisions.current_counties(city.counties)
     retired = divisions.retired_codes(counties)
+    retired = retired[retired["maps_to"].isin(set(counties["code"]))]
     table = divisions.division_table(counties, retired)
     crosswalk = table[["code", "name", "status", "maps_to", "mapping", "first_year", "last_year"]].copy()
     counties = counties.assign(city_name_zh=city.name_zh, city_name_en=city.name_en)
