@@ -11,7 +11,7 @@ from collections import Counter
 import duckdb
 import pytest
 
-from tests.demo_lake import demo_lake, run_nightly
+from tests.demo_lake import demo_lake, ingest, run_nightly
 
 DAYS = ["2026-11-19", "2026-11-20"]
 COUNTIES = ["330102", "330105", "310115"]  # two Hangzhou districts and Shanghai Pudong: across provinces
@@ -107,7 +107,7 @@ def test_identities_are_consistent_across_feeds(city):
 def test_rerun_adds_nothing_and_redelivery_replaces(city):
     home = city["home"]
     before = sql(home, "SELECT count(*) FROM raw.operator_a_presence")[0][0]
-    rerun = run_nightly(DAYS[0], DAYS[-1])
+    rerun = ingest(DAYS[0], DAYS[-1])  # raw layer only: the pool reruns are tested in test_pool_incremental
     assert rerun.success
     assert sql(home, "SELECT count(*) FROM raw.operator_a_presence")[0][0] == before
     new_rows = sql(
@@ -119,7 +119,7 @@ def test_rerun_adds_nothing_and_redelivery_replaces(city):
 
     redelivery = json.loads((home / "demo" / "ground_truth" / "summary.json").read_text())["redeliveries"][0]
     shutil.copyfile(home / "demo" / redelivery["corrected"], home / "landing" / redelivery["file"])
-    corrected = run_nightly(DAYS[0], DAYS[0])
+    corrected = ingest(DAYS[0], DAYS[0])
     assert corrected.success
     statuses = sql(
         home,
