@@ -45,6 +45,7 @@ def test_a_source_for_every_catalog_feed(manifest, catalog):
     for source in manifest["sources"].values():
         if source["source_name"] == "raw" and source["name"] in {f.id for f in catalog.feeds}:
             assert source["loaded_at_field"] == "_loaded_at"
+            assert source["freshness"]["warn_after"]["count"], source["name"]
 
 
 def test_pool_models_have_contracts_and_bilingual_descriptions(manifest):
