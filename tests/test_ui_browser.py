@@ -21,5 +21,11 @@ from scripts.check_ui_in_browser import CHROMIUM, run_check
 )
 def test_ui_loads_location_and_renders_asset_graph(tmp_path: Path) -> None:
     shots = run_check(screenshots=tmp_path / "screenshots")
-    assert [p.name for p in shots] == ["1-lineage-groups.png", "2-lineage-assets.png", "3-asset-catalog.png"]
+    assert [p.name for p in shots] == [
+        "1-lineage-groups.png",
+        "2-group-public_security_bureau.png",
+        "2-group-e_government_service_centre.png",
+        "2-group-indicators.png",
+        "3-asset-catalog.png",
+    ]
     assert all(p.stat().st_size > 10_000 for p in shots)
