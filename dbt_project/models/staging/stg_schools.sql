@@ -37,45 +37,7 @@ renamed as (
     from source
 ),
 
-repaired as (
-    select
-        *,
-        coalesce(lng_delivered between 18 and 54 and lat_delivered between 73 and 136, false) as coords_swapped
-    from renamed
-),
-
-converted as (
-    select
-        *,
-        {{ bd09_to_wgs84_lng('case when coords_swapped then lat_delivered else lng_delivered end',
-                             'case when coords_swapped then lng_delivered else lat_delivered end') }} as lng_converted,
-        {{ bd09_to_wgs84_lat('case when coords_swapped then lat_delivered else lng_delivered end',
-                             'case when coords_swapped then lng_delivered else lat_delivered end') }} as lat_converted
-    from repaired
-),
-
-nearest_county as (
-    select
-        converted._row_number,
-        converted._file_sha256,
-        min({{ distance_m('converted.lat_converted', 'converted.lng_converted', 'counties.lat', 'counties.lng') }}) as nearest_county_m
-    from converted
-    cross join counties
-    where converted.lng_converted is not null
-    group by converted._row_number, converted._file_sha256
-),
-
-located as (
-    select
-        converted.*,
-        nearest_county.nearest_county_m,
-        lng_delivered is not null and lat_delivered is not null
-            and (lng_converted is null or nearest_county.nearest_county_m > {{ var('outside_city_km', 60) }} * 1000) as outside_city
-    from converted
-    left join nearest_county
-        on converted._row_number = nearest_county._row_number
-        and converted._file_sha256 = nearest_county._file_sha256
-)
+{{ located_points('bd09') }}
 
 select
     located.school_id,

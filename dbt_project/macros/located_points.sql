@@ -1,0 +1,57 @@
+{#-
+  The CTEs that turn delivered coordinates into located WGS-84 points, shared by the staging models of
+  point feeds. Expects a CTE `renamed` with lng_delivered / lat_delivered (in `crs`: 'gcj02' or 'bd09'),
+  _row_number and _file_sha256, and a CTE `counties` (lng, lat of the city's county centroids); defines
+    repaired        coords_swapped: a pair that only makes sense swapped (lat in the lng range and back);
+    converted       lng_converted / lat_converted in WGS-84 (null outside China);
+    nearest_county  distance to the nearest county centroid;
+    located         outside_city: no usable position or farther than var outside_city_km from every county.
+-#}
+{% macro located_points(crs) %}
+{%- set lng = 'case when coords_swapped then lat_delivered else lng_delivered end' -%}
+{%- set lat = 'case when coords_swapped then lng_delivered else lat_delivered end' -%}
+repaired as (
+    select
+        *,
+        coalesce(lng_delivered between 18 and 54 and lat_delivered between 73 and 136, false) as coords_swapped
+    from renamed
+),
+
+converted as (
+    select
+        *,
+        {% if crs == 'gcj02' -%}
+        {{ gcj02_to_wgs84_lng(lng, lat) }} as lng_converted,
+        {{ gcj02_to_wgs84_lat(lng, lat) }} as lat_converted
+        {%- elif crs == 'bd09' -%}
+        {{ bd09_to_wgs84_lng(lng, lat) }} as lng_converted,
+        {{ bd09_to_wgs84_lat(lng, lat) }} as lat_converted
+        {%- else -%}
+        {{ exceptions.raise_compiler_error("located_points: crs must be 'gcj02' or 'bd09', not " ~ crs) }}
+        {%- endif %}
+    from repaired
+),
+
+nearest_county as (
+    select
+        converted._row_number,
+        converted._file_sha256,
+        min({{ distance_m('converted.lat_converted', 'converted.lng_converted', 'counties.lat', 'counties.lng') }}) as nearest_county_m
+    from converted
+    cross join counties
+    where converted.lng_converted is not null
+    group by converted._row_number, converted._file_sha256
+),
+
+located as (
+    select
+        converted.*,
+        nearest_county.nearest_county_m,
+        lng_delivered is not null and lat_delivered is not null
+            and (lng_converted is null or nearest_county.nearest_county_m > {{ var('outside_city_km', 60) }} * 1000) as outside_city
+    from converted
+    left join nearest_county
+        on converted._row_number = nearest_county._row_number
+        and converted._file_sha256 = nearest_county._file_sha256
+)
+{% endmacro %}
