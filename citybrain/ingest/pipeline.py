@@ -16,7 +16,7 @@ from citybrain.catalog import Feed, FileDelivery
 from citybrain.ingest import http_feed, sql_feed
 from citybrain.ingest.batch import DeliveryError
 from citybrain.ingest.file_readers import read_delivery
-from citybrain.ingest.landing import delivery_pattern, find_deliveries
+from citybrain.ingest.landing import DeliveredFile, delivery_pattern, find_deliveries
 from citybrain.ingest.warehouse import (
     LogEntry,
     current_row_count,
@@ -92,6 +92,23 @@ def ingest_files(
         )
     with open_warehouse(warehouse) as con:
         already = {f.sha256: find_current_load(con, feed.id, f.sha256) for f in files}
+
+    def log_file(con, delivered: DeliveredFile, started_at, status: str, message: str, duplicate_of=None):
+        """Log a delivered file that loads no rows (a duplicate or a failure)."""
+        return log_without_rows(
+            con,
+            feed,
+            status=status,
+            partition_key=partition_key,
+            source_file=delivered.relative,
+            sha256=delivered.sha256,
+            file_bytes=delivered.size,
+            batch_id=batch_id,
+            started_at=started_at,
+            message=message,
+            duplicate_of=duplicate_of,
+        )
+
     for delivered in files:
         started = utcnow()
         current = already.get(delivered.sha256)
@@ -102,20 +119,9 @@ def ingest_files(
                 continue
             with open_warehouse(warehouse) as con:
                 if not has_log(con, feed.id, delivered.relative, delivered.sha256, "duplicate"):
+                    message = f"same bytes as {loaded_name}, already loaded; not loaded again"
                     result.entries.append(
-                        log_without_rows(
-                            con,
-                            feed,
-                            status="duplicate",
-                            partition_key=partition_key,
-                            source_file=delivered.relative,
-                            sha256=delivered.sha256,
-                            file_bytes=delivered.size,
-                            batch_id=batch_id,
-                            started_at=started,
-                            message=f"same bytes as {loaded_name}, already loaded; not loaded again",
-                            duplicate_of=loaded_name,
-                        )
+                        log_file(con, delivered, started, "duplicate", message, loaded_name)
                     )
                 else:
                     result.unchanged.append(delivered.relative)
@@ -125,18 +131,7 @@ def ingest_files(
         except DeliveryError as exc:
             result.problems.append(str(exc))
             with open_warehouse(warehouse) as con:
-                log_without_rows(
-                    con,
-                    feed,
-                    status="failed",
-                    partition_key=partition_key,
-                    source_file=delivered.relative,
-                    sha256=delivered.sha256,
-                    file_bytes=delivered.size,
-                    batch_id=batch_id,
-                    started_at=started,
-                    message=exc.problem,
-                )
+                log_file(con, delivered, started, "failed", exc.problem)
             continue
         with open_warehouse(warehouse) as con:
             entry = write_batch(
