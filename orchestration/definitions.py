@@ -10,6 +10,7 @@ from dagster_dbt import DbtCliResource
 
 from assets.dbt import dbt_asset_definitions
 from assets.ingestion import build_ingestion_assets
+from assets.quality import build_quality_checks
 from assets.reference import reference_divisions
 from citybrain.catalog import load_catalog
 from orchestration.dbt_project import citybrain_dbt_project
@@ -33,8 +34,10 @@ def build_definitions() -> Definitions:
         )
         for name, conn in catalog.connections.items()
     }
+    assets = [*build_ingestion_assets(catalog), reference_divisions, *dbt_asset_definitions()]
     return Definitions(
-        assets=[*build_ingestion_assets(catalog), reference_divisions, *dbt_asset_definitions()],
+        assets=assets,
+        asset_checks=build_quality_checks(assets),
         jobs=[city_nightly, raw_ingestion],
         resources={
             "warehouse": WarehouseResource(),

@@ -1,0 +1,64 @@
+"""GX Data Docs: a browsable site of every suite and every validation, rebuilt after each check step.
+
+Validation runs in an ephemeral GX context (nothing accumulates in a project file); the suites and
+their results are then written to a file-backed GX project under ``$CITYBRAIN_HOME/quality/gx``
+and the site is rebuilt there. Check steps of one run may run in parallel processes, so the project
+is updated under a file lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from contextlib import contextmanager
+from pathlib import Path
+
+from citybrain import settings
+
+
+def gx_project_dir() -> Path:
+    return settings.home() / "quality" / "gx"
+
+
+def data_docs_index() -> Path:
+    return gx_project_dir() / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
+
+@contextmanager
+def _project_lock():
+    path = gx_project_dir()
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / "gx.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def update_data_docs(run_id: str, runs: list) -> Path:
+    """Store the suites and validation results of ``runs`` (validate.SuiteRun) and rebuild the site."""
+    import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    with _project_lock():
+        context = gx.get_context(mode="file", project_root_dir=str(gx_project_dir()))
+        stored = set()
+        for run in runs:
+            name = run.suite.dataset
+            if name not in stored:  # the suite as last evaluated (run-time values filled in)
+                context.suites.add_or_update(
+                    gx.ExpectationSuite(name=name, expectations=[e.copy() for e in run.gx_expectations])
+                )
+                stored.add(name)
+            key = ValidationResultIdentifier(
+                expectation_suite_identifier=ExpectationSuiteIdentifier(name=name),
+                run_id=RunIdentifier(run_name=run_id),
+                batch_identifier=run.partition or "whole_table",
+            )
+            context.validation_results_store.set(key, run.gx_result)
+        context.build_data_docs()
+    return data_docs_index()

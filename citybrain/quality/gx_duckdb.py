@@ -1,0 +1,80 @@
+"""Great Expectations on DuckDB, in-database: the one place that works around GX's gaps for DuckDB.
+
+Why this module exists (GX 1.24, duckdb-engine 0.17):
+
+* GX runs each metric query in ``with engine.connect() as c: result = c.execute(q)`` and fetches the
+  rows *after* the block has closed the connection. With DuckDB, closing the connection drops the
+  pending result, so every metric fails with ``IndexError: list index out of range``. GX already keeps
+  one persisted connection for SQLite, SQL Server, BigQuery and Databricks; we add DuckDB to that list
+  (``_PERSISTED_CONNECTION_DIALECTS``). That is the only GX internal touched, and
+  ``tests/test_gx_duckdb.py`` fails loudly if it disappears or if GX starts to work without it.
+* GX's column-type expectations report DuckDB types through generic SQLAlchemy types (VARCHAR comes
+  back as ``String``, DOUBLE as ``FLOAT``, time zones are lost), and regex/LIKE expectations are not
+  implemented for the duckdb dialect. Suites therefore check types with DuckDB's ``DESCRIBE`` and
+  patterns with DuckDB SQL through ``UnexpectedRowsExpectation`` (see ``suites.py``).
+
+The connection is opened read-only, carries the pool's domain functions (``cb_*``), and is closed
+by :func:`warehouse_batches` so the warehouse file is free again for the next writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+DUCKDB_DIALECT = "duckdb"
+
+
+class _DialectName(str):
+    """A dialect name GX can test both with ``in`` and with ``.value`` (it does both)."""
+
+    @property
+    def value(self) -> str:
+        return str(self)
+
+
+def enable_persisted_duckdb_connection() -> None:
+    """Make GX keep one connection open for DuckDB, as it does for SQLite (idempotent)."""
+    from great_expectations.execution_engine import sqlalchemy_execution_engine as engine_module
+
+    dialects = engine_module._PERSISTED_CONNECTION_DIALECTS
+    if DUCKDB_DIALECT not in dialects:
+        engine_module._PERSISTED_CONNECTION_DIALECTS = (*dialects, _DialectName(DUCKDB_DIALECT))
+
+
+@contextmanager
+def warehouse_batches(warehouse: Path, context=None) -> Iterator[WarehouseBatches]:
+    """A GX SQL datasource on the warehouse file: read-only, one persisted connection, UDFs registered."""
+    import great_expectations as gx
+    from sqlalchemy import event
+
+    from citybrain.transform import udfs
+
+    enable_persisted_duckdb_connection()
+    context = context or gx.get_context(mode="ephemeral")
+    datasource = context.data_sources.add_sql(
+        "warehouse",
+        connection_string=f"duckdb:///{warehouse}",
+        kwargs={"connect_args": {"read_only": True}},
+    )
+    execution_engine = datasource.get_execution_engine()
+    event.listen(execution_engine.engine, "connect", lambda dbapi_con, _record: udfs.register(dbapi_con))
+    try:
+        yield WarehouseBatches(datasource)
+    finally:
+        execution_engine.close()
+
+
+class WarehouseBatches:
+    """Batches of warehouse tables for GX: a whole table, or one partition of it."""
+
+    def __init__(self, datasource):
+        self._datasource = datasource
+        self._count = 0
+
+    def batch(self, query: str):
+        """A GX batch over the rows a SQL query returns (a table, or one partition of it)."""
+        self._count += 1
+        asset = self._datasource.add_query_asset(f"batch_{self._count}", query=query)
+        return asset.add_batch_definition_whole_table("rows").get_batch()

@@ -1,0 +1,260 @@
+"""Run expectation suites in-database against the warehouse, one partition at a time.
+
+The outcome of every expectation is kept twice: as the GX validation result (for Data Docs) and as a
+flat :class:`Outcome` that the Dagster checks, the ``quality.expectation_results`` table and the
+scorecards read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+
+import duckdb
+
+from citybrain.catalog import load_catalog
+from citybrain.ingest.warehouse import LINEAGE_COLUMNS, warehouse_lock
+from citybrain.quality.suites import RunValues, SuiteSpec, gx_expectations
+
+EXAMPLES = 5  # unexpected values or rows kept per failed expectation
+
+
+@dataclass
+class Outcome:
+    suite: str
+    partition: str | None
+    expectation: str  # GX type
+    rule: str  # the suite file's entry (a GX type or a citybrain_* rule)
+    column: str | None
+    severity: str  # blocking | warning
+    success: bool
+    unexpected_count: int | None
+    observed: str | None
+    examples: list = field(default_factory=list)
+    error: str | None = None
+    description: str | None = None
+
+
+@dataclass
+class SuiteRun:
+    suite: SuiteSpec
+    partition: str | None
+    outcomes: list[Outcome]
+    gx_result: object  # ExpectationSuiteValidationResult
+    gx_expectations: list
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.success]
+
+
+def validate_suites(warehouse: Path, suites: Iterable[tuple[SuiteSpec, list[str | None]]]) -> list[SuiteRun]:
+    """Validate each suite on each of its partitions (``None`` = the whole table), read-only.
+
+    Holds the warehouse lock meanwhile: DuckDB refuses a read-only connection while a writer has the file.
+    """
+    from citybrain.quality.gx_duckdb import warehouse_batches
+
+    runs = []
+    with warehouse_lock(warehouse):
+        with duckdb.connect(str(warehouse), read_only=True) as con:  # closed before GX opens the file
+            planned = [
+                (suite, partition, gx_expectations(suite, run_values(con, suite, partition), partition))
+                for suite, partitions in suites
+                for partition in partitions
+            ]
+        with warehouse_batches(warehouse) as batches:
+            for suite, partition, expectations in planned:
+                runs.append(_validate(batches, suite, partition, expectations))
+    return runs
+
+
+def _validate(batches, suite: SuiteSpec, partition: str | None, expectations: list) -> SuiteRun:
+    import great_expectations as gx
+
+    gx_suite = gx.ExpectationSuite(name=suite.dataset, expectations=expectations)
+    batch = batches.batch(batch_query(suite, partition))
+    result = batch.validate(
+        gx_suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES}
+    )
+    outcomes = [_outcome(suite, partition, r) for r in result.results]
+    return SuiteRun(suite, partition, outcomes, result, expectations)
+
+
+def batch_query(suite: SuiteSpec, partition: str | None) -> str:
+    table = f'"{suite.schema_name}"."{suite.table_name}"'
+    if suite.partition is None or partition is None:
+        return f"SELECT * FROM {table}"
+    return f"SELECT * FROM {table} WHERE {_partition_predicate(suite, partition)}"
+
+
+def _partition_predicate(suite: SuiteSpec, partition: str, operator: str = "=") -> str:
+    column = f'"{suite.partition.column}"'
+    literal = partition.replace("'", "''")
+    # Compare in the column's own type so DuckDB can prune by min/max (no cast on the column).
+    return f"{column} {operator} CAST('{literal}' AS {_column_type(suite, suite.partition.column)})"
+
+
+def _outcome(suite: SuiteSpec, partition: str | None, r) -> Outcome:
+    config = r.expectation_config
+    meta = config.meta or {}
+    result = r.result or {}
+    examples = result.get("partial_unexpected_list") or result.get("details", {}).get("unexpected_rows") or []
+    error = None
+    info = r.exception_info or {}
+    if info.get("raised_exception"):
+        error = info.get("exception_message")
+    else:
+        messages = [
+            v.get("exception_message")
+            for v in info.values()
+            if isinstance(v, dict) and v.get("raised_exception")
+        ]
+        error = messages[0] if messages else None
+    unexpected = result.get("unexpected_count")
+    observed = result.get("observed_value")
+    if unexpected is None and config.type == "unexpected_rows_expectation":
+        unexpected = observed
+    return Outcome(
+        suite=suite.dataset,
+        partition=partition,
+        expectation=config.type,
+        rule=meta.get("rule", config.type),
+        column=config.kwargs.get("column"),
+        severity=meta.get("severity", "blocking"),
+        success=bool(r.success) and error is None,
+        unexpected_count=int(unexpected) if isinstance(unexpected, (int, float)) else None,
+        observed=None if observed is None else json.dumps(observed, ensure_ascii=False, default=str)[:500],
+        examples=[_jsonable(e) for e in examples[:EXAMPLES]],
+        error=error,
+        description=config.description or getattr(config, "notes", None),
+    )
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, ensure_ascii=False, default=str))
+
+
+# --- run-time values -----------------------------------------------------------------------------
+
+
+def run_values(con: duckdb.DuckDBPyConnection, suite: SuiteSpec, partition: str | None) -> RunValues:
+    counties = con.execute("SELECT code, lng, lat FROM reference.city_counties ORDER BY code").fetchall()
+    trailing = []
+    if suite.partition is not None and partition is not None:
+        column = f'"{suite.partition.column}"'
+        trailing = [
+            row[1]
+            for row in con.execute(
+                f'SELECT {column}, count(*) FROM "{suite.schema_name}"."{suite.table_name}" '
+                f"WHERE {_partition_predicate(suite, partition, '<')} GROUP BY 1 ORDER BY 1 DESC LIMIT 30"
+            ).fetchall()
+        ]
+    return RunValues(
+        expected_columns=expected_columns(suite),
+        county_codes=[c[0] for c in counties],
+        county_centroids=[(c[1], c[2]) for c in counties if c[1] is not None],
+        trailing_counts=trailing,
+    )
+
+
+def expected_columns(suite: SuiteSpec) -> dict[str, str]:
+    """The declared schema: the catalog for raw tables (all text plus lineage), the dbt contract else."""
+    if suite.schema_name == "raw":
+        feed = next((f for f in load_catalog().feeds if f.id == suite.table_name), None)
+        if feed is None:
+            raise ValueError(f"{suite.path}: no feed {suite.table_name!r} in the source catalog")
+        declared = {c: "VARCHAR" for c in feed.column_names} | LINEAGE_COLUMNS
+    else:
+        node = _dbt_models().get(suite.table_name)
+        if node is None:
+            raise ValueError(f"{suite.path}: no dbt model {suite.table_name!r} in the manifest")
+        declared = {name: (c.get("data_type") or "VARCHAR") for name, c in node["columns"].items()}
+    return {name: _canonical_type(kind) for name, kind in declared.items()}
+
+
+def _column_type(suite: SuiteSpec, column: str) -> str:
+    return expected_columns(suite).get(column, "VARCHAR")
+
+
+@cache
+def _canonical_type(declared: str) -> str:
+    """DuckDB's own name for a declared type (``timestamptz`` -> ``TIMESTAMP WITH TIME ZONE``)."""
+    return duckdb.sql(f"SELECT typeof(CAST(NULL AS {declared}))").fetchone()[0]
+
+
+@cache
+def _dbt_models() -> dict:
+    from orchestration.dbt_project import citybrain_dbt_project
+
+    manifest = json.loads(citybrain_dbt_project.manifest_path.read_text(encoding="utf-8"))
+    return {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+
+
+# --- results table -------------------------------------------------------------------------------
+
+RESULTS_DDL = """
+CREATE SCHEMA IF NOT EXISTS quality;
+CREATE TABLE IF NOT EXISTS quality.expectation_results (
+    run_id VARCHAR NOT NULL,
+    suite VARCHAR NOT NULL,
+    partition_key VARCHAR,
+    expectation VARCHAR NOT NULL,
+    rule VARCHAR NOT NULL,
+    column_name VARCHAR,
+    severity VARCHAR NOT NULL,
+    success BOOLEAN NOT NULL,
+    unexpected_count BIGINT,
+    observed VARCHAR,
+    examples JSON,
+    error VARCHAR,
+    evaluated_at TIMESTAMPTZ NOT NULL
+);
+"""
+
+
+def record_outcomes(warehouse: Path, run_id: str, runs: list[SuiteRun]) -> None:
+    """Append outcomes to ``quality.expectation_results`` (replacing this run's earlier rows of the
+    same suite and partition, so a retried check step does not count twice)."""
+    now = datetime.now(UTC)
+    rows = [
+        (
+            run_id,
+            o.suite,
+            o.partition,
+            o.expectation,
+            o.rule,
+            o.column,
+            o.severity,
+            o.success,
+            o.unexpected_count,
+            o.observed,
+            json.dumps(o.examples, ensure_ascii=False, default=str),
+            o.error,
+            now,
+        )
+        for run in runs
+        for o in run.outcomes
+    ]
+    with warehouse_lock(warehouse), duckdb.connect(str(warehouse)) as con:
+        con.execute("BEGIN TRANSACTION")
+        con.execute(RESULTS_DDL)
+        for run in runs:
+            con.execute(
+                "DELETE FROM quality.expectation_results WHERE run_id = ? AND suite = ? "
+                "AND partition_key IS NOT DISTINCT FROM ?",
+                [run_id, run.suite.dataset, run.partition],
+            )
+        if rows:
+            con.executemany(
+                "INSERT INTO quality.expectation_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+        con.execute("COMMIT")
+
+
+def outcome_dict(outcome: Outcome) -> dict:
+    return asdict(outcome)
