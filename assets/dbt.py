@@ -45,6 +45,7 @@ def _manifest_nodes() -> dict:
 
 DAILY_MODELS = "tag:daily"  # incremental models partitioned by day (see macros/partition_window.sql)
 INDICATORS = "tag:indicator"  # monthly indicators: downstream of the daily facts, rebuilt whole
+SCORECARDS = "tag:scorecard"  # quality scorecards: read the check results, so built after the checks
 
 
 def _has_models_tagged(tag: str) -> bool:
@@ -65,7 +66,7 @@ def _build(
 @dbt_assets(
     manifest=citybrain_dbt_project.manifest_path,
     dagster_dbt_translator=CityBrainDbtTranslator(),
-    exclude=f"{DAILY_MODELS} {INDICATORS}",
+    exclude=f"{DAILY_MODELS} {INDICATORS} {SCORECARDS}",
     name="citybrain_dbt_models",
 )
 def citybrain_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
@@ -81,6 +82,8 @@ def dbt_asset_definitions() -> list:
         definitions.append(citybrain_dbt_daily_models)
     if _has_models_tagged("indicator"):
         definitions.append(citybrain_dbt_indicators)
+    if _has_models_tagged("scorecard"):
+        definitions.append(citybrain_dbt_scorecards)
     return definitions
 
 
@@ -140,4 +143,20 @@ def citybrain_dbt_indicators(
     context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
 ):
     """Indicators per district and month, from the dimensions and all days of the facts."""
+    yield from _build(context, dbt, warehouse, [])
+
+
+@dbt_assets(
+    manifest=citybrain_dbt_project.manifest_path,
+    dagster_dbt_translator=CityBrainDbtTranslator(),
+    select=SCORECARDS if _has_models_tagged("scorecard") else "fqn:*",
+    name="citybrain_dbt_scorecards",
+)
+def citybrain_dbt_scorecards(
+    context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
+    """Quality scorecards per provider and day: deliveries, quarantine and the checks of this run.
+
+    Their models depend on the pool models, so this step starts only after the pool's blocking checks
+    have passed and their results are in ``quality.expectation_results``."""
     yield from _build(context, dbt, warehouse, [])

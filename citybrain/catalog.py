@@ -117,6 +117,12 @@ class HttpDelivery(_Strict):
 Delivery = Annotated[FileDelivery | SqlDelivery | HttpDelivery, Field(discriminator="kind")]
 
 
+# Hours between two deliveries of each cadence; a feed is overdue once its last delivery is older than
+# this plus a quarter (the grace a department gets). Used by the freshness checks and the scorecards.
+CADENCE_HOURS = {"hourly": 1, "daily": 24, "weekly": 168, "monthly": 744, "termly": 4392, "yearly": 8784}
+GRACE_SHARE = 0.25
+
+
 class Feed(_Strict):
     id: str = Field(pattern=IDENTIFIER)
     title: Title
@@ -164,6 +170,11 @@ class Feed(_Strict):
     @property
     def is_partitioned(self) -> bool:
         return self.partitioning == "daily"
+
+    @property
+    def max_age_hours(self) -> float:
+        """How old the last delivery may be before the feed is overdue (cadence plus grace)."""
+        return CADENCE_HOURS[self.cadence] * (1 + GRACE_SHARE)
 
 
 class PartitionSettings(_Strict):

@@ -1,0 +1,31 @@
+"""The source catalog as a warehouse table, so dbt models (scorecards, resource catalog) can join to it."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from citybrain.catalog import CADENCE_HOURS, Catalog
+
+
+def feed_table(catalog: Catalog) -> pd.DataFrame:
+    rows = []
+    for feed in catalog.feeds:
+        provider = catalog.providers[feed.provider]
+        rows.append(
+            {
+                "feed_id": feed.id,
+                "title_zh": feed.title.zh,
+                "title_en": feed.title.en,
+                "provider_code": feed.provider,
+                "provider_name": provider.name,
+                "provider_name_en": provider.en,
+                "delivery_kind": feed.delivery.kind,
+                "cadence": feed.cadence,
+                "cadence_hours": CADENCE_HOURS[feed.cadence],
+                "max_age_hours": feed.max_age_hours,
+                "partitioning": feed.partitioning,
+                "snapshot": feed.snapshot,
+                "column_count": len(feed.columns),
+            }
+        )
+    return pd.DataFrame(rows)
