@@ -10,6 +10,7 @@ from dagster_dbt import DbtCliResource
 
 from assets.dbt import dbt_asset_definitions
 from assets.ingestion import build_ingestion_assets
+from assets.publication import pool_publication
 from assets.quality import build_quality_checks
 from assets.reference import reference_divisions
 from citybrain.catalog import load_catalog
@@ -18,6 +19,7 @@ from orchestration.jobs import city_nightly, raw_ingestion
 from orchestration.resources import (
     HttpSourceResource,
     LandingZoneResource,
+    PublicationResource,
     SqlSourceResource,
     WarehouseResource,
 )
@@ -34,13 +36,19 @@ def build_definitions() -> Definitions:
         )
         for name, conn in catalog.connections.items()
     }
-    assets = [*build_ingestion_assets(catalog), reference_divisions, *dbt_asset_definitions()]
+    assets = [
+        *build_ingestion_assets(catalog),
+        reference_divisions,
+        *dbt_asset_definitions(),
+        pool_publication,
+    ]
     return Definitions(
         assets=assets,
         asset_checks=build_quality_checks(assets),
         jobs=[city_nightly, raw_ingestion],
         resources={
             "warehouse": WarehouseResource(),
+            "publication": PublicationResource(),
             "landing": LandingZoneResource(),
             "dbt": DbtCliResource(project_dir=citybrain_dbt_project, dbt_executable=DBT_EXECUTABLE),
             **connections,

@@ -25,6 +25,25 @@ class WarehouseResource(ConfigurableResource):
         return Path(self.path).resolve() if self.path else settings.warehouse_path()
 
 
+class PublicationResource(ConfigurableResource):
+    """Where the audited pool is published for analysts, and how many versions are kept.
+
+    Defaults: ``$CITYBRAIN_POOL_DIR`` (else ``$CITYBRAIN_HOME/pool``) and ``$CITYBRAIN_POOL_KEEP`` (else 7)."""
+
+    directory: str | None = None
+    keep_versions: int | None = None
+
+    def resolved_directory(self) -> Path:
+        from citybrain.publication import pool_dir
+
+        return Path(self.directory).resolve() if self.directory else pool_dir()
+
+    def resolved_keep(self) -> int:
+        from citybrain.publication import DEFAULT_KEEP
+
+        return self.keep_versions or int(os.environ.get("CITYBRAIN_POOL_KEEP") or DEFAULT_KEEP)
+
+
 class LandingZoneResource(ConfigurableResource):
     """The directory departments and operators deliver files into (default ``$CITYBRAIN_HOME/landing``)."""
 

@@ -13,6 +13,9 @@ Why this module exists (GX 1.24, duckdb-engine 0.17):
   implemented for the duckdb dialect. Suites therefore check types with DuckDB's ``DESCRIBE`` and
   patterns with DuckDB SQL through ``UnexpectedRowsExpectation`` (see ``suites.py``).
 
+* GX's ``ExecutionEngine.close()`` leaves that persisted connection open (it only disposes the
+  engine), which keeps the DuckDB file open; :func:`_close` closes it.
+
 The connection is opened read-only, carries the pool's domain functions (``cb_*``), and is closed
 by :func:`warehouse_batches` so the warehouse file is free again for the next writer.
 """
@@ -63,7 +66,19 @@ def warehouse_batches(warehouse: Path, context=None) -> Iterator[WarehouseBatche
     try:
         yield WarehouseBatches(datasource)
     finally:
-        execution_engine.close()
+        _close(execution_engine)
+        datasource.get_engine().dispose()  # the engine GX used to test the connection when it was added
+
+
+def _close(execution_engine) -> None:
+    """Really close the persisted connection: GX's ``close()`` disposes the engine but leaves the
+    persisted connection open, and DuckDB then refuses any other connection to the file in this
+    process (and a writer in another)."""
+    connection = getattr(execution_engine, "_connection", None)
+    if connection is not None:
+        connection.close()
+        execution_engine._connection = None
+    execution_engine.engine.dispose()
 
 
 class WarehouseBatches:
