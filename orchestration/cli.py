@@ -78,7 +78,38 @@ def run_job(job_name: str, start: str, end: str) -> bool:
                 error = event.step_failure_data.error
                 print(f"  FAILED {event.step_key}: {error.message.strip() if error else ''}")
     print_run_summary(result.run_id)
+    print_gate_summary(result)
     return result.success
+
+
+def print_gate_summary(result) -> None:
+    """What the quality gate decided: checks run and failed, and which pool version is live."""
+    from citybrain.publication import live_version, pool_dir
+    from citybrain.quality.data_docs import data_docs_index
+
+    evaluations = result.get_asset_check_evaluations()
+    if not evaluations:
+        return
+    failed = [e for e in evaluations if not e.passed]
+    blocking = [e for e in failed if e.severity.value == "ERROR"]
+    print(f"\n  quality gate: {len(evaluations)} checks, {len(failed)} failed ({len(blocking)} blocking)")
+    for evaluation in sorted(failed, key=lambda e: (e.severity.value, e.asset_key.to_user_string())):
+        kind = "BLOCKING" if evaluation.severity.value == "ERROR" else "warning "
+        print(
+            f"    {kind} {evaluation.asset_key.to_user_string()}:{evaluation.check_name}  {evaluation.description or ''}"
+        )
+    published = any(
+        m.asset_key and m.asset_key.path == ["pool_publication"]
+        for m in result.get_asset_materialization_events()
+        for m in [m.event_specific_data.materialization]
+    )
+    live = live_version()
+    if published:
+        print(f"  published pool version {live}: {pool_dir() / 'pool.duckdb'}")
+    else:
+        print(f"  pool NOT published in this run; live version stays {live or '(none yet)'}")
+    if data_docs_index().exists():
+        print(f"  Data Docs: {data_docs_index()}")
 
 
 def print_run_summary(run_id: str) -> None:
@@ -118,10 +149,13 @@ ORDER BY est_residents DESC LIMIT 5"""
 
 
 def print_pool_summary() -> None:
-    """The pool tables with row counts and one example query, so a newcomer knows where to start."""
+    """The published pool's tables with row counts and one example query, so a newcomer knows where to
+    start. Read from the published file analysts use, never from the warehouse."""
     import duckdb
 
-    path = settings.warehouse_path()
+    from citybrain.publication import published_pool_path
+
+    path = published_pool_path()
     if not path.exists():
         return
     con = duckdb.connect(str(path), read_only=True)
@@ -134,7 +168,7 @@ def print_pool_summary() -> None:
         ]
         if not tables:
             return
-        print("\n  pool tables (schema pool):")
+        print(f"\n  published pool {path} (schema pool):")
         for table in tables:
             (rows,) = con.execute(f'SELECT count(*) FROM pool."{table}"').fetchone()
             print(f"    {table:<32}{rows:>12,} rows")
@@ -191,6 +225,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from citybrain.publication import published_pool_path
+    from citybrain.quality.data_docs import data_docs_index
+
     started = time.monotonic()
     cmd_demo_data(args)
     end = args.end_date or _yesterday()
@@ -201,6 +238,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print_pool_summary()
     print()
     print(f"demo finished in {time.monotonic() - started:.0f} s: {'OK' if ok else 'FAILED'}")
+    print(f"  published pool: {published_pool_path()}   (read-only for analysts; versions kept beside it)")
+    print(f"  Data Docs:     {data_docs_index()}")
     print(f"  warehouse:     {settings.warehouse_path()}   (raw.<feed>, raw.quarantine, raw.ingestion_log)")
     print(f"  landing zone:  {settings.landing_dir()}")
     print(f"  ground truth:  {settings.demo_dir() / 'ground_truth'}")

@@ -21,6 +21,7 @@ from citybrain import settings
 
 EXPECTATIONS_DIR = settings.REPO_ROOT / "expectations"
 GX_SEVERITY = {"blocking": "critical", "warning": "warning"}
+EXAMPLES = 5  # unexpected values kept per failed column expectation (GX's partial list)
 
 # Patterns of personal identifiers in text (DuckDB/RE2 syntax). A candidate ID number must also pass
 # the GB 11643 check digit (cb_ric_problem, python-stdnum), so ordinary 18-digit numbers are not flagged.
@@ -111,6 +112,7 @@ def load_suites(directory: Path = EXPECTATIONS_DIR) -> list[SuiteSpec]:
 class RunValues:
     """What the rules need at run time, read from the warehouse and the project."""
 
+    dataset: str  # schema.table validated
     expected_columns: dict[str, str]  # column -> DuckDB type, as declared (catalog or dbt contract)
     county_codes: list[str]
     county_centroids: list[tuple[float, float]]  # (lng, lat)
@@ -150,7 +152,9 @@ def _rows(query: str, description: str, **meta):
     import great_expectations.expectations as gxe
 
     return gxe.UnexpectedRowsExpectation(
-        unexpected_rows_query=query, description=description, meta=meta, result_format="COMPLETE"
+        unexpected_rows_query=query,
+        description=description,
+        meta=meta,
     )
 
 
@@ -268,6 +272,31 @@ def rule_valid_share(
     return [_rows(query, f"At least {min_share:.0%} of {column} are valid {kind} numbers.", column=column)]
 
 
+def rule_quarantine_share(values: RunValues, partition: str | None, max_share: float = 0.2) -> list:
+    """At most ``max_share`` of the rows delivered for the partition went to quarantine (raw feeds).
+
+    Unpartitioned feeds: their latest loaded delivery. A delivery this broken is not trusted even though
+    its loadable rows were loaded."""
+    feed = values.dataset.split(".", 1)[1]
+    scope = (
+        f"partition_key = {_sql_text(partition)}"
+        if partition
+        else (
+            f"log_id = (SELECT log_id FROM raw.ingestion_log WHERE feed_id = '{feed}' AND status = 'loaded' "
+            "ORDER BY finished_at DESC LIMIT 1)"
+        )
+    )
+    query = (
+        "SELECT source_file, rows_received, rows_quarantined, "
+        "round(rows_quarantined / rows_received, 4) AS quarantined_share, quarantined_by_reason "
+        f"FROM raw.ingestion_log WHERE feed_id = '{feed}' AND status = 'loaded' AND {scope} "
+        f"AND rows_received > 0 AND rows_quarantined / rows_received > {max_share:.6f} "
+    )
+    # GX wants every query to read the batch; a count is one row even when every row was quarantined.
+    query = f"SELECT log.* FROM ({query}) AS log CROSS JOIN (SELECT count(*) FROM {{batch}}) AS batch_rows"
+    return [_rows(query, f"At most {max_share:.0%} of each delivery's rows quarantined.")]
+
+
 def rule_no_personal_identifiers(values: RunValues, partition: str | None) -> list:
     """No text column holds a valid resident ID number or a mobile number (for open-tier tables)."""
     text_columns = [name for name, kind in values.expected_columns.items() if kind == "VARCHAR"]
@@ -303,6 +332,7 @@ RULES = {
     "citybrain_within_region": rule_within_region,
     "citybrain_valid_share": rule_valid_share,
     "citybrain_no_personal_identifiers": rule_no_personal_identifiers,
+    "citybrain_quarantine_share": rule_quarantine_share,
 }
 
 

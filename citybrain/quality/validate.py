@@ -18,9 +18,7 @@ import duckdb
 
 from citybrain.catalog import load_catalog
 from citybrain.ingest.warehouse import LINEAGE_COLUMNS, warehouse_lock
-from citybrain.quality.suites import RunValues, SuiteSpec, gx_expectations
-
-EXAMPLES = 5  # unexpected values or rows kept per failed expectation
+from citybrain.quality.suites import EXAMPLES, RunValues, SuiteSpec, gx_expectations
 
 
 @dataclass
@@ -77,11 +75,20 @@ def _validate(batches, suite: SuiteSpec, partition: str | None, expectations: li
     import great_expectations as gx
 
     gx_suite = gx.ExpectationSuite(name=suite.dataset, expectations=expectations)
-    batch = batches.batch(batch_query(suite, partition))
-    result = batch.validate(
+    query = batch_query(suite, partition)
+    result = batches.batch(query).validate(
         gx_suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES}
     )
     outcomes = [_outcome(suite, partition, r) for r in result.results]
+    for r, outcome in zip(result.results, outcomes, strict=True):
+        # SUMMARY keeps a few unexpected values of column expectations but no rows of row queries.
+        if (
+            not outcome.success
+            and outcome.error is None
+            and outcome.expectation == "unexpected_rows_expectation"
+        ):
+            rows = batches.rows(r.expectation_config.kwargs["unexpected_rows_query"], query, EXAMPLES)
+            outcome.examples = [_jsonable(row) for row in rows]
     return SuiteRun(suite, partition, outcomes, result, expectations)
 
 
@@ -155,6 +162,7 @@ def run_values(con: duckdb.DuckDBPyConnection, suite: SuiteSpec, partition: str 
             ).fetchall()
         ]
     return RunValues(
+        dataset=suite.dataset,
         expected_columns=expected_columns(suite),
         county_codes=[c[0] for c in counties],
         county_centroids=[(c[1], c[2]) for c in counties if c[1] is not None],
