@@ -10,7 +10,7 @@ import json
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from citybrain.ingest.warehouse import warehouse_lock
-from citybrain.publication import publish
+from citybrain.publication import publish, published_pool_path
 from orchestration.dbt_project import citybrain_dbt_project
 from orchestration.resources import PublicationResource, WarehouseResource
 
@@ -34,7 +34,7 @@ def pool_model_keys() -> list[AssetKey]:
     kinds={"duckdb"},
     description=(
         "数据池发布 — Publishes the audited pool schema as a new immutable version and switches "
-        "pool.duckdb to it atomically (readers see the whole old or the whole new version). Runs only "
+        "citybrain_pool.duckdb to it atomically (readers see the whole old or the whole new version). Runs only "
         "after every blocking check upstream passed."
     ),
 )
@@ -58,7 +58,7 @@ def pool_publication(
     return MaterializeResult(
         metadata={
             "version": published.version,
-            "published_pool": MetadataValue.path(str(publication.resolved_directory() / "pool.duckdb")),
+            "published_pool": MetadataValue.path(str(published_pool_path(publication.resolved_directory()))),
             "version_file": MetadataValue.path(published.path),
             "tables": MetadataValue.md("| table | rows |\n|---|---|\n" + table_rows),
             "dagster/row_count": sum(published.tables.values()),

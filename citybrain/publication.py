@@ -1,11 +1,11 @@
 """Write-audit-publish: copy the audited pool out of the warehouse into an immutable, versioned file.
 
 Analysts never read the warehouse (dbt writes it, and DuckDB allows one writer per file). They read
-``<pool dir>/pool.duckdb``, which is always one complete published version:
+``<pool dir>/citybrain_pool.duckdb``, which is always one complete published version:
 
 1. the pool schema is copied from the warehouse into a new file ``versions/<version>.duckdb`` (written
    under a temporary name, checkpointed, fsynced, then renamed);
-2. ``pool.duckdb`` is switched to the new version by ``os.replace`` of a hard link: one atomic rename.
+2. ``citybrain_pool.duckdb`` is switched to the new version by ``os.replace`` of a hard link: one atomic rename.
    A connection opened before keeps reading the old file (its inode lives while it is open); one
    opened after reads the new file; none can see a mix, and nobody ever holds a write lock on it;
 3. the last ``keep`` versions stay on disk, each with a ``meta`` schema saying which run made it,
@@ -27,7 +27,9 @@ import duckdb
 
 from citybrain import settings
 
-POOL_FILE = "pool.duckdb"
+# Not "pool.duckdb": DuckDB names the catalog after the file, and a catalog "pool" next to the schema
+# "pool" makes every `pool.<table>` reference ambiguous.
+POOL_FILE = "citybrain_pool.duckdb"
 VERSIONS_DIR = "versions"
 LOG_FILE = "publications.jsonl"
 DEFAULT_KEEP = 7
@@ -171,7 +173,7 @@ def _has_table(con, schema: str, table: str) -> bool:
 
 
 def _switch_live(directory: Path, version_file: Path) -> None:
-    """Point ``pool.duckdb`` at ``version_file`` with one atomic rename (a hard link, so the live file
+    """Point ``citybrain_pool.duckdb`` at ``version_file`` with one atomic rename (a hard link, so the live file
     is a real file every client can open, and old readers keep their inode)."""
     link = directory / f".{POOL_FILE}.{os.getpid()}.link"
     link.unlink(missing_ok=True)
@@ -199,7 +201,7 @@ def list_publications(directory: Path | None = None) -> list[dict]:
 
 
 def live_version(directory: Path | None = None) -> str | None:
-    """The version ``pool.duckdb`` currently is (read from the file itself)."""
+    """The version ``citybrain_pool.duckdb`` currently is (read from the file itself)."""
     path = published_pool_path(directory)
     if not path.exists():
         return None

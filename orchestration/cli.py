@@ -84,7 +84,7 @@ def run_job(job_name: str, start: str, end: str) -> bool:
 
 def print_gate_summary(result) -> None:
     """What the quality gate decided: checks run and failed, and which pool version is live."""
-    from citybrain.publication import live_version, pool_dir
+    from citybrain.publication import live_version, published_pool_path
     from citybrain.quality.data_docs import data_docs_index
 
     evaluations = result.get_asset_check_evaluations()
@@ -105,7 +105,7 @@ def print_gate_summary(result) -> None:
     )
     live = live_version()
     if published:
-        print(f"  published pool version {live}: {pool_dir() / 'pool.duckdb'}")
+        print(f"  published pool version {live}: {published_pool_path()}")
     else:
         print(f"  pool NOT published in this run; live version stays {live or '(none yet)'}")
     if data_docs_index().exists():
