@@ -272,11 +272,14 @@ def rule_valid_share(
     return [_rows(query, f"At least {min_share:.0%} of {column} are valid {kind} numbers.", column=column)]
 
 
-def rule_quarantine_share(values: RunValues, partition: str | None, max_share: float = 0.2) -> list:
+def rule_quarantine_share(
+    values: RunValues, partition: str | None, max_share: float = 0.25, min_rows: int = 100
+) -> list:
     """At most ``max_share`` of the rows delivered for the partition went to quarantine (raw feeds).
 
     Unpartitioned feeds: their latest loaded delivery. A delivery this broken is not trusted even though
-    its loadable rows were loaded."""
+    its loadable rows were loaded. Deliveries under ``min_rows`` rows are not judged by a share (two bad
+    rows of six are noise, not a broken delivery)."""
     feed = values.dataset.split(".", 1)[1]
     scope = (
         f"partition_key = {_sql_text(partition)}"
@@ -290,7 +293,7 @@ def rule_quarantine_share(values: RunValues, partition: str | None, max_share: f
         "SELECT source_file, rows_received, rows_quarantined, "
         "round(rows_quarantined / rows_received, 4) AS quarantined_share, quarantined_by_reason "
         f"FROM raw.ingestion_log WHERE feed_id = '{feed}' AND status = 'loaded' AND {scope} "
-        f"AND rows_received > 0 AND rows_quarantined / rows_received > {max_share:.6f} "
+        f"AND rows_received >= {max(1, int(min_rows))} AND rows_quarantined / rows_received > {max_share:.6f} "
     )
     # GX wants every query to read the batch; a count is one row even when every row was quarantined.
     query = f"SELECT log.* FROM ({query}) AS log CROSS JOIN (SELECT count(*) FROM {{batch}}) AS batch_rows"
