@@ -1,0 +1,156 @@
+"""The quality gate end to end: a good night publishes, a bad night is stopped and the last good version
+stays live, a reader in another process never gets an error, and Data Docs name every suite.
+
+The bad night is the generator's defect rate turned up for a new day, delivered into the same lake.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from datetime import date
+
+import duckdb
+import pytest
+
+from citybrain.demo.generate import DemoConfig, generate_demo_city
+from citybrain.publication import list_publications, live_version, published_pool_path
+from citybrain.quality.suites import load_suites
+from tests.demo_lake import demo_lake, run_nightly
+
+COUNTIES = ["330106", "330108", "320505"]  # two Hangzhou districts and Suzhou's Huqiu: across cities
+GOOD_DAYS = ["2026-10-05", "2026-10-06"]
+BAD_DAY = "2026-10-07"
+
+READER = textwrap.dedent(
+    """
+    import json, pathlib, sys, time, duckdb
+    path, stop = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+    reads, errors, versions = 0, [], set()
+    while not stop.exists():
+        try:
+            with duckdb.connect(str(path), read_only=True) as con:
+                version, table_rows = con.execute("SELECT version, table_rows FROM meta.publication").fetchone()
+                for table, rows in json.loads(table_rows).items():
+                    if con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] != rows:
+                        errors.append(f"{version}: {table} does not have {rows} rows")
+                versions.add(version)
+                reads += 1
+        except Exception as error:  # noqa: BLE001 - the reader reports every failure
+            errors.append(repr(error))
+        time.sleep(0.05)
+    print(json.dumps({"reads": reads, "errors": errors[:5], "versions": sorted(versions)}))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory):
+    home = tmp_path_factory.mktemp("gate")
+    with demo_lake(home, COUNTIES, GOOD_DAYS, residents=3000, defect_rate=0.02) as summary:
+        good = run_nightly(GOOD_DAYS[0], GOOD_DAYS[-1])
+        good_version = live_version()
+        # The next night's deliveries come from a city whose departments got much sloppier.
+        generate_demo_city(
+            DemoConfig(
+                counties=COUNTIES,
+                residents=3000,
+                days=1,
+                end_date=date.fromisoformat(BAD_DAY),
+                defect_rate=0.45,
+                landing=home / "landing",
+                demo_dir=home / "bad_night_truth",
+            )
+        )
+        stop = home / "stop-reader"
+        reader = subprocess.Popen(
+            [sys.executable, "-c", READER, str(published_pool_path()), str(stop)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            bad = run_nightly(BAD_DAY, BAD_DAY)
+        finally:
+            stop.touch()
+            report = json.loads(reader.communicate(timeout=120)[0])
+        yield {
+            "home": home,
+            "summary": summary,
+            "good": good,
+            "good_version": good_version,
+            "bad": bad,
+            "reader": report,
+            "live_after_bad": live_version(),
+            "publications": list_publications(),
+        }
+
+
+def _materialized(result, key: str) -> bool:
+    return any(e.asset_key.to_user_string() == key for e in result.get_asset_materialization_events())
+
+
+def test_a_good_night_passes_the_gate_and_publishes(lake):
+    good = lake["good"]
+    assert good.success
+    evaluations = [e for e in good.get_asset_check_evaluations() if e.check_name == "gx_blocking"]
+    assert {e.asset_key.to_user_string() for e in evaluations} == {
+        "/".join(s.asset_path) for s in load_suites()
+    }, "every suite ran as a blocking check"
+    assert all(e.passed for e in evaluations), [e.description for e in evaluations if not e.passed]
+    assert _materialized(good, "pool_publication")
+    assert lake["good_version"] is not None
+
+
+def test_the_bad_night_is_stopped_and_the_previous_version_stays_live(lake):
+    bad = lake["bad"]
+    failed = [e for e in bad.get_asset_check_evaluations() if e.check_name == "gx_blocking" and not e.passed]
+    assert failed, "the defect-ridden deliveries must fail a blocking check"
+    assert all(e.severity.value == "ERROR" for e in failed)
+    quarantine = [e for e in failed if "citybrain_quarantine_share" in (e.description or "")]
+    assert quarantine, [e.description for e in failed]
+    assert not _materialized(bad, "pool_publication")
+    assert lake["live_after_bad"] == lake["good_version"]
+    assert [p["version"] for p in lake["publications"]] == [lake["good_version"]]
+    # The failure names the failing expectations, with unexpected counts and example rows.
+    metadata = quarantine[0].metadata
+    details = metadata["failed"].value
+    assert details and details[0]["examples"] and details[0]["examples"][0]["quarantined_share"] > 0.25
+
+
+def test_results_are_recorded_per_expectation(lake):
+    with duckdb.connect(str(lake["home"] / "warehouse.duckdb"), read_only=True) as con:
+        runs = con.execute(
+            "SELECT run_id, count(*), count(*) FILTER (WHERE NOT success AND severity = 'blocking') "
+            "FROM quality.expectation_results GROUP BY run_id ORDER BY min(evaluated_at)"
+        ).fetchall()
+    assert [r[0] for r in runs] == [lake["good"].run_id, lake["bad"].run_id]
+    assert runs[0][2] == 0 and runs[1][2] > 0
+
+
+def test_a_reader_during_the_failed_night_saw_the_live_version_without_error(lake):
+    report = lake["reader"]
+    assert report["errors"] == []
+    assert report["reads"] > 5
+    assert report["versions"] == [lake["good_version"]]
+
+
+def test_the_published_version_is_traceable_to_run_and_files(lake):
+    with duckdb.connect(str(published_pool_path(lake["home"] / "pool")), read_only=True) as con:
+        run_id, partitions = con.execute("SELECT run_id, partitions FROM meta.publication").fetchone()
+        files = con.execute(
+            "SELECT count(DISTINCT source_file), count(*) FILTER (WHERE file_sha256 IS NULL AND source_file NOT LIKE 'db:%' AND source_file NOT LIKE 'http:%') FROM meta.deliveries"
+        ).fetchone()
+        checks = con.execute("SELECT count(*), count(DISTINCT suite) FROM meta.check_results").fetchone()
+    assert run_id == lake["good"].run_id and partitions == GOOD_DAYS
+    assert files[0] > 16 and files[1] == 0
+    assert checks[0] > 100 and checks[1] == len(load_suites())
+
+
+def test_data_docs_name_every_suite(lake):
+    index = lake["home"] / "quality" / "gx" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    assert index.exists()
+    html = index.read_text(encoding="utf-8")
+    missing = [s.dataset for s in load_suites() if s.dataset not in html]
+    assert not missing, f"Data Docs do not list {missing}"
