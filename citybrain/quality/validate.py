@@ -150,7 +150,7 @@ def _jsonable(value):
 
 
 def run_values(con: duckdb.DuckDBPyConnection, suite: SuiteSpec, partition: str | None) -> RunValues:
-    counties = con.execute("SELECT code, lng, lat FROM reference.city_counties ORDER BY code").fetchall()
+    counties = _city_counties()
     trailing = []
     if suite.partition is not None and partition is not None:
         column = f'"{suite.partition.column}"'
@@ -168,6 +168,16 @@ def run_values(con: duckdb.DuckDBPyConnection, suite: SuiteSpec, partition: str 
         county_centroids=[(c[1], c[2]) for c in counties if c[1] is not None],
         trailing_counts=trailing,
     )
+
+
+def _city_counties() -> list[tuple[str, float, float]]:
+    """The configured city's current counties with centroids, from the same source as reference.city_counties
+    (so raw feeds can be checked before, or without, the reference asset)."""
+    from citybrain.reference import divisions
+    from citybrain.reference.city import load_city
+
+    frame = divisions.current_counties(load_city().counties)
+    return [(str(r.code), float(r.lng), float(r.lat)) for r in frame.itertuples()]
 
 
 def expected_columns(suite: SuiteSpec) -> dict[str, str]:
