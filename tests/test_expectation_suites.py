@@ -1,0 +1,172 @@
+"""The expectation suites in expectations/: one per raw feed and pool model, each loadable and buildable
+into GX expectations, and the rules every suite follows (open tier: no personal identifiers, blocking;
+daily partitions: validated per partition, partition present, blocking). No lake needed."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import fields
+
+import pytest
+
+from citybrain.quality.suites import (
+    EXPECTATIONS_DIR,
+    RULES,
+    RunValues,
+    SuiteError,
+    gx_expectations,
+    load_suites,
+)
+from citybrain.quality.validate import expected_columns
+from orchestration.dbt_project import citybrain_dbt_project
+
+SUITES = load_suites()
+BY_DATASET = {s.dataset: s for s in SUITES}
+COUNTIES = ["330102", "330105", "330106"]
+CENTROIDS = [(120.169312, 30.242404), (120.141406, 30.319037), (120.130194, 30.259463)]
+
+
+def _pool_models() -> dict[str, dict]:
+    """Models of the pool schema (models/pool and models/indicators/pool) from the dbt manifest."""
+    manifest = json.loads(citybrain_dbt_project.manifest_path.read_text(encoding="utf-8"))
+    return {
+        n["name"]: n
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and n["config"].get("schema") == "pool"
+    }
+
+
+POOL_MODELS = _pool_models()
+
+
+def _daily_models() -> dict[str, str]:
+    """Daily-partitioned pool models and their partition column (the incremental unique_key)."""
+    return {
+        name: node["config"]["unique_key"]
+        for name, node in POOL_MODELS.items()
+        if node["config"].get("materialized") == "incremental" and "daily" in node["tags"]
+    }
+
+
+def _run_values(suite, trailing: list[int]) -> RunValues:
+    values = {
+        "dataset": suite.dataset,
+        "expected_columns": expected_columns(suite),
+        "county_codes": COUNTIES,
+        "county_centroids": CENTROIDS,
+        "trailing_counts": trailing,
+    }
+    return RunValues(**{f.name: values[f.name] for f in fields(RunValues)})
+
+
+def _entries(suite, kind: str) -> list:
+    return [e for e in suite.expectations if e.kind == kind]
+
+
+def test_every_feed_and_pool_model_has_exactly_one_suite(catalog):
+    counts = Counter(s.dataset for s in SUITES)
+    assert [d for d, n in counts.items() if n > 1] == []
+    wanted = {f"raw.{f.id}" for f in catalog.feeds} | {f"pool.{name}" for name in POOL_MODELS}
+    assert sorted(wanted - set(counts)) == [], "datasets without a suite"
+    assert sorted(set(counts) - wanted) == [], "suites for datasets that do not exist"
+    for name in ("dim_district", "fct_presence_hourly", "ind_district_monthly"):
+        assert f"pool.{name}" in wanted  # the manifest really lists the pool and indicator models
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.dataset)
+def test_every_entry_builds_gx_expectations(suite):
+    # A partitioned suite is built as for a partition with enough history for a volume band.
+    partition, trailing = ("2026-01-10", [1000, 1100, 900, 1000]) if suite.partition else (None, [])
+    values = _run_values(suite, trailing)
+    built = gx_expectations(suite, values, partition)
+    assert built
+    assert {e.meta["severity"] for e in built} <= {"blocking", "warning"}
+    rules = {e.meta["rule"] for e in built}
+    # Every entry becomes at least one expectation (no_personal_identifiers: only with text columns).
+    assert {e.kind for e in suite.expectations} - rules <= {"citybrain_no_personal_identifiers"}
+    assert all(e.severity in ("critical", "warning") for e in built)
+    assert _entries(suite, "citybrain_schema"), "every suite checks the declared schema"
+    assert all(e.severity == "blocking" for e in _entries(suite, "citybrain_schema"))
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.dataset)
+def test_entries_name_declared_columns(suite):
+    columns = set(expected_columns(suite))
+    if suite.partition:
+        assert suite.partition.column in columns
+    for entry in suite.expectations:
+        args = entry.arguments
+        named = [args.get(k) for k in ("column", "column_A", "column_B", "lng", "lat") if args.get(k)]
+        named += args.get("column_list") or []
+        assert set(named) <= columns, f"{suite.path.name}: {entry.kind} names {set(named) - columns}"
+
+
+def test_open_pool_models_are_checked_for_personal_identifiers():
+    open_models = [
+        n for n, node in POOL_MODELS.items() if node["config"]["meta"].get("classification") == "open"
+    ]
+    assert open_models
+    for name in open_models:
+        entries = _entries(BY_DATASET[f"pool.{name}"], "citybrain_no_personal_identifiers")
+        assert entries and all(e.severity == "blocking" for e in entries), name
+
+
+def test_daily_datasets_are_validated_per_partition_and_must_be_present(catalog):
+    daily = {f"raw.{f.id}": "_partition" for f in catalog.feeds if f.partitioning == "daily"}
+    daily |= {f"pool.{name}": column for name, column in _daily_models().items()}
+    assert "pool.fct_presence_hourly" in daily and "raw.operator_a_presence" in daily
+    for dataset, column in daily.items():
+        suite = BY_DATASET[dataset]
+        assert suite.partition is not None and suite.partition.column == column, dataset
+        present = _entries(suite, "citybrain_partition_present")
+        assert present and all(e.severity == "blocking" for e in present), dataset
+    for suite in SUITES:
+        if suite.dataset not in daily:
+            assert suite.partition is None, f"{suite.dataset} is not daily-partitioned"
+
+
+def test_rules_are_documented_in_the_readme():
+    readme = (EXPECTATIONS_DIR / "README.md").read_text(encoding="utf-8")
+    assert [rule for rule in RULES if rule not in readme] == []
+
+
+def _write(tmp_path, text: str):
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    path = folder / "schools.yml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_unknown_expectation_is_reported_with_the_file(tmp_path):
+    path = _write(
+        tmp_path,
+        "dataset: raw.schools\nexpectations:\n  - citybrain_schema:\n    severity: blocking\n"
+        "  - citybrain_no_such_rule: {column: name}\n    severity: warning\n",
+    )
+    with pytest.raises(SuiteError, match="citybrain_no_such_rule") as info:
+        load_suites(tmp_path)
+    assert str(path) in str(info.value)
+
+
+def test_misspelt_gx_expectation_is_reported_with_the_file(tmp_path):
+    path = _write(
+        tmp_path,
+        "dataset: raw.schools\nexpectations:\n  - expect_column_values_to_be_nul: {column: name}\n"
+        "    severity: blocking\n",
+    )
+    (suite,) = load_suites(tmp_path)
+    with pytest.raises(SuiteError, match="expect_column_values_to_be_nul") as info:
+        gx_expectations(suite, _run_values(suite, []), None)
+    assert str(path) in str(info.value)
+
+
+def test_missing_severity_is_reported_with_the_file(tmp_path):
+    path = _write(
+        tmp_path,
+        "dataset: raw.schools\nexpectations:\n  - expect_column_values_to_not_be_null: {column: name}\n",
+    )
+    with pytest.raises(SuiteError, match="severity") as info:
+        load_suites(tmp_path)
+    assert str(path) in str(info.value)
