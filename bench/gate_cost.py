@@ -41,7 +41,9 @@ print("EXPECTATIONS", sum(len(r.outcomes) for r in runs), "SECONDS", round(time.
 def child(command: list[str], env: dict) -> tuple[float, int, str]:
     """Run a child process; its wall time, its own peak RSS in MB, and its stdout."""
     started = time.monotonic()
-    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
@@ -77,7 +79,9 @@ def main() -> None:
     citybrain = str(BIN / "citybrain")
     child([citybrain, "demo-data", "--residents", str(args.residents), "--days", str(args.days),
            "--end-date", end.isoformat()], env)  # fmt: skip
-    run_seconds, run_peak_mb, output = child([citybrain, "run", "--start", start.isoformat(), "--end", end.isoformat()], env)
+    run_seconds, run_peak_mb, output = child(
+        [citybrain, "run", "--start", start.isoformat(), "--end", end.isoformat()], env
+    )
     if "SUCCESS" not in output:
         sys.exit(output[-3000:])
     gx_seconds, dagster_run_seconds, run_id = gx_step_seconds(args.home)
@@ -87,7 +91,11 @@ def main() -> None:
 
     result = {
         "date": date.today().isoformat(),
-        "machine": {"cores": os.cpu_count(), "memory_gb": round(_memory_gb(), 1), "python": platform.python_version()},
+        "machine": {
+            "cores": os.cpu_count(),
+            "memory_gb": round(_memory_gb(), 1),
+            "python": platform.python_version(),
+        },
         "scale": {"residents": args.residents, "days": args.days},
         "run_id": run_id,
         "run_seconds": round(run_seconds, 1),
@@ -104,7 +112,9 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"\nquality gate cost at {args.residents:,} residents x {args.days} days ({os.cpu_count()} cores)")
     print(f"  nightly run (child process):   {run_seconds:8.1f} s   peak {run_peak_mb:6d} MB")
-    print(f"  GX check steps inside the run: {gx_seconds:8.1f} s   = {result['gx_share_of_run_time']:.1%} of the run")
+    print(
+        f"  GX check steps inside the run: {gx_seconds:8.1f} s   = {result['gx_share_of_run_time']:.1%} of the run"
+    )
     print(f"  GX alone, all suites ({expectations} expectations): {alone_seconds:.1f} s, peak {gx_peak_mb} MB"
           f" = {result['gx_peak_over_run_peak']:.2f} x the run's peak")  # fmt: skip
     print(f"  written to {out}")

@@ -37,7 +37,10 @@ def test_nightly_runs_equal_one_backfill(lakes):
         tables = [
             t
             for (t,) in con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'backfill' AND table_schema = 'pool'"
+                # The quality scorecards describe the runs themselves (delivery times, check runs), which
+                # differ between one backfill and nightly runs by design.
+                "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'backfill' "
+                "AND table_schema = 'pool' AND table_name NOT LIKE 'quality_scorecard%'"
             ).fetchall()
         ]
         assert {"fct_presence_hourly", "fct_od_daily", "fct_hotline_ticket", "ind_district_monthly"} <= set(

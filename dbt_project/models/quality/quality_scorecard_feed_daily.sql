@@ -1,0 +1,264 @@
+-- Quality scorecard per feed and day: deliveries and rows, the raw suites' expectations, and lateness
+-- against the catalog's allowed age. The provider scorecards aggregate this table; the rules are in
+-- _quality.yml (model and column descriptions).
+--
+-- Built after every pool model and the pool's blocking checks (a Dagster step of its own, tag scorecard),
+-- so it reads the check results of the same run. Kept in sync with models/pool and models/indicators/pool
+-- by tests/test_quality_scorecards.py:
+-- depends_on: {{ ref('dim_district') }}
+-- depends_on: {{ ref('dim_enterprise') }}
+-- depends_on: {{ ref('dim_facility') }}
+-- depends_on: {{ ref('dim_grid') }}
+-- depends_on: {{ ref('dim_resident') }}
+-- depends_on: {{ ref('fct_hotline_ticket') }}
+-- depends_on: {{ ref('fct_insurance_enrolment') }}
+-- depends_on: {{ ref('fct_od_daily') }}
+-- depends_on: {{ ref('fct_presence_hourly') }}
+-- depends_on: {{ ref('fct_service_application') }}
+-- depends_on: {{ ref('ind_district_monthly') }}
+{%- set timezone = 'Asia/Shanghai' %}  {#- the catalog's partition time zone (catalog/sources.yaml) #}
+{#- quality.expectation_results is created by the first check step: before that (dbt run by hand on a new
+    lake) read an empty relation of the same shape. #}
+{%- set results_source = source('quality', 'expectation_results') %}
+{%- set results_exist = execute and adapter.get_relation(
+        database=results_source.database, schema=results_source.schema,
+        identifier=results_source.identifier) is not none %}
+
+with feeds as (
+    select
+        feed_id,
+        provider_code,
+        provider_name,
+        provider_name_en,
+        partitioning <> 'none' as partitioned,
+        cast(max_age_hours as double) as max_age_hours
+    from {{ source('reference', 'feeds') }}
+),
+
+-- Every delivery processed, with the day it counts for: the partition day, else the local day it started.
+deliveries as (
+    select
+        log.feed_id,
+        log.status,
+        log.rows_received,
+        log.rows_loaded,
+        log.rows_quarantined,
+        log.started_at,
+        log.finished_at,
+        coalesce(log.partition_date, cast(timezone('{{ timezone }}', log.started_at) as date)) as day,
+        log.status in ('loaded', 'superseded') as arrived
+    from {{ ref('stg_ingestion_log') }} as log
+    semi join feeds using (feed_id)
+),
+
+-- Lateness is judged as of the end of the latest delivery processed, so a rebuild gives the same table.
+as_of as (
+    select max(finished_at) as as_of from deliveries
+),
+
+delivery_counts as (
+    select
+        feed_id,
+        day,
+        count(*) filter (where arrived) as deliveries,
+        count(*) filter (where status = 'failed') as failed_deliveries,
+        coalesce(sum(rows_received) filter (where arrived), 0) as rows_received,
+        coalesce(sum(rows_loaded) filter (where arrived), 0) as rows_loaded,
+        coalesce(sum(rows_quarantined) filter (where arrived), 0) as rows_quarantined,
+        min(started_at) filter (where arrived) as first_arrival_at
+    from deliveries
+    group by feed_id, day
+),
+
+first_attempts as (
+    select feed_id, min(day) as first_day, min(started_at) as first_attempt_at
+    from deliveries
+    group by feed_id
+),
+
+-- Unpartitioned feeds: each delivery with the one before it (the age the feed had reached when it came).
+arrivals as (
+    select
+        feed_id,
+        started_at as arrived_at,
+        lag(started_at) over (partition by feed_id order by started_at) as previous_arrival_at
+    from deliveries
+    where arrived
+),
+
+arrival_gaps as (
+    select
+        feed_id,
+        cast(timezone('{{ timezone }}', arrived_at) as date) as day,
+        max(epoch(arrived_at) - epoch(previous_arrival_at)) / 3600.0 as max_gap_hours
+    from arrivals
+    where previous_arrival_at is not null
+    group by all
+),
+
+results as (
+    {%- if results_exist %}
+    select run_id, suite, partition_key, severity, success, evaluated_at
+    from {{ results_source }}
+    where suite like 'raw.%'
+    {%- else %}
+    select
+        cast(null as varchar) as run_id,
+        cast(null as varchar) as suite,
+        cast(null as varchar) as partition_key,
+        cast(null as varchar) as severity,
+        cast(null as boolean) as success,
+        cast(null as timestamptz) as evaluated_at
+    where false
+    {%- endif %}
+),
+
+-- A suite validated per partition counts for that day; a whole-table suite for the local day it ran.
+results_by_day as (
+    select
+        *,
+        coalesce(try_cast(partition_key as date), cast(timezone('{{ timezone }}', evaluated_at) as date)) as day
+    from results
+),
+
+-- Of several runs checking the same suite and partition (whole-table: the same day), the latest counts.
+latest_runs as (
+    select suite, partition_key, day, run_id
+    from results_by_day
+    group by suite, partition_key, day, run_id
+    qualify row_number() over (
+        partition by suite, partition_key, day order by max(evaluated_at) desc, run_id desc
+    ) = 1
+),
+
+result_counts as (
+    select
+        feeds.feed_id,
+        r.day,
+        count(*) as expectations_evaluated,
+        count(*) filter (where r.success) as expectations_passed,
+        count(*) filter (where not r.success and r.severity = 'blocking') as blocking_failed,
+        count(*) filter (where not r.success and r.severity = 'warning') as warnings_failed
+    from results_by_day as r
+    semi join latest_runs as l
+        on r.suite = l.suite
+        and r.partition_key is not distinct from l.partition_key
+        and r.day = l.day
+        and r.run_id = l.run_id
+    inner join feeds on r.suite = 'raw.' || feeds.feed_id
+    group by all
+),
+
+calendar as (
+    select cast(unnest(generate_series(min(day), max(day), interval 1 day)) as date) as day
+    from (
+        select day from delivery_counts
+        union all
+        select day from result_counts
+    )
+),
+
+feed_days as (
+    select
+        feeds.*,
+        calendar.day,
+        timezone('{{ timezone }}', cast(calendar.day as timestamp)) as day_start,
+        first_attempts.first_day,
+        first_attempts.first_attempt_at,
+        as_of.as_of
+    from feeds
+    cross join calendar
+    cross join as_of
+    left join first_attempts using (feed_id)
+),
+
+measured as (
+    select
+        fd.*,
+        coalesce(dc.deliveries, 0) as deliveries,
+        coalesce(dc.failed_deliveries, 0) as failed_deliveries,
+        coalesce(dc.rows_received, 0) as rows_received,
+        coalesce(dc.rows_loaded, 0) as rows_loaded,
+        coalesce(dc.rows_quarantined, 0) as rows_quarantined,
+        dc.first_arrival_at,
+        coalesce(rc.expectations_evaluated, 0) as expectations_evaluated,
+        coalesce(rc.expectations_passed, 0) as expectations_passed,
+        coalesce(rc.blocking_failed, 0) as blocking_failed,
+        coalesce(rc.warnings_failed, 0) as warnings_failed,
+        -- partitioned: the day's data is due max_age_hours after the day starts
+        fd.day_start + to_seconds(fd.max_age_hours * 3600) as partition_due_at,
+        -- unpartitioned: the age is looked at the end of the day, or as of now for the latest day
+        least(fd.day_start + interval 1 day, fd.as_of) as checkpoint_at,
+        ag.max_gap_hours
+    from feed_days as fd
+    left join delivery_counts as dc using (feed_id, day)
+    left join result_counts as rc using (feed_id, day)
+    left join arrival_gaps as ag using (feed_id, day)
+),
+
+with_last_arrival as (
+    select
+        m.*,
+        a.arrived_at as last_arrival_at
+    from measured as m
+    asof left join arrivals as a
+        on m.feed_id = a.feed_id
+        and m.checkpoint_at >= a.arrived_at
+),
+
+expected as (
+    select
+        *,
+        coalesce(
+            day >= first_day
+            and case
+                when partitioned then first_arrival_at is not null or partition_due_at <= as_of
+                else day_start <= as_of
+            end,
+            false
+        ) as is_expected
+    from with_last_arrival
+),
+
+judged as (
+    select
+        *,
+        case
+            when not is_expected then null
+            when partitioned
+                then greatest(0, (epoch(coalesce(first_arrival_at, as_of)) - epoch(partition_due_at)) / 3600.0)
+            when last_arrival_at is null
+                then greatest(0, (epoch(checkpoint_at) - epoch(first_attempt_at)) / 3600.0)
+            else greatest(
+                0,
+                greatest(max_gap_hours, (epoch(checkpoint_at) - epoch(last_arrival_at)) / 3600.0) - max_age_hours
+            )
+        end as lateness_hours
+    from expected
+)
+
+select
+    cast(day as date) as day,
+    cast(provider_code as varchar) as provider_code,
+    cast(provider_name as varchar) as provider_name,
+    cast(provider_name_en as varchar) as provider_name_en,
+    cast(feed_id as varchar) as feed_id,
+    cast(partitioned as boolean) as partitioned,
+    cast(max_age_hours as double) as max_age_hours,
+    cast(deliveries as bigint) as deliveries,
+    cast(failed_deliveries as bigint) as failed_deliveries,
+    cast(rows_received as bigint) as rows_received,
+    cast(rows_loaded as bigint) as rows_loaded,
+    cast(rows_quarantined as bigint) as rows_quarantined,
+    cast(rows_quarantined / nullif(rows_received, 0) as double) as quarantine_rate,
+    cast(expectations_evaluated as bigint) as expectations_evaluated,
+    cast(expectations_passed as bigint) as expectations_passed,
+    cast(blocking_failed as bigint) as blocking_failed,
+    cast(warnings_failed as bigint) as warnings_failed,
+    cast(is_expected as boolean) as expected,
+    cast(deliveries > 0 as boolean) as delivered,
+    cast(coalesce(lateness_hours > 0, false) as boolean) as late,
+    cast(lateness_hours as double) as lateness_hours,
+    cast(first_arrival_at as timestamptz) as first_arrival_at
+from judged
+where is_expected or deliveries > 0 or failed_deliveries > 0 or expectations_evaluated > 0
