@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from citybrain import settings
 from citybrain.catalog import load_catalog
 from citybrain.ingest.warehouse import LINEAGE_COLUMNS, warehouse_lock
 from citybrain.quality.suites import EXAMPLES, RunValues, SuiteSpec, gx_expectations
@@ -173,44 +174,77 @@ def run_values(con: duckdb.DuckDBPyConnection, suite: SuiteSpec, partition: str 
 def _city_counties() -> list[tuple[str, float, float]]:
     """The configured city's current counties with centroids, from the same source as reference.city_counties
     (so raw feeds can be checked before, or without, the reference asset)."""
-    from citybrain.reference import divisions
     from citybrain.reference.city import load_city
 
-    frame = divisions.current_counties(load_city().counties)
+    path = settings.city_config_path()
+    return _counties(tuple(load_city(path).counties))
+
+
+@cache
+def _counties(codes: tuple[str, ...]) -> list[tuple[str, float, float]]:
+    from citybrain.reference import divisions
+
+    frame = divisions.current_counties(list(codes))
     return [(str(r.code), float(r.lng), float(r.lat)) for r in frame.itertuples()]
 
 
 def expected_columns(suite: SuiteSpec) -> dict[str, str]:
     """The declared schema: the catalog for raw tables (all text plus lineage), the dbt contract else."""
     if suite.schema_name == "raw":
-        feed = next((f for f in load_catalog().feeds if f.id == suite.table_name), None)
-        if feed is None:
+        declared = _catalog_schemas(_file_key(settings.catalog_path())).get(suite.table_name)
+        if declared is None:
             raise ValueError(f"{suite.path}: no feed {suite.table_name!r} in the source catalog")
-        declared = {c: "VARCHAR" for c in feed.column_names} | LINEAGE_COLUMNS
     else:
-        node = _dbt_models().get(suite.table_name)
-        if node is None:
+        declared = _model_schemas(_file_key(_manifest_path())).get(suite.table_name)
+        if declared is None:
             raise ValueError(f"{suite.path}: no dbt model {suite.table_name!r} in the manifest")
-        declared = {name: (c.get("data_type") or "VARCHAR") for name, c in node["columns"].items()}
-    return {name: _canonical_type(kind) for name, kind in declared.items()}
+    return dict(declared)
 
 
 def _column_type(suite: SuiteSpec, column: str) -> str:
     return expected_columns(suite).get(column, "VARCHAR")
 
 
+def _file_key(path: Path) -> tuple[str, float]:
+    """Cache key of a file read for schemas: path and modification time (a changed file is reread)."""
+    return str(path), path.stat().st_mtime
+
+
+@cache
+def _catalog_schemas(key: tuple[str, float]) -> dict[str, tuple[tuple[str, str], ...]]:
+    catalog = load_catalog(Path(key[0]))
+    return {
+        feed.id: tuple(
+            (name, _canonical_type(kind))
+            for name, kind in ({c: "VARCHAR" for c in feed.column_names} | LINEAGE_COLUMNS).items()
+        )
+        for feed in catalog.feeds
+    }
+
+
+@cache
+def _model_schemas(key: tuple[str, float]) -> dict[str, tuple[tuple[str, str], ...]]:
+    manifest = json.loads(Path(key[0]).read_text(encoding="utf-8"))
+    return {
+        node["name"]: tuple(
+            (name, _canonical_type(column.get("data_type") or "VARCHAR"))
+            for name, column in node["columns"].items()
+        )
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+    }
+
+
+def _manifest_path() -> Path:
+    from orchestration.dbt_project import citybrain_dbt_project
+
+    return Path(citybrain_dbt_project.manifest_path)
+
+
 @cache
 def _canonical_type(declared: str) -> str:
     """DuckDB's own name for a declared type (``timestamptz`` -> ``TIMESTAMP WITH TIME ZONE``)."""
     return duckdb.sql(f"SELECT typeof(CAST(NULL AS {declared}))").fetchone()[0]
-
-
-@cache
-def _dbt_models() -> dict:
-    from orchestration.dbt_project import citybrain_dbt_project
-
-    manifest = json.loads(citybrain_dbt_project.manifest_path.read_text(encoding="utf-8"))
-    return {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
 
 
 # --- results table -------------------------------------------------------------------------------
