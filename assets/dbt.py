@@ -45,7 +45,6 @@ def _manifest_nodes() -> dict:
 
 DAILY_MODELS = "tag:daily"  # incremental models partitioned by day (see macros/partition_window.sql)
 INDICATORS = "tag:indicator"  # monthly indicators: downstream of the daily facts, rebuilt whole
-SCORECARDS = "tag:scorecard"  # quality scorecards: read the check results, so built after the checks
 
 
 def _has_models_tagged(tag: str) -> bool:
@@ -66,11 +65,13 @@ def _build(
 @dbt_assets(
     manifest=citybrain_dbt_project.manifest_path,
     dagster_dbt_translator=CityBrainDbtTranslator(),
-    exclude=f"{DAILY_MODELS} {INDICATORS} {SCORECARDS}",
+    exclude=f"{DAILY_MODELS} {INDICATORS}",
     name="citybrain_dbt_models",
 )
 def citybrain_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    """Dimensions, registries, snapshots and indicators: rebuilt whole (they are small or need all days)."""
+    """Staging, dimensions, registries, snapshots and the quality scorecards: rebuilt whole (they are
+    small or need all days). Dagster starts this step after the raw feeds' blocking checks, so the
+    scorecards count this run's raw expectations."""
     yield from _build(context, dbt, warehouse, [])
 
 
@@ -82,8 +83,6 @@ def dbt_asset_definitions() -> list:
         definitions.append(citybrain_dbt_daily_models)
     if _has_models_tagged("indicator"):
         definitions.append(citybrain_dbt_indicators)
-    if _has_models_tagged("scorecard"):
-        definitions.append(citybrain_dbt_scorecards)
     return definitions
 
 
@@ -143,20 +142,4 @@ def citybrain_dbt_indicators(
     context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
 ):
     """Indicators per district and month, from the dimensions and all days of the facts."""
-    yield from _build(context, dbt, warehouse, [])
-
-
-@dbt_assets(
-    manifest=citybrain_dbt_project.manifest_path,
-    dagster_dbt_translator=CityBrainDbtTranslator(),
-    select=SCORECARDS if _has_models_tagged("scorecard") else "fqn:*",
-    name="citybrain_dbt_scorecards",
-)
-def citybrain_dbt_scorecards(
-    context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
-):
-    """Quality scorecards per provider and day: deliveries, quarantine and the checks of this run.
-
-    Their models depend on the pool models, so this step starts only after the pool's blocking checks
-    have passed and their results are in ``quality.expectation_results``."""
     yield from _build(context, dbt, warehouse, [])

@@ -9,6 +9,7 @@ from dagster import Definitions
 from dagster_dbt import DbtCliResource
 
 from assets.dbt import dbt_asset_definitions
+from assets.freshness import build_freshness_checks
 from assets.ingestion import build_ingestion_assets
 from assets.publication import pool_publication
 from assets.quality import build_quality_checks
@@ -23,6 +24,8 @@ from orchestration.resources import (
     SqlSourceResource,
     WarehouseResource,
 )
+from orchestration.schedules import build_schedules
+from orchestration.sensors import build_sensors
 
 # The dbt installed beside this Python, so a non-activated virtualenv (`.venv/bin/citybrain`) works.
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
@@ -42,10 +45,13 @@ def build_definitions() -> Definitions:
         *dbt_asset_definitions(),
         pool_publication,
     ]
+    freshness_checks = build_freshness_checks(catalog)
     return Definitions(
         assets=assets,
-        asset_checks=build_quality_checks(assets),
+        asset_checks=[*build_quality_checks(assets), *freshness_checks],
         jobs=[city_nightly, raw_ingestion],
+        schedules=build_schedules(catalog),
+        sensors=build_sensors(catalog, freshness_checks),
         resources={
             "warehouse": WarehouseResource(),
             "publication": PublicationResource(),

@@ -24,7 +24,8 @@ def lakes(tmp_path_factory):
         with demo_lake(home, COUNTIES, DAYS, residents=1500) as _, pytest.MonkeyPatch.context() as mp:
             mp.setenv("CITYBRAIN_PSEUDONYM_SALT", SALT)
             for start, end in runs:
-                assert run_nightly(start, end).success, (name, start, end)
+                # Without the GX checks: this is about what dbt builds; the gate has its own tests.
+                assert run_nightly(start, end, checks=False).success, (name, start, end)
         homes[name] = home / "warehouse.duckdb"
     return homes
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from citybrain.catalog import load_catalog
 from orchestration.dbt_project import citybrain_dbt_project
 from tests.demo_lake import demo_lake, run_nightly
 
@@ -118,17 +119,17 @@ def test_the_nightly_run_builds_and_checks_the_scorecards(lake):
         assert rows > 0, model
 
 
-def test_scorecards_run_after_every_pool_model():
-    """The scorecards' Dagster step starts after every pool and indicator model (and their checks)."""
+def test_scorecards_are_built_after_the_raw_checks():
+    """The scorecards are built by the dbt step that depends on every raw feed, which Dagster starts only
+    after the raw feeds' blocking checks (so this run's raw expectations are in the results table)."""
+    from assets.dbt import citybrain_dbt_models
+
     manifest = json.loads(citybrain_dbt_project.manifest_path.read_text(encoding="utf-8"))
     models = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
-    pool = {
-        f"model.citybrain.{name}"
-        for name, node in models.items()
-        if node["schema"] == "pool" and "scorecard" not in node["tags"]
-    }
-    assert "model.citybrain.ind_district_monthly" in pool
-    assert pool <= set(models["quality_scorecard_feed_daily"]["depends_on"]["nodes"])
+    step_keys = {key.path[-1] for key in citybrain_dbt_models.keys}
+    upstream = {key.to_user_string() for key in citybrain_dbt_models.dependency_keys}
+    assert set(SCORECARDS) <= step_keys
+    assert {f"raw/{feed.id}" for feed in load_catalog().feeds} <= upstream
     for name in SCORECARDS:
         assert "scorecard" in models[name]["tags"] and models[name]["schema"] == "pool", name
         assert models[name]["contract"]["enforced"], name

@@ -2,20 +2,8 @@
 -- against the catalog's allowed age. The provider scorecards aggregate this table; the rules are in
 -- _quality.yml (model and column descriptions).
 --
--- Built after every pool model and the pool's blocking checks (a Dagster step of its own, tag scorecard),
--- so it reads the check results of the same run. Kept in sync with models/pool and models/indicators/pool
--- by tests/test_quality_scorecards.py:
--- depends_on: {{ ref('dim_district') }}
--- depends_on: {{ ref('dim_enterprise') }}
--- depends_on: {{ ref('dim_facility') }}
--- depends_on: {{ ref('dim_grid') }}
--- depends_on: {{ ref('dim_resident') }}
--- depends_on: {{ ref('fct_hotline_ticket') }}
--- depends_on: {{ ref('fct_insurance_enrolment') }}
--- depends_on: {{ ref('fct_od_daily') }}
--- depends_on: {{ ref('fct_presence_hourly') }}
--- depends_on: {{ ref('fct_service_application') }}
--- depends_on: {{ ref('ind_district_monthly') }}
+-- Built in the first dbt step, which Dagster starts only after the raw feeds' blocking checks: the
+-- expectations counted here are those of the raw suites of the same run (the departments' deliveries).
 {%- set timezone = 'Asia/Shanghai' %}  {#- the catalog's partition time zone (catalog/sources.yaml) #}
 {#- quality.expectation_results is created by the first check step: before that (dbt run by hand on a new
     lake) read an empty relation of the same shape. #}
