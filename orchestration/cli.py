@@ -247,6 +247,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from orchestration.status import main as status_main
+
+    return status_main(as_json=args.json)
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     _dagster_home()
     with _demo_hotline_api() as url:
@@ -340,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--start")
     p.add_argument("--end")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="latest runs, failed checks, quarantined rows, overdue feeds")
+    p.add_argument("--json", action="store_true", help="machine-readable output for scripts")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("ui", help="start the Dagster UI (and the demo hotline API when the demo is present)")
     p.add_argument("--host", default="127.0.0.1")

@@ -18,6 +18,7 @@ import pytest
 from citybrain.demo.generate import DemoConfig, generate_demo_city
 from citybrain.publication import list_publications, live_version, published_pool_path
 from citybrain.quality.suites import load_suites
+from orchestration.status import collect_status
 from tests.demo_lake import demo_lake, run_nightly
 
 COUNTIES = ["330106", "330108", "320505"]  # two Hangzhou districts and Suzhou's Huqiu: across cities
@@ -84,6 +85,7 @@ def lake(tmp_path_factory):
             "reader": report,
             "live_after_bad": live_version(),
             "publications": list_publications(),
+            "status": collect_status(),
         }
 
 
@@ -154,3 +156,13 @@ def test_data_docs_name_every_suite(lake):
     html = index.read_text(encoding="utf-8")
     missing = [s.dataset for s in load_suites() if s.dataset not in html]
     assert not missing, f"Data Docs do not list {missing}"
+
+
+def test_status_reports_the_failed_checks_and_the_live_version(lake):
+    status = lake["status"]
+    assert status["published"]["version"] == lake["good_version"]
+    blocking = [c for c in status["failed_checks"] if c["severity"] == "blocking"]
+    assert blocking and all(c["run_id"] == lake["bad"].run_id for c in blocking)
+    assert any(c["expectation"] == "citybrain_quarantine_share" for c in blocking)
+    assert any(q["quarantined"] > 0 for q in status["quarantine"])
+    json.dumps(status)  # the --json form
