@@ -109,7 +109,9 @@ def _partitions(suite: SuiteSpec, days: list[str], warehouse) -> list[str | None
         return days
     import duckdb
 
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    from citybrain.ingest.warehouse import warehouse_lock
+
+    with warehouse_lock(warehouse), duckdb.connect(str(warehouse), read_only=True) as con:
         (latest,) = con.execute(
             f'SELECT max("{suite.partition.column}")::VARCHAR FROM "{suite.schema_name}"."{suite.table_name}"'
         ).fetchone()

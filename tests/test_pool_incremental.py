@@ -1,5 +1,5 @@
 """Incremental by day: nightly runs one day at a time build the same pool as one backfill run over the
-same days, and re-running a day changes nothing."""
+same days (re-running a day is covered by test_pool_spatial and test_demo_end_to_end)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def lakes(tmp_path_factory):
     homes = {}
     for name, runs in {
         "backfill": [(DAYS[0], DAYS[-1])],
-        "nightly": [(d, d) for d in DAYS] + [(DAYS[0], DAYS[0])],  # the last run re-does a day
+        "nightly": [(d, d) for d in DAYS],
     }.items():
         home = tmp_path_factory.mktemp(name)
         with demo_lake(home, COUNTIES, DAYS, residents=1500) as _, pytest.MonkeyPatch.context() as mp:
