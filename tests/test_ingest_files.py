@@ -127,6 +127,34 @@ def test_reingesting_the_same_file_adds_nothing(lake, catalog):
     assert query(lake, "SELECT count(*) FROM raw.ingestion_log") == [(1,)]
 
 
+def test_a_file_loaded_by_another_run_meanwhile_is_not_loaded_twice(lake, catalog, monkeypatch):
+    """Two runs find the same new file; the second finishes parsing after the first loaded it."""
+    import citybrain.ingest.pipeline as pipeline
+
+    write(
+        lake / "landing",
+        "public_security/household_registry_20261120.csv",
+        registry_csv([REGISTRY_ROW.format(id="330102199001011234", n=1)], catalog),
+    )
+    parse = pipeline.read_delivery
+    calls = []
+
+    def parse_while_another_run_loads(*args, **kwargs):
+        batch = parse(*args, **kwargs)
+        if not calls:
+            calls.append("other run")
+            monkeypatch.setattr(pipeline, "read_delivery", parse)
+            other = ingest(lake, catalog, "household_registry", batch="run-other")
+            assert other.rows_loaded == 1
+        return batch
+
+    monkeypatch.setattr(pipeline, "read_delivery", parse_while_another_run_loads)
+    this = ingest(lake, catalog, "household_registry", batch="run-this")
+    assert calls and this.entries == [] and this.unchanged
+    assert query(lake, "SELECT count(*) FROM raw.household_registry") == [(1,)]
+    assert query(lake, "SELECT batch_id, status FROM raw.ingestion_log") == [("run-other", "loaded")]
+
+
 def test_full_snapshot_redelivery_replaces_and_keeps_history(lake, catalog):
     landing = lake / "landing"
     write(

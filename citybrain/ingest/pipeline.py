@@ -134,6 +134,10 @@ def ingest_files(
                 log_file(con, delivered, started, "failed", exc.problem)
             continue
         with open_warehouse(warehouse) as con:
+            # Checked again under the lock: another run may have loaded these bytes while this one parsed.
+            if find_current_load(con, feed.id, delivered.sha256) is not None:
+                result.unchanged.append(delivered.relative)
+                continue
             entry = write_batch(
                 con,
                 feed,
