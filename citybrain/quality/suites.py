@@ -337,9 +337,3 @@ RULES = {
     "citybrain_no_personal_identifiers": rule_no_personal_identifiers,
     "citybrain_quarantine_share": rule_quarantine_share,
 }
-
-
-def describe(entry_kind: str) -> str:
-    """First line of a rule's docstring (for the README and the UI)."""
-    rule = RULES.get(entry_kind)
-    return (rule.__doc__ or "").strip().splitlines()[0] if rule else entry_kind

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -306,7 +306,3 @@ def record_outcomes(warehouse: Path, run_id: str, runs: list[SuiteRun]) -> None:
                 "INSERT INTO quality.expectation_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
         con.execute("COMMIT")
-
-
-def outcome_dict(outcome: Outcome) -> dict:
-    return asdict(outcome)
