@@ -12,10 +12,11 @@ from functools import cache
 from typing import Any
 
 import duckdb
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Output
+from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Failure, Output
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from citybrain.catalog import load_catalog
+from citybrain.governance import classification
 from citybrain.ingest.warehouse import warehouse_lock
 from orchestration.dbt_project import citybrain_dbt_project
 from orchestration.partitions import daily_partitions
@@ -58,8 +59,30 @@ def _build(
     # profiles.yml reads the warehouse path from the environment of the dbt process.
     os.environ["CITYBRAIN_WAREHOUSE"] = str(path)
     with warehouse_lock(path):  # one writer at a time: ingestion steps of another run wait for dbt
-        events = list(dbt.cli(["build", *args], context=context).stream())
+        # dbt unit tests check the macros on fixed inputs: CI runs them (tests/test_masking.py), not the nightly.
+        invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test", *args], context=context)
+        events = list(invocation.stream())
+        check_classification(dbt, invocation.get_artifact("manifest.json"))
     yield from with_row_counts(events, path)
+
+
+GOVERNANCE_STORE = "governance_compiled_code.json"  # compiled SQL of earlier steps, for the lineage check
+
+
+def check_classification(dbt: DbtCliResource, manifest: dict) -> None:
+    """Fail the step when the pool just built breaks a classification rule (docs/GOVERNANCE.md): raised
+    before the step's outputs are yielded, so nothing downstream (quality gate, publication) runs."""
+
+    def compile_missing(names: list[str]) -> dict:
+        return dbt.cli(["compile", "--select", *names]).wait().get_artifact("manifest.json")
+
+    store = citybrain_dbt_project.project_dir / "target" / GOVERNANCE_STORE
+    violations = classification.check_built(manifest, load_catalog(), store, compile_missing)
+    if violations:
+        raise Failure(
+            description=classification.format_violations(violations),
+            metadata={"violations": [str(v) for v in violations]},
+        )
 
 
 @dbt_assets(

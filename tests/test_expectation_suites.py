@@ -170,3 +170,16 @@ def test_missing_severity_is_reported_with_the_file(tmp_path):
     with pytest.raises(SuiteError, match="severity") as info:
         load_suites(tmp_path)
     assert str(path) in str(info.value)
+
+
+def test_a_single_brace_in_a_sql_expectation_is_reported_with_the_file(tmp_path):
+    """GX formats the query with {batch}: a regex quantifier like {1,2} must be written {{1,2}}."""
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "t.yml").write_text(
+        "dataset: pool.t\nexpectations:\n  - unexpected_rows_expectation:\n"
+        "      unexpected_rows_query: \"SELECT * FROM {batch} WHERE regexp_matches(x, '^a{1,2}$')\"\n"
+        "    severity: blocking\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(SuiteError, match=r"(?s)t\.yml.*brace"):
+        load_suites(tmp_path)

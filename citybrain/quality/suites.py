@@ -10,6 +10,7 @@ Reference: ``expectations/README.md``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -46,6 +47,12 @@ class ExpectationEntry(BaseModel):
             raise ValueError(f"each entry names exactly one expectation, found {names or 'none'}")
         if not isinstance(self.arguments, dict):
             raise ValueError(f"the arguments of {self.kind} must be a mapping")
+        query = self.arguments.get("unexpected_rows_query")
+        if isinstance(query, str) and re.search(r"[{}]", re.sub(r"\{batch\}|\{\{|\}\}", "", query)):
+            # GX formats the query with {batch}: a single brace (a regex's {1,2}) fails only at run time.
+            raise ValueError(
+                "a literal brace in unexpected_rows_query must be doubled ({{ and }}); only {batch} is single"
+            )
         return self
 
     @property

@@ -11,3 +11,7 @@ from citybrain.transform import udfs
 class Plugin(BasePlugin):
     def configure_connection(self, conn):
         udfs.register(conn)
+
+    def configure_cursor(self, cursor):
+        # Python UDFs are shared with the connection's cursors; temporary SQL macros are not.
+        udfs.register_sql_macros(cursor)

@@ -18,6 +18,7 @@ import re
 import unicodedata
 from datetime import date
 from functools import lru_cache
+from pathlib import Path
 
 import h3
 import prcoords
@@ -157,6 +158,46 @@ def _salted_pseudonym():
     return cb_pseudonym
 
 
+# Candidates in free text. A resident ID is 17 digits and a digit or X not touching other letters or digits;
+# a mobile number is 1[3-9] and 9 more digits (optionally grouped 3-4-4 by spaces or hyphens) not touching
+# other digits. Only candidates that validate are replaced (see scrub_text).
+_ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
+_MOBILE_IN_TEXT = re.compile(r"(?<![0-9])1[3-9][0-9](?:[ -]?[0-9]{4}){2}(?![0-9])")
+
+
+def mask_id(value: str) -> str:
+    """First 6 and last 4 characters kept (the SQL macro cb_mask_id does the same in the pool)."""
+    return "*" * len(value) if len(value) <= 10 else value[:6] + "*" * (len(value) - 10) + value[-4:]
+
+
+def scrub_text(value: str) -> str:
+    """Free text with every valid resident ID and mobile number masked for display (110105********002X,
+    138****1234), everything else untouched: an 18-digit order number whose check digit fails, amounts
+    and shorter numbers stay. Validation is why this is Python (python-stdnum's GB 11643 rules)."""
+
+    def resident_id(match: re.Match) -> str:
+        number = match.group(0)
+        return mask_id(number.upper()) if ric_problem(number) is None else number
+
+    def mobile(match: re.Match) -> str:
+        digits = re.sub(r"[ -]", "", match.group(0))
+        return digits[:3] + "****" + digits[-4:]
+
+    return _MOBILE_IN_TEXT.sub(mobile, _ID_IN_TEXT.sub(resident_id, value))
+
+
+SQL_MACROS = Path(__file__).with_name("sql") / "masking.sql"
+
+
+def register_sql_macros(con) -> None:
+    """The pure-SQL desensitisation functions (sql/masking.sql) as temporary macros. Temporary objects
+    belong to one DuckDB connection, so dbt-duckdb's cursors need them too (dbt_plugin.configure_cursor)."""
+    for statement in SQL_MACROS.read_text(encoding="utf-8").split(";"):
+        body = "\n".join(line for line in statement.splitlines() if not line.lstrip().startswith("--"))
+        if body.strip():
+            con.execute(body)
+
+
 def register(con) -> None:
     """Register every function on a DuckDB connection."""
     from duckdb import sqltypes as t
@@ -185,6 +226,7 @@ def register(con) -> None:
         ("cb_h3_lat", h3_lat, [varchar], double),
         ("cb_h3_lng", h3_lng, [varchar], double),
         ("cb_pseudonym", _salted_pseudonym(), [varchar], varchar),
+        ("cb_scrub_text", scrub_text, [varchar], varchar),
     ]
     for name, function, parameters, returns in functions:
         # SPECIAL null handling: the functions may return NULL (e.g. *_problem for a valid value), which
@@ -192,6 +234,7 @@ def register(con) -> None:
         con.create_function(
             name, null_safe(function), parameters, returns, null_handling="special", side_effects=False
         )
+    register_sql_macros(con)
 
 
 def null_safe(function):

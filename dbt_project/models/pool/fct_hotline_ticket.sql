@@ -12,8 +12,9 @@
 -- i.e. the earliest updated_at of a version with status 办理中 or 已办结, or closed_at if earlier.
 -- The API serves each ticket's latest version at fetch time, so a ticket first fetched already closed has
 -- its response at closure at the latest. Closure time: hours from received_at to closed_at; null (and
--- flagged) when closed_at is before received_at. The free-text description and the caller's phone are
--- restricted and never enter the pool.
+-- flagged) when closed_at is before received_at. The caller's phone is restricted and never enters the pool;
+-- the free-text description does, scrubbed: valid resident IDs and mobile numbers in it are masked
+-- (macros/masking.sql), other numbers (order numbers, amounts) stay.
 with versions as (
     select
         *,
@@ -58,6 +59,7 @@ select
     cast(channel as {{ dbt.type_string() }}) as channel,
     cast(category as {{ dbt.type_string() }}) as category,
     cast(district_code as {{ dbt.type_string() }}) as district_code,
+    cast({{ desensitise('description', 'free_text') }} as {{ dbt.type_string() }}) as description,
     cast(handling_unit as {{ dbt.type_string() }}) as handling_unit,
     cast(status as {{ dbt.type_string() }}) as status,
     coalesce(status = '已办结', false) as is_closed,

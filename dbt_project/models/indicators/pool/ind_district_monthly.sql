@@ -1,6 +1,9 @@
 -- Indicators per district and month that no single department can compute: registered (police)
 -- against telecom-estimated population, and public services per estimated resident.
 -- "Residents" below = telecom-estimated night-time residents (int_indicators__district_presence).
+-- Open tier: the counts of people (registered population, school-age children, insured employees) go
+-- through suppress_small (macros/masking.sql): a count from 1 to var('small_cell_k') - 1 is null with its
+-- *_suppressed flag true, and so is every ratio computed from it (it would give the count back).
 with months as (
     select distinct district_code, month from {{ ref('int_indicators__district_presence') }}
 ),
@@ -62,7 +65,8 @@ enterprises as (
 select
     m.district_code,
     m.month,
-    cast(coalesce(r.registered_population, 0) as bigint) as registered_population,
+    cast({{ suppress_small('coalesce(r.registered_population, 0)') }} as bigint) as registered_population,
+    {{ small_cell('coalesce(r.registered_population, 0)') }} as registered_population_suppressed,
     p.night_population as est_resident_population,
     p.day_population as est_daytime_population,
     cast(coalesce(f.hospital_beds, 0) as bigint) as hospital_beds,
@@ -70,8 +74,9 @@ select
     1000.0 * coalesce(f.hospital_beds, 0) / nullif(p.night_population, 0) as beds_per_1000_residents,
     1000.0 * coalesce(f.doctors, 0) / nullif(p.night_population, 0) as doctors_per_1000_residents,
     cast(coalesce(f.primary_school_seats, 0) as bigint) as primary_school_seats,
-    cast(coalesce(r.primary_school_age_children, 0) as bigint) as primary_school_age_children,
-    1.0 * coalesce(f.primary_school_seats, 0) / nullif(r.primary_school_age_children, 0) as seats_per_school_age_child,
+    cast({{ suppress_small('coalesce(r.primary_school_age_children, 0)') }} as bigint) as primary_school_age_children,
+    {{ small_cell('coalesce(r.primary_school_age_children, 0)') }} as primary_school_age_children_suppressed,
+    1.0 * coalesce(f.primary_school_seats, 0) / nullif({{ suppress_small('r.primary_school_age_children') }}, 0) as seats_per_school_age_child,
     a.share_near_medical as share_residents_near_medical,
     a.share_near_primary_school as share_residents_near_primary_school,
     cast(coalesce(t.hotline_tickets, 0) as bigint) as hotline_tickets,
@@ -81,9 +86,10 @@ select
     cast(coalesce(s.service_applications, 0) as bigint) as service_applications,
     s.share_at_most_one_visit,
     s.share_online,
-    cast(coalesce(i.insured_employees, 0) as bigint) as insured_employees,
+    cast({{ suppress_small('coalesce(i.insured_employees, 0)') }} as bigint) as insured_employees,
+    {{ small_cell('coalesce(i.insured_employees, 0)') }} as insured_employees_suppressed,
     cast(coalesce(e.active_enterprises, 0) as bigint) as active_enterprises,
-    1.0 * coalesce(i.insured_employees, 0) / nullif(e.active_enterprises, 0) as insured_per_active_enterprise
+    1.0 * {{ suppress_small('coalesce(i.insured_employees, 0)') }} / nullif(e.active_enterprises, 0) as insured_per_active_enterprise
 from months as m
 left join {{ ref('int_indicators__district_presence') }} as p on m.district_code = p.district_code and m.month = p.month
 left join registered as r on m.district_code = r.district_code

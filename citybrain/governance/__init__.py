@@ -1,0 +1,1 @@
+"""Data governance: classification of the pool and its build-time check (docs/GOVERNANCE.md)."""
