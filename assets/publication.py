@@ -2,7 +2,9 @@
 
 It depends on every model dbt builds into the ``pool`` schema, so Dagster starts it only when they were
 all built in this run and their blocking checks (GX suites, dbt tests) passed. A failed gate therefore
-skips it and the previous published version stays live.
+skips it and the previous published version stays live. Which tier each table goes to is its model's
+``config.meta.classification``, read from the dbt manifest when the asset runs (not at import), so a
+classification tightened in dbt takes effect at the next publication.
 """
 
 import json
@@ -10,7 +12,7 @@ import json
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from citybrain.ingest.warehouse import warehouse_lock
-from citybrain.publication import publish, published_pool_path
+from citybrain.publication import classification_from_manifest, publish, tier_paths
 from orchestration.dbt_project import citybrain_dbt_project
 from orchestration.resources import PublicationResource, WarehouseResource
 
@@ -33,9 +35,10 @@ def pool_model_keys() -> list[AssetKey]:
     owners=["team:data_engineering"],
     kinds={"duckdb"},
     description=(
-        "数据池发布 — Publishes the audited pool schema as a new immutable version and switches "
-        "citybrain_pool.duckdb to it atomically (readers see the whole old or the whole new version). Runs only "
-        "after every blocking check upstream passed."
+        "数据池发布 — Publishes the audited pool per tier (open, conditional; restricted stays in the "
+        "warehouse) as a new immutable version and switches each tier's live file to it atomically (readers "
+        "see the whole old or the whole new version). Runs only after every blocking check upstream passed; "
+        "audited."
     ),
 )
 def pool_publication(
@@ -50,18 +53,25 @@ def pool_publication(
             path,
             context.run.run_id,
             run_days(context.run.tags),
+            classification_from_manifest(citybrain_dbt_project.manifest_path),
             directory=publication.resolved_directory(),
             keep=publication.resolved_keep(),
         )
-    context.log.info(f"published pool version {published.version}: {published.path}")
-    table_rows = "\n".join(f"| {name} | {rows:,} |" for name, rows in published.tables.items())
+    context.log.info(f"published pool version {published.version}: {published.paths}")
+    table_rows = "\n".join(
+        f"| {tier} | {name} | {rows:,} |"
+        for tier, tables in published.tables.items()
+        for name, rows in tables.items()
+    )
+    tiers = tier_paths(publication.resolved_directory())
     return MaterializeResult(
         metadata={
             "version": published.version,
-            "published_pool": MetadataValue.path(str(published_pool_path(publication.resolved_directory()))),
-            "version_file": MetadataValue.path(published.path),
-            "tables": MetadataValue.md("| table | rows |\n|---|---|\n" + table_rows),
-            "dagster/row_count": sum(published.tables.values()),
+            **{f"published_{tier}": MetadataValue.path(str(path)) for tier, path in tiers.items()},
+            "version_files": MetadataValue.json(published.paths),
+            "tables": MetadataValue.md("| tier | table | rows |\n|---|---|---|\n" + table_rows),
+            "withheld_restricted": MetadataValue.json(published.withheld),
+            "dagster/row_count": published.row_count,
             "deliveries": published.deliveries,
             "expectations_evaluated": published.checks_evaluated,
             "expectation_warnings": published.checks_failed_warning,

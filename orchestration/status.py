@@ -14,7 +14,7 @@ import duckdb
 
 from citybrain import settings
 from citybrain.catalog import load_catalog
-from citybrain.publication import list_publications
+from citybrain.publication import list_publications, tier_paths
 
 RUNS_SHOWN = 10
 
@@ -78,7 +78,12 @@ def _published() -> dict | None:
     if not publications:
         return None
     last = publications[-1]
-    return {k: last[k] for k in ("version", "run_id", "published_at", "partitions")}
+    published = {k: last[k] for k in ("version", "run_id", "published_at", "partitions")}
+    # one version id across tiers; records from before the tiers have no "paths"
+    published["tiers"] = {
+        tier: str(path) for tier, path in tier_paths().items() if tier in last.get("paths", {})
+    }
+    return published
 
 
 def _quarantine(con, days: int) -> list[dict]:
@@ -170,6 +175,8 @@ def print_status(status: dict) -> None:
             else "nothing published yet"
         )
     )
+    for tier, path in (published or {}).get("tiers", {}).items():
+        print(f"  {tier:<12} {path}")
     if "warehouse_unavailable" in status:
         print(f"\nwarehouse busy or missing, details skipped: {status['warehouse_unavailable']}")
         return

@@ -1,5 +1,7 @@
 """The quality gate end to end: a good night publishes, a bad night is stopped and the last good version
-stays live, a reader in another process never gets an error, and Data Docs name every suite.
+stays live, a reader in another process never gets an error, and Data Docs name every suite. The good
+night's publication is also checked for governance: tiers follow the manifest, the open tier holds no
+resident ID, mobile number or registry name, and the publication is audited.
 
 The bad night is the generator's defect rate turned up for a new day, delivered into the same lake.
 """
@@ -15,9 +17,14 @@ from datetime import date
 import duckdb
 import pytest
 
+import citybrain.access as access
+from citybrain import settings
+from citybrain.access import audit
+from citybrain.access.pii_scan import registry_names, scan_tier_file
 from citybrain.demo.generate import DemoConfig, generate_demo_city
-from citybrain.publication import list_publications, live_version, published_pool_path
+from citybrain.publication import classification_from_manifest, list_publications, live_version, tier_path
 from citybrain.quality.suites import load_suites
+from orchestration.dbt_project import citybrain_dbt_project
 from orchestration.status import collect_status
 from tests.demo_lake import demo_lake, run_nightly
 
@@ -53,6 +60,7 @@ def lake(tmp_path_factory):
     with demo_lake(home, COUNTIES, GOOD_DAYS, residents=3000, defect_rate=0.02) as summary:
         good = run_nightly(GOOD_DAYS[0], GOOD_DAYS[-1])
         good_version = live_version()
+        names = registry_names(settings.warehouse_path())  # the people whose names must not be published
         # The next night's deliveries come from a city whose departments got much sloppier.
         generate_demo_city(
             DemoConfig(
@@ -67,7 +75,7 @@ def lake(tmp_path_factory):
         )
         stop = home / "stop-reader"
         reader = subprocess.Popen(
-            [sys.executable, "-c", READER, str(published_pool_path()), str(stop)],
+            [sys.executable, "-c", READER, str(tier_path("open")), str(stop)],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -86,6 +94,7 @@ def lake(tmp_path_factory):
             "live_after_bad": live_version(),
             "publications": list_publications(),
             "status": collect_status(),
+            "registry_names": names,
         }
 
 
@@ -139,7 +148,7 @@ def test_a_reader_during_the_failed_night_saw_the_live_version_without_error(lak
 
 
 def test_the_published_version_is_traceable_to_run_and_files(lake):
-    with duckdb.connect(str(published_pool_path(lake["home"] / "pool")), read_only=True) as con:
+    with duckdb.connect(str(tier_path("conditional", lake["home"] / "pool")), read_only=True) as con:
         run_id, partitions = con.execute("SELECT run_id, partitions FROM meta.publication").fetchone()
         files = con.execute(
             "SELECT count(DISTINCT source_file), count(*) FILTER (WHERE file_sha256 IS NULL AND source_file NOT LIKE 'db:%' AND source_file NOT LIKE 'http:%') FROM meta.deliveries"
@@ -166,3 +175,38 @@ def test_status_reports_the_failed_checks_and_the_live_version(lake):
     assert any(c["expectation"] == "citybrain_quarantine_share" for c in blocking)
     assert any(q["quarantined"] > 0 for q in status["quarantine"])
     json.dumps(status)  # the --json form
+
+
+def test_no_personal_data_in_any_published_open_table(lake):
+    names = lake["registry_names"]
+    assert len(names) > 1000, "the registry names to look for were read"
+    path = tier_path("open", lake["home"] / "pool")
+    with duckdb.connect(str(path), read_only=True) as con:
+        text_columns = con.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE schema_name = 'pool' AND data_type = 'VARCHAR'"
+        ).fetchone()[0]
+    assert text_columns > 5
+    findings = scan_tier_file(path, names)
+    assert not findings, "\n".join(str(f) for f in findings[:20])
+
+
+def test_the_real_publication_follows_the_manifest_and_is_audited(lake):
+    classification = classification_from_manifest(citybrain_dbt_project.manifest_path)
+    (publication,) = list_publications()
+    assert publication["run_id"] == lake["good"].run_id
+    for tier in ("open", "conditional"):
+        with duckdb.connect(str(tier_path(tier)), read_only=True) as con:
+            tables = {
+                t
+                for (t,) in con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'pool'"
+                ).fetchall()
+            }
+        assert tables == {t for t, c in classification.items() if c == tier}
+    restricted = [f"pool.{t}" for t, c in classification.items() if c == "restricted"]
+    assert publication["withheld"] == restricted
+    (record,) = [r for r in audit.read_records() if r["action"] == "publication"]
+    assert (record["run_id"], record["outcome"]) == (lake["good"].run_id, "ok")
+    # An analyst reaches the real published data through the access layer.
+    frame = access.read_sql("SELECT count(*) AS n FROM pool.dim_district", user="demo_analyst")
+    assert frame["n"].tolist()[0] == len(COUNTIES)

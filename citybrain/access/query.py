@@ -1,0 +1,211 @@
+"""An analyst's read-only session over the published tiers they are granted.
+
+The session is an in-memory DuckDB database: each granted tier's live file is attached READ_ONLY, and a
+view ``pool.<table>`` per published table makes every table readable under one name whatever its tier
+(``meta.publication`` lists the attached versions). Then external access is switched off, extensions
+cannot be installed or loaded, and the configuration is locked, so even SQL the guard missed cannot read a
+file, attach another database or write anything. Every query, export and refusal is audited.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from citybrain.access import audit
+from citybrain.access.grants import AccessDenied, Grants, load_grants
+from citybrain.access.sql_guard import CheckedQuery, QueryRejected, check_query
+from citybrain.publication import PUBLISHED_SCHEMA, tier_path
+
+# Switched off after the tiers are attached, in this order: lock_configuration last.
+LOCKDOWN = (
+    "SET enable_external_access = false",
+    "SET autoinstall_known_extensions = false",
+    "SET autoload_known_extensions = false",
+    "SET allow_community_extensions = false",
+    "SET lock_configuration = true",
+)
+SWITCH_RETRIES = 20
+
+
+class TierNotPublished(FileNotFoundError):
+    """A granted tier has no published file yet."""
+
+
+class Session:
+    """A locked-down connection plus the user, tiers and readable tables it was opened with."""
+
+    def __init__(self, con, user: str, tiers: list[str], table_tiers: dict[str, str], via: str):
+        self.con = con
+        self.user = user
+        self.tiers = tiers
+        self.table_tiers = table_tiers  # "pool.<table>" → tier
+        self.via = via
+
+    # --- the audited entry points -------------------------------------------------------------------
+    def check(self, sql: str, action: str = "query", target: str | None = None) -> CheckedQuery:
+        """Guard ``sql``; a rejection is audited before it is raised."""
+        try:
+            return check_query(sql, self.readable)
+        except QueryRejected as error:
+            self._audit(action, "rejected", sql=sql, target=target, detail=str(error))
+            raise
+
+    def query(self, sql: str) -> pa.Table:
+        """Run one guarded query; the whole result comes back as an Arrow table (and its row count is audited)."""
+        return self._run(sql, "query")
+
+    def df(self, sql: str):
+        return self.query(sql).to_pandas()
+
+    def export(self, sql: str, path: Path) -> int:
+        """Write the result to ``path`` (.csv or .parquet) from Python: the engine itself may not write files."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in (".csv", ".parquet"):
+            raise ValueError(f"export to .csv or .parquet, not {path.name}")
+        result = self._run(sql, "export", target=str(path.resolve()))
+        if suffix == ".csv":
+            import pyarrow.csv as pacsv
+
+            pacsv.write_csv(result, path)
+        else:
+            import pyarrow.parquet as pq
+
+            pq.write_table(result, path)
+        return result.num_rows
+
+    @property
+    def readable(self) -> set[str]:
+        return set(self.table_tiers) | {"meta.publication"}
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # --- internals ------------------------------------------------------------------------------------
+    def _run(self, sql: str, action: str, target: str | None = None) -> pa.Table:
+        checked = self.check(sql, action, target)
+        tiers = self._tiers_of(checked)
+        try:
+            result = self.con.execute(checked.sql).fetch_arrow_table()
+        except duckdb.Error as error:
+            self._audit(
+                action, "error", sql=sql, tables=checked.tables, tiers=tiers, target=target, detail=str(error)
+            )
+            raise
+        self._audit(
+            action, "ok", sql=sql, tables=checked.tables, tiers=tiers, rows=result.num_rows, target=target
+        )
+        return result
+
+    def _tiers_of(self, checked: CheckedQuery) -> list[str]:
+        return sorted({self.table_tiers[t] for t in checked.tables if t in self.table_tiers})
+
+    def _audit(
+        self, action, outcome, *, sql=None, tables=(), tiers=None, rows=None, target=None, detail=None
+    ):
+        audit.append(
+            action,
+            outcome=outcome,
+            user=self.user,
+            via=self.via,
+            tiers=self.tiers if tiers is None else tiers,
+            tables=tables,
+            sql=sql,
+            rows=rows,
+            target=target,
+            detail=detail,
+        )
+
+
+def connect(
+    user: str | None = None,
+    tiers: Sequence[str] | None = None,
+    directory: Path | None = None,
+    grants: Grants | None = None,
+    via: str = "python",
+) -> Session:
+    """Open a read-only session for ``user`` (``--user`` / ``CITYBRAIN_USER`` / OS login) over their granted
+    tiers, or over ``tiers`` if all of them are granted. A refusal is audited and raised as AccessDenied."""
+    user = audit.current_user(user)
+    try:
+        grants = grants or load_grants()
+        opened = grants.require_tiers(user, list(tiers) if tiers else None)
+    except AccessDenied as error:
+        audit.append("connect", outcome="denied", user=user, via=via, tiers=tiers or (), detail=str(error))
+        raise
+    paths = {tier: tier_path(tier, directory) for tier in opened}
+    missing = [f"{tier} ({path})" for tier, path in paths.items() if not path.exists()]
+    if missing:
+        raise TierNotPublished(f"not published yet: {', '.join(missing)}; run the nightly job first")
+    con, table_tiers = _open(paths)
+    return Session(con, user, opened, table_tiers, via)
+
+
+def _open(paths: dict[str, Path]):
+    """Attach the tiers and build the views; re-attach if a publication switched a tier in between, so a
+    session never joins one version's open tier with another version's conditional tier."""
+    for _attempt in range(SWITCH_RETRIES):
+        con = duckdb.connect(":memory:")
+        try:
+            versions = {}
+            for tier, path in paths.items():
+                con.execute(f"ATTACH '{_sql_path(path)}' AS \"{_catalog(tier)}\" (READ_ONLY)")
+                (versions[tier],) = con.execute(
+                    f'SELECT version FROM "{_catalog(tier)}".meta.publication'
+                ).fetchone()
+            if len(set(versions.values())) == 1:
+                table_tiers = _create_views(con, list(paths))
+                for statement in LOCKDOWN:
+                    con.execute(statement)
+                return con, table_tiers
+        except BaseException:
+            con.close()
+            raise
+        con.close()
+        time.sleep(0.05)
+    raise RuntimeError(f"published tiers stay at different versions {versions}: a publication is broken")
+
+
+def _create_views(con, tiers: list[str]) -> dict[str, str]:
+    con.execute(f'CREATE SCHEMA "{PUBLISHED_SCHEMA}"')
+    con.execute("CREATE SCHEMA meta")
+    table_tiers = {}
+    for tier in tiers:
+        catalog = _catalog(tier)
+        names = con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? ORDER BY 1",
+            [catalog, PUBLISHED_SCHEMA],
+        ).fetchall()
+        for (name,) in names:
+            con.execute(
+                f'CREATE VIEW "{PUBLISHED_SCHEMA}"."{name}" AS SELECT * FROM "{catalog}"."{PUBLISHED_SCHEMA}"."{name}"'
+            )
+            table_tiers[f"{PUBLISHED_SCHEMA}.{name}"] = tier
+    con.execute(
+        "CREATE VIEW meta.publication AS "
+        + " UNION ALL ".join(
+            f'SELECT tier, version, run_id, published_at, partitions, table_rows FROM "{_catalog(t)}".meta.publication'
+            for t in tiers
+        )
+    )
+    con.execute(f"SET search_path = '{PUBLISHED_SCHEMA},meta'")
+    return table_tiers
+
+
+def _catalog(tier: str) -> str:
+    return f"citybrain_{tier}"
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
