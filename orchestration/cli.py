@@ -60,17 +60,14 @@ def run_job(job_name: str, start: str, end: str) -> bool:
     from dagster import DagsterInstance
 
     from orchestration.definitions import defs
+    from orchestration.progress import execute_with_progress
 
     _dagster_home()
     job = defs.resolve_job_def(job_name)
     tags = {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
+    print(f"{job_name} {start} .. {end}: one line per finished step (Dagster log: CITYBRAIN_LOG_LEVEL=INFO)")
     with DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            tags=tags,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        )
+        result = execute_with_progress(job, instance, tags=tags, raise_on_error=False)
     print(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} ({job_name}, {start} .. {end})")
     if not result.success:
         for event in result.all_events:
@@ -84,7 +81,7 @@ def run_job(job_name: str, start: str, end: str) -> bool:
 
 def print_gate_summary(result) -> None:
     """What the quality gate decided: checks run and failed, and which pool version is live."""
-    from citybrain.publication import live_version, published_pool_path
+    from citybrain.publication import live_version, tier_paths
     from citybrain.quality.data_docs import data_docs_index
 
     evaluations = result.get_asset_check_evaluations()
@@ -105,7 +102,7 @@ def print_gate_summary(result) -> None:
     )
     live = live_version()
     if published:
-        print(f"  published pool version {live}: {published_pool_path()}")
+        print(f"  published pool version {live}: " + ", ".join(str(p) for p in tier_paths().values()))
     else:
         print(f"  pool NOT published in this run; live version stays {live or '(none yet)'}")
     if data_docs_index().exists():
@@ -149,34 +146,33 @@ ORDER BY est_residents DESC LIMIT 5"""
 
 
 def print_pool_summary() -> None:
-    """The published pool's tables with row counts and one example query, so a newcomer knows where to
-    start. Read from the published file analysts use, never from the warehouse."""
+    """The published tiers' tables with row counts and one example query, so a newcomer knows where to
+    start. Read from the published tier files (row counts from their ``meta.publication``), never from the
+    warehouse; the example runs on the open tier, which holds no personal data."""
+    import json
+
     import duckdb
 
-    from citybrain.publication import published_pool_path
+    from citybrain.publication import tier_paths
 
-    path = published_pool_path()
-    if not path.exists():
+    paths = {tier: path for tier, path in tier_paths().items() if path.exists()}
+    if not paths:
         return
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        tables = [
-            t
-            for (t,) in con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'pool' ORDER BY 1"
-            ).fetchall()
-        ]
-        if not tables:
-            return
-        print(f"\n  published pool {path} (schema pool):")
-        for table in tables:
-            (rows,) = con.execute(f'SELECT count(*) FROM pool."{table}"').fetchone()
-            print(f"    {table:<32}{rows:>12,} rows")
-        if "ind_district_monthly" in tables and "dim_district" in tables:
-            print("\n  example query:\n" + "\n".join("    " + line for line in EXAMPLE_QUERY.splitlines()))
+    open_tables: set[str] = set()
+    for tier, path in paths.items():
+        with duckdb.connect(str(path), read_only=True) as con:
+            (table_rows,) = con.execute("SELECT table_rows FROM meta.publication").fetchone()
+        table_rows = json.loads(table_rows)
+        print(f"\n  published {tier} tier {path} (schema pool):")
+        for table, rows in sorted(table_rows.items()):
+            print(f"    {table.removeprefix('pool.'):<32}{rows:>12,} rows")
+        if tier == "open":
+            open_tables = {t.removeprefix("pool.") for t in table_rows}
+    if {"ind_district_monthly", "dim_district"} <= open_tables:
+        print('\n  example query (citybrain query --user demo_analyst "..."):')
+        print("\n".join("    " + line for line in EXAMPLE_QUERY.splitlines()))
+        with duckdb.connect(str(paths["open"]), read_only=True) as con:
             print("\n" + "\n".join("    " + line for line in str(con.sql(EXAMPLE_QUERY)).splitlines()))
-    finally:
-        con.close()
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
@@ -225,7 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from citybrain.publication import published_pool_path
+    from citybrain.publication import tier_paths
     from citybrain.quality.data_docs import data_docs_index
 
     started = time.monotonic()
@@ -238,7 +234,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print_pool_summary()
     print()
     print(f"demo finished in {time.monotonic() - started:.0f} s: {'OK' if ok else 'FAILED'}")
-    print(f"  published pool: {published_pool_path()}   (read-only for analysts; versions kept beside it)")
+    for tier, path in tier_paths().items():
+        print(f"  {tier + ' tier:':<15}{path}   (read with `citybrain query`, per grants)")
+    print("  audit log:     `citybrain audit verify`, `citybrain audit query` (auditor role)")
     print(f"  Data Docs:     {data_docs_index()}")
     print(f"  warehouse:     {settings.warehouse_path()}   (raw.<feed>, raw.quarantine, raw.ingestion_log)")
     print(f"  landing zone:  {settings.landing_dir()}")
@@ -315,6 +313,16 @@ def cmd_landing_check(args: argparse.Namespace) -> int:
     return 1 if unclaimed else 0
 
 
+def cmd_resources_export(args: argparse.Namespace) -> int:
+    from citybrain.resource_catalog.export import export_resource_catalog
+
+    result = export_resource_catalog(Path(args.out) if args.out else None)
+    print(f"resource catalog: {len(result.catalog.resources)} resources -> {result.directory / 'current'}")
+    for kind, path in result.files.items():
+        print(f"  {kind:<10}{path}")
+    return 0
+
+
 def _add_demo_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--counties", nargs="+", help="county-level GB/T 2260 codes (default: Hangzhou's districts)"
@@ -370,6 +378,23 @@ def main(argv: list[str] | None = None) -> int:
     landing_sub = p.add_subparsers(dest="landing_command", required=True)
     v = landing_sub.add_parser("check", help="list delivered files that no catalog feed reads")
     v.set_defaults(func=cmd_landing_check)
+
+    p = sub.add_parser("governance", help="data governance tools")
+    governance_sub = p.add_subparsers(dest="governance_command", required=True)
+    v = governance_sub.add_parser("check", help="compile the dbt project and check the pool's classification")
+    v.set_defaults(
+        func=lambda args: __import__("citybrain.governance.classification", fromlist=["main"]).main()
+    )
+
+    p = sub.add_parser("resources", help="resource catalog (政务数据资源目录) tools")
+    resources_sub = p.add_subparsers(dest="resources_command", required=True)
+    v = resources_sub.add_parser("export", help="write the resource catalog as CSV, JSON and HTML")
+    v.add_argument("--out", help="export directory (default: $CITYBRAIN_HOME/catalog_export)")
+    v.set_defaults(func=cmd_resources_export)
+
+    from citybrain.access.cli import add_commands as add_access_commands
+
+    add_access_commands(sub)
 
     args = parser.parse_args(argv)
     return args.func(args)

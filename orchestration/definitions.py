@@ -14,6 +14,7 @@ from assets.ingestion import build_ingestion_assets
 from assets.publication import pool_publication
 from assets.quality import build_quality_checks
 from assets.reference import reference_divisions
+from assets.resource_catalog import resource_catalog
 from citybrain.catalog import load_catalog
 from orchestration.dbt_project import citybrain_dbt_project
 from orchestration.jobs import city_nightly, raw_ingestion
@@ -44,6 +45,7 @@ def build_definitions() -> Definitions:
         reference_divisions,
         *dbt_asset_definitions(),
         pool_publication,
+        resource_catalog,
     ]
     freshness_checks = build_freshness_checks(catalog)
     return Definitions(
