@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import threading
 import time
 from collections import defaultdict
@@ -245,12 +246,19 @@ def _handler_for(api: HotlineApiServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve the demo 12345 hotline ticket store over HTTP.")
     parser.add_argument("--store", required=True, type=Path, help="the hotline_store directory")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args(argv)
+    # Stop cleanly on SIGTERM even when started from a process that ignores it (Dagster maps SIGTERM to
+    # the SIGINT handler, which is "ignore" in a shell's background job; children inherit that).
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     server = HotlineApiServer(args.store, args.host, args.port)
     print(f"hotline API on {server.start()}{PATH} (store {args.store}); Ctrl-C to stop", flush=True)
     try:
