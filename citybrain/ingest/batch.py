@@ -8,12 +8,35 @@ quarantined, and received = loaded + quarantined by construction.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 
 from citybrain.ingest import reasons
+
+# A value longer than this is not a field of a department register but a broken or hostile delivery.
+MAX_FIELD_CHARS = 1 << 20
+# Text a spreadsheet would run as a formula if an export of it were opened (=HYPERLINK(..), +cmd|.., @SUM(..)).
+# A leading sign followed by a number (-2.5, +86 138...) is data and does not match.
+FORMULA_LIKE = re.compile(r"^\s*(=|[+\-@]\s*[A-Za-z_][\w.]*\s*[(|!])")
+_ANY_FORMULA_LIKE = re.compile(r"(?:^|\x1f)\s*(=|[+\-@]\s*[A-Za-z_][\w.]*\s*[(|!])")
+
+
+class DuplicateKeys(dict):
+    """A parsed JSON object that named at least one key twice (json keeps the last value silently)."""
+
+    duplicates: list[str]
+
+
+def object_pairs(pairs: list[tuple[str, object]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        counts = Counter(k for k, _ in pairs)
+        obj = DuplicateKeys(obj)
+        obj.duplicates = sorted(k for k, n in counts.items() if n > 1)
+    return obj
 
 
 class DeliveryError(Exception):
@@ -80,6 +103,25 @@ def to_text(value: object) -> str | None:
     return str(value)
 
 
+def _value_problem(values: list[str | None]) -> tuple[int, str, str] | None:
+    """(column index, reason, detail) of the first value that must not be loaded, if any."""
+    joined = "\x1f".join(v for v in values if v)
+    if len(joined) > MAX_FIELD_CHARS:
+        for i, v in enumerate(values):
+            if v and len(v) > MAX_FIELD_CHARS:
+                return i, reasons.FIELD_TOO_LARGE, f"{len(v):,} characters, limit {MAX_FIELD_CHARS:,}"
+    if "\x00" in joined or "\ufeff" in joined:
+        for i, v in enumerate(values):
+            if v and ("\x00" in v or "\ufeff" in v):
+                what = "a NUL character" if "\x00" in v else "a byte-order mark (U+FEFF) inside the data"
+                return i, reasons.INVALID_CHARACTERS, what
+    if _ANY_FORMULA_LIKE.search(joined):
+        for i, v in enumerate(values):
+            if v and FORMULA_LIKE.match(v):
+                return i, reasons.FORMULA, f"text a spreadsheet would run as a formula: {v[:60]!r}"
+    return None
+
+
 class BatchBuilder:
     """Collects rows column by column; checks the key of each row as it arrives."""
 
@@ -94,6 +136,11 @@ class BatchBuilder:
         self.warnings: list[str] = []
 
     def add(self, row_number: int, values: list[str | None], raw_text: str) -> None:
+        problem = _value_problem(values)
+        if problem is not None:
+            column = self.columns[problem[0]] if problem[0] < len(self.columns) else f"#{problem[0] + 1}"
+            self.quarantine(row_number, raw_text, problem[1], f"column {column!r}: {problem[2]}")
+            return
         for i in self._key_index:
             v = values[i]
             if v is None or not v.strip():

@@ -13,6 +13,7 @@ import io
 import json
 import zipfile
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,11 +21,18 @@ import pyarrow.parquet as pq
 
 from citybrain.catalog import Feed, FileDelivery
 from citybrain.ingest import reasons
-from citybrain.ingest.batch import Batch, BatchBuilder, DeliveryError, to_text
+from citybrain.ingest.batch import Batch, BatchBuilder, DeliveryError, DuplicateKeys, object_pairs, to_text
 
 # A file where more than this share of records fails to decode is in the wrong encoding, not damaged.
 WRONG_ENCODING_SHARE = 0.5
 csv.field_size_limit(64 * 1024 * 1024)
+# An .xlsx whose zip entries unpack to more than this is refused before parsing (a zip bomb).
+XLSX_MAX_UNCOMPRESSED = 512 << 20
+# Encodings in which UTF-8 bytes still decode, to mojibake: for these the file is checked for being UTF-8.
+GB_ENCODINGS = {"gb18030", "gbk", "gb2312", "cp936"}
+# Non-ASCII characters a text must hold, decoded strictly as UTF-8, to count as UTF-8 rather than GB18030:
+# GB18030 Chinese text practically never forms valid UTF-8 over several characters (one 女 = C5 AE does).
+UTF8_EVIDENCE_CHARS = 3
 
 
 def read_delivery(feed: Feed, path: Path, source: str) -> Batch:
@@ -34,7 +42,34 @@ def read_delivery(feed: Feed, path: Path, source: str) -> Batch:
     reader = {"csv": _read_csv, "jsonl": _read_jsonl, "xlsx": _read_xlsx, "parquet": _read_parquet}[
         delivery.kind
     ]
-    return reader(feed, delivery, path, source)
+    batch = reader(feed, delivery, path, source)
+    if batch.rows_received == 0:
+        if feed.snapshot == "full":
+            raise DeliveryError(
+                source, "no records (header only): an empty snapshot would replace the whole current one"
+            )
+        batch.warnings.append("no records (header only)")
+    return batch
+
+
+def _short(items: list, limit: int = 10) -> str:
+    """A list for a message: long headers (thousands of columns) must not make megabyte log lines."""
+    if len(items) <= limit:
+        return repr(items)
+    return repr(items[:limit])[:-1] + f", ... ({len(items):,} in all)]"
+
+
+def _is_gb(encoding: str) -> bool:
+    return encoding.replace("_", "").replace("-", "").lower() in GB_ENCODINGS
+
+
+def _utf8_evidence(data: bytes) -> int:
+    """Non-ASCII characters in ``data`` if it is strictly valid UTF-8, else 0."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return 0
+    return sum(1 for ch in text if ord(ch) > 127)
 
 
 def _file_bytes(delivery: FileDelivery, path: Path, source: str) -> bytes:
@@ -60,16 +95,37 @@ def _has_undecodable(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
-def _check_header(feed: Feed, header: list[str], source: str) -> list[int]:
-    """Map the catalog columns to positions in the delivered header; missing columns are fatal."""
+def _check_header(feed: Feed, header: list[str], source: str, warnings: list[str]) -> list[int]:
+    """Map the catalog columns to positions in the delivered header; missing columns are fatal.
+
+    A column delivered in another case (ID_NUMBER) is the same column, with a warning; extra columns are
+    ignored with a warning."""
     cleaned = [h.strip().lstrip("\ufeff") for h in header]
-    duplicated = sorted({h for h in cleaned if cleaned.count(h) > 1})
+    duplicated = sorted(h for h, n in Counter(cleaned).items() if n > 1)
     if duplicated:
-        raise DeliveryError(source, f"duplicated header columns {duplicated}")
-    missing = [c for c in feed.column_names if c not in cleaned]
+        raise DeliveryError(source, f"duplicated header columns {_short(duplicated)}")
+    exact = {h: i for i, h in enumerate(cleaned)}
+    folded: dict[str, list[int]] = {}
+    for i, h in enumerate(cleaned):
+        folded.setdefault(h.casefold(), []).append(i)
+    positions, missing, recased = [], [], []
+    for c in feed.column_names:
+        if c in exact:
+            positions.append(exact[c])
+        elif len(folded.get(c.casefold(), [])) == 1:
+            positions.append(folded[c.casefold()][0])
+            recased.append(cleaned[positions[-1]])
+        else:
+            missing.append(c)
     if missing:
-        raise DeliveryError(source, f"missing columns {missing}; header has {cleaned}")
-    return [cleaned.index(c) for c in feed.column_names]
+        raise DeliveryError(source, f"missing columns {missing}; header has {_short(cleaned)}")
+    if recased:
+        warnings.append(f"header columns in another case read as the catalog's: {_short(recased)}")
+    used = set(positions)
+    extra = [h for i, h in enumerate(cleaned) if i not in used and h]
+    if extra:
+        warnings.append(f"ignored columns not in the catalog: {_short(extra)}")
+    return positions
 
 
 def _read_csv(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> Batch:
@@ -77,6 +133,13 @@ def _read_csv(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> Ba
     encoding = delivery.encoding
     if encoding.replace("_", "-").lower() in ("utf-8", "utf8") and data.startswith(b"\xef\xbb\xbf"):
         encoding = "utf-8-sig"
+    gb = _is_gb(encoding)
+    if gb and _utf8_evidence(data) >= UTF8_EVIDENCE_CHARS:
+        raise DeliveryError(
+            source,
+            f"declared {delivery.encoding} but the file is valid UTF-8 with non-ASCII text: wrong encoding "
+            "(it would load as mojibake)",
+        )
     text = data.decode(encoding, errors="surrogateescape")
     lines = io.StringIO(text, newline="").readlines()
     reader = csv.reader(lines, delimiter=delivery.delimiter, strict=False)
@@ -86,15 +149,13 @@ def _read_csv(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> Ba
         raise DeliveryError(source, "no header row") from None
     if _has_undecodable("".join(header)):
         raise DeliveryError(source, f"header does not decode as {delivery.encoding}: wrong encoding?")
-    positions = _check_header(feed, header, source)
-    extra = [h for h in header if h.strip().lstrip("\ufeff") not in feed.column_names]
     builder = BatchBuilder(source, feed.column_names, feed.key)
-    if extra:
-        builder.warnings.append(f"ignored columns not in the catalog: {extra}")
+    positions = _check_header(feed, header, source, builder.warnings)
+    cleaned_header = [h.strip().lstrip("\ufeff") for h in header]
     width = len(header)
     previous_line = reader.line_num
     row_number = 0
-    undecodable = 0
+    undecodable = trailing_delimiter = 0
     try:
         for record in reader:
             raw = "".join(lines[previous_line : reader.line_num])
@@ -102,6 +163,9 @@ def _read_csv(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> Ba
             if not record:  # a blank line is not a record
                 continue
             row_number += 1
+            if len(record) == width + 1 and record[-1] == "" and width > 1:
+                record = record[:-1]  # a trailing delimiter: the extra field is empty, nothing is dropped
+                trailing_delimiter += 1
             if _has_undecodable(raw):
                 undecodable += 1
                 builder.quarantine(
@@ -109,6 +173,18 @@ def _read_csv(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> Ba
                     _escaped(raw, encoding),
                     reasons.UNDECODABLE_BYTES,
                     f"bytes not valid {delivery.encoding}",
+                )
+            elif gb and _utf8_evidence(raw.encode(encoding)) >= UTF8_EVIDENCE_CHARS:
+                undecodable += 1
+                builder.quarantine(
+                    row_number,
+                    raw,
+                    reasons.UNDECODABLE_BYTES,
+                    f"a UTF-8 record in a {delivery.encoding} file (decodes only to mojibake)",
+                )
+            elif [f.strip().lstrip("\ufeff") for f in record] == cleaned_header:
+                builder.quarantine(
+                    row_number, raw, reasons.REPEATED_HEADER, "the header again (concatenated files?)"
                 )
             elif len(record) != width:
                 builder.quarantine(
@@ -126,7 +202,18 @@ def _read_csv(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> Ba
             source,
             f"{undecodable} of {row_number} records do not decode as {delivery.encoding}: wrong encoding?",
         )
+    if trailing_delimiter:
+        builder.warnings.append(
+            f"{trailing_delimiter} records end with a trailing delimiter (empty field dropped)"
+        )
     return builder.build()
+
+
+def loads_json(text: str | bytes) -> object:
+    """json.loads keeping every value as text and marking objects with duplicate keys."""
+    return json.loads(
+        text, parse_int=str, parse_float=str, parse_constant=str, object_pairs_hook=object_pairs
+    )
 
 
 def _read_jsonl(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> Batch:
@@ -149,12 +236,20 @@ def _read_jsonl(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> 
             builder.quarantine(line_number, raw, reasons.UNDECODABLE_BYTES, str(exc))
             continue
         try:
-            obj = json.loads(text, parse_int=str, parse_float=str, parse_constant=str)
+            obj = loads_json(text)
         except json.JSONDecodeError as exc:
             builder.quarantine(line_number, text, reasons.INVALID_JSON, str(exc))
             continue
+        except RecursionError:
+            builder.quarantine(line_number, text, reasons.INVALID_JSON, "nested too deeply to parse")
+            continue
         if not isinstance(obj, dict):
             builder.quarantine(line_number, text, reasons.NOT_A_JSON_OBJECT, f"a JSON {type(obj).__name__}")
+            continue
+        if isinstance(obj, DuplicateKeys):
+            builder.quarantine(
+                line_number, text, reasons.DUPLICATE_JSON_KEY, f"keys given twice: {obj.duplicates}"
+            )
             continue
         seen_columns.update(obj)
         builder.add(line_number, [to_text(obj.get(c)) for c in feed.column_names], text)
@@ -169,15 +264,33 @@ def _read_jsonl(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> 
     return builder.build()
 
 
+def _xlsx_cell(value: object) -> object:
+    """An array formula is an object in openpyxl; keep its text so it is seen as a formula."""
+    text = getattr(value, "text", None)
+    return text if isinstance(text, str) and type(value).__name__.endswith("Formula") else value
+
+
 def _read_xlsx(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> Batch:
+    """Formulas are read as their text (``data_only=False``), never evaluated and never replaced by the
+    value Excel cached; a row holding one is quarantined (reason ``formula``) by the batch builder."""
     from openpyxl import load_workbook
 
     if path.stat().st_size == 0:
         raise DeliveryError(source, "empty file (0 bytes)")
     try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError) as exc:
-        raise DeliveryError(source, f"not a readable .xlsx workbook ({exc})") from None
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DeliveryError(source, f"not a readable .xlsx workbook (not a zip archive: {exc})") from None
+    if unpacked > XLSX_MAX_UNCOMPRESSED:
+        raise DeliveryError(
+            source,
+            f"not read: unpacks to {unpacked:,} bytes, over the {XLSX_MAX_UNCOMPRESSED:,}-byte limit (zip bomb?)",
+        )
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=False)
+    except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a damaged workbook
+        raise DeliveryError(source, f"not a readable .xlsx workbook ({type(exc).__name__}: {exc})") from None
     try:
         if delivery.sheet:
             if delivery.sheet not in workbook.sheetnames:
@@ -192,15 +305,19 @@ def _read_xlsx(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> B
         header = ["" if h is None else str(h) for h in header_row]
         while header and not header[-1]:
             header.pop()
-        positions = _check_header(feed, header, source)
         builder = BatchBuilder(source, feed.column_names, feed.key)
+        positions = _check_header(feed, header, source, builder.warnings)
         for row_number, row in enumerate(rows, start=1):
             if row is None or all(v is None or v == "" for v in row):
                 continue
-            cells = [to_text(v) for v in row] + [None] * max(0, len(header) - len(row))
+            cells = [to_text(_xlsx_cell(v)) for v in row] + [None] * max(0, len(header) - len(row))
             raw = json.dumps(dict(zip(header, cells, strict=False)), ensure_ascii=False)
             builder.add(row_number, [cells[p] for p in positions], raw)
         return builder.build()
+    except DeliveryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged sheet (bad XML, ...) is a file-level problem
+        raise DeliveryError(source, f"unreadable sheet ({type(exc).__name__}: {exc})") from None
     finally:
         workbook.close()
 

@@ -10,14 +10,51 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from citybrain.catalog import Feed, HttpDelivery
 from citybrain.ingest import reasons
-from citybrain.ingest.batch import Batch, BatchBuilder, DeliveryError, to_text
+from citybrain.ingest.batch import Batch, BatchBuilder, DeliveryError, DuplicateKeys, object_pairs, to_text
+
+# A page larger than this, or still arriving after PAGE_TIME_LIMIT_FACTOR x the read timeout (at least
+# MIN_PAGE_SECONDS), is cut off: a server streaming forever must not hang or exhaust the run.
+MAX_PAGE_BYTES = 256 << 20
+PAGE_TIME_LIMIT_FACTOR = 10
+MIN_PAGE_SECONDS = 60.0
+
+
+def _read_body(response: requests.Response, source: str, page: int, timeout: float) -> bytes:
+    """The body, read in chunks under a size and a wall-clock limit (the read timeout alone is per chunk)."""
+    limit_seconds = max(timeout * PAGE_TIME_LIMIT_FACTOR, MIN_PAGE_SECONDS)
+    deadline = time.monotonic() + limit_seconds
+    chunks, size = [], 0
+    try:
+        while True:
+            # read1 returns what has arrived (iter_content would wait for a whole chunk of a slow drip)
+            chunk = response.raw.read1(1 << 16, decode_content=True)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > MAX_PAGE_BYTES:
+                raise DeliveryError(
+                    source,
+                    f"page {page}: answer larger than {MAX_PAGE_BYTES:,} bytes; cut off (never-ending page?)",
+                )
+            if time.monotonic() > deadline:
+                raise DeliveryError(
+                    source,
+                    f"page {page}: answer still arriving after {limit_seconds:.0f} s ({size:,} bytes); "
+                    "cut off (never-ending page?)",
+                )
+            chunks.append(chunk)
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise DeliveryError(source, f"page {page}: reading the answer failed: {exc}") from None
+    return b"".join(chunks)
 
 
 def make_session(retries: int = 5, backoff_factor: float = 0.5) -> requests.Session:
@@ -65,19 +102,22 @@ def fetch_day(
     for page in range(1, delivery.max_pages + 1):
         params[delivery.page_param] = page
         try:
-            response = session.get(url, params=params, timeout=(min(timeout, 10.0), timeout))
+            response = session.get(url, params=params, timeout=(min(timeout, 10.0), timeout), stream=True)
         except requests.RequestException as exc:
             raise DeliveryError(source, f"page {page}: request failed after retries: {exc}") from None
+        with response:
+            content = _read_body(response, source, page, timeout)
         if response.status_code != 200:
-            raise DeliveryError(source, f"page {page}: HTTP {response.status_code}: {response.text[:200]!r}")
-        digest.update(response.content)
+            start = content[:200].decode("utf-8", "replace")
+            raise DeliveryError(source, f"page {page}: HTTP {response.status_code}: {start!r}")
+        digest.update(content)
         try:
-            body = response.json()
-        except ValueError:
+            body = json.loads(content, object_pairs_hook=object_pairs)
+        except (ValueError, RecursionError):
             raise DeliveryError(
                 source,
                 f"page {page}: answer is not JSON (content-type {response.headers.get('content-type')!r}, "
-                f"starts {response.text[:80]!r})",
+                f"starts {content[:80].decode('utf-8', 'replace')!r})",
             ) from None
         records = body.get(delivery.records_field) if isinstance(body, dict) else None
         if not isinstance(records, list):
@@ -88,6 +128,11 @@ def fetch_day(
             if not isinstance(record, dict):
                 builder.quarantine(
                     row_number, raw, reasons.NOT_A_JSON_OBJECT, f"a JSON {type(record).__name__}"
+                )
+                continue
+            if isinstance(record, DuplicateKeys):
+                builder.quarantine(
+                    row_number, raw, reasons.DUPLICATE_JSON_KEY, f"keys given twice: {record.duplicates}"
                 )
                 continue
             values = [to_text(record.get(c)) for c in feed.column_names]

@@ -44,21 +44,36 @@ def delivery_pattern(feed: Feed, partition_key: str | None) -> str:
     return delivery.path
 
 
-def find_deliveries(feed: Feed, landing: Path, partition_key: str | None) -> list[DeliveredFile]:
-    """The files delivered for one partition (or for an unpartitioned feed), oldest name first."""
+def find_deliveries(
+    feed: Feed, landing: Path, partition_key: str | None, refused: list[DeliveryError] | None = None
+) -> list[DeliveredFile]:
+    """The files delivered for one partition (or for an unpartitioned feed), oldest name first.
+
+    A file that resolves outside the landing zone (a symlink to /etc/..., a dangling symlink) is not read:
+    it is added to ``refused`` (or raised when no list is given) and the other files are still returned."""
     landing = landing.resolve()
     pattern = delivery_pattern(feed, partition_key)
+    if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+        raise DeliveryError(pattern, "delivery path must be relative to the landing zone and stay inside it")
     found = []
     for path in sorted(landing.glob(pattern)):
-        if not path.is_file():
-            continue
         relative = path.relative_to(landing).as_posix()
-        resolved = path.resolve()
-        if not resolved.is_relative_to(landing):
-            raise DeliveryError(
-                relative, f"resolves outside the landing zone ({resolved}); refusing to read it"
+        if path.is_symlink() and not path.exists():
+            problem = DeliveryError(
+                relative, f"a symlink to {path.readlink()}, which does not exist; not read"
             )
-        found.append(DeliveredFile(path, relative, sha256_of(path), path.stat().st_size))
+        elif not path.is_file():
+            continue
+        elif not path.resolve().is_relative_to(landing):
+            problem = DeliveryError(
+                relative, f"resolves outside the landing zone ({path.resolve()}); refusing to read it"
+            )
+        else:
+            found.append(DeliveredFile(path, relative, sha256_of(path), path.stat().st_size))
+            continue
+        if refused is None:
+            raise problem
+        refused.append(problem)
     return found
 
 

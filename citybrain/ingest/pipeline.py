@@ -80,12 +80,13 @@ def ingest_files(
     """Load every new delivered file of the partition; already-loaded bytes are skipped."""
     assert isinstance(feed.delivery, FileDelivery)
     result = IngestionResult(feed.id, partition_key)
+    refused: list[DeliveryError] = []
     try:
-        files = find_deliveries(feed, landing, partition_key)
-    except DeliveryError as exc:
+        files = find_deliveries(feed, landing, partition_key, refused)
+    except DeliveryError as exc:  # the feed's path itself is unusable: nothing is read, the refusal logged
         files = []
-        result.problems.append(str(exc))
-    if not files and not result.problems:
+        refused.append(exc)
+    if not files and not refused and not result.problems:
         what = f"partition {partition_key}" if partition_key else "the feed"
         result.problems.append(
             f"no delivery for {what}: nothing matches {delivery_pattern(feed, partition_key)!r} in {landing}"
@@ -109,6 +110,21 @@ def ingest_files(
             duplicate_of=duplicate_of,
         )
 
+    for problem in refused:  # refused files are logged as failed; the feed's other files still load
+        result.problems.append(str(problem))
+        with open_warehouse(warehouse) as con:
+            log_without_rows(
+                con,
+                feed,
+                status="failed",
+                partition_key=partition_key,
+                source_file=problem.source,
+                sha256=None,
+                file_bytes=None,
+                batch_id=batch_id,
+                started_at=utcnow(),
+                message=problem.problem,
+            )
     for delivered in files:
         started = utcnow()
         current = already.get(delivered.sha256)
@@ -133,10 +149,22 @@ def ingest_files(
             with open_warehouse(warehouse) as con:
                 log_file(con, delivered, started, "failed", exc.problem)
             continue
+        except Exception as exc:  # noqa: BLE001 - a reader bug must still name the file and spare the others
+            problem = f"unexpected {type(exc).__name__} while reading: {exc}"
+            result.problems.append(f"{delivered.relative}: {problem}")
+            with open_warehouse(warehouse) as con:
+                log_file(con, delivered, started, "failed", problem)
+            continue
         with open_warehouse(warehouse) as con:
-            # Checked again under the lock: another run may have loaded these bytes while this one parsed.
-            if find_current_load(con, feed.id, delivered.sha256) is not None:
-                result.unchanged.append(delivered.relative)
+            # Checked again under the lock: another run (or another name in this run) may have loaded
+            # these bytes while this one parsed.
+            current = find_current_load(con, feed.id, delivered.sha256)
+            if current is not None:
+                if current[0] == delivered.relative:
+                    result.unchanged.append(delivered.relative)
+                else:
+                    message = f"same bytes as {current[0]}, already loaded; not loaded again"
+                    result.entries.append(log_file(con, delivered, started, "duplicate", message, current[0]))
                 continue
             entry = write_batch(
                 con,

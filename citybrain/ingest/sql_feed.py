@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, OperationalError
@@ -22,6 +23,20 @@ TRANSIENT_ATTEMPTS = 4
 
 def source_name(engine: sa.Engine, table: str) -> str:
     return f"db:{engine.url.render_as_string(hide_password=True)}#{table}"
+
+
+def _check_sqlite_file(engine: sa.Engine, source: str) -> None:
+    """SQLite creates a missing database file on connect: a moved department file would read as empty."""
+    if engine.url.get_backend_name() != "sqlite":
+        return
+    database = engine.url.database
+    if (
+        database
+        and database != ":memory:"
+        and not database.startswith("file:")
+        and not Path(database).is_file()
+    ):
+        raise DeliveryError(source, f"database file {database} does not exist; not creating an empty one")
 
 
 def _reflect(engine: sa.Engine, delivery: SqlDelivery, source: str) -> sa.Table:
@@ -48,6 +63,7 @@ def fetch_incremental(
     delivery = feed.delivery
     assert isinstance(delivery, SqlDelivery)
     source = source_name(engine, delivery.table)
+    _check_sqlite_file(engine, source)
     for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
         try:
             return _fetch(engine, feed, delivery, source, cursor)

@@ -1,0 +1,1 @@
+"""Hostile-input corpus: deliveries built to break ingestion, each with its expected outcome."""
