@@ -18,6 +18,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from citybrain.catalog import load_catalog
 from citybrain.governance import classification
 from citybrain.ingest.warehouse import warehouse_lock
+from citybrain.settings import duckdb_config
 from orchestration.dbt_project import citybrain_dbt_project
 from orchestration.partitions import daily_partitions
 from orchestration.resources import WarehouseResource
@@ -143,7 +144,7 @@ def with_row_counts(events: list, warehouse_path) -> Iterator:
                 tables[i] = node["relation_name"]
     counts = {}
     if tables:
-        con = duckdb.connect(str(warehouse_path), read_only=True)
+        con = duckdb.connect(str(warehouse_path), read_only=True, config=duckdb_config())
         try:
             for i, table in tables.items():
                 counts[i] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]

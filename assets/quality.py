@@ -110,8 +110,12 @@ def _partitions(suite: SuiteSpec, days: list[str], warehouse) -> list[str | None
     import duckdb
 
     from citybrain.ingest.warehouse import warehouse_lock
+    from citybrain.settings import duckdb_config
 
-    with warehouse_lock(warehouse), duckdb.connect(str(warehouse), read_only=True) as con:
+    with (
+        warehouse_lock(warehouse),
+        duckdb.connect(str(warehouse), read_only=True, config=duckdb_config()) as con,
+    ):
         (latest,) = con.execute(
             f'SELECT max("{suite.partition.column}")::VARCHAR FROM "{suite.schema_name}"."{suite.table_name}"'
         ).fetchone()

@@ -12,6 +12,7 @@ from citybrain.catalog import load_catalog
 from citybrain.ingest.warehouse import warehouse_lock
 from citybrain.reference.city import load_city, reference_tables
 from citybrain.reference.feeds import feed_table
+from citybrain.settings import duckdb_config
 from orchestration.resources import WarehouseResource
 
 DESCRIPTIONS = {
@@ -42,7 +43,7 @@ def reference_divisions(warehouse: WarehouseResource):
     tables = {**reference_tables(city), "feeds": feed_table(load_catalog())}
     path = warehouse.resolved_path()
     with warehouse_lock(path):
-        con = duckdb.connect(str(path))
+        con = duckdb.connect(str(path), config=duckdb_config())
         try:
             con.execute("BEGIN TRANSACTION")
             con.execute("CREATE SCHEMA IF NOT EXISTS reference")

@@ -22,10 +22,19 @@ file is one complete published version, and one publication gives all tiers the 
    audit log gets one ``publication`` record.
 
 A run whose blocking checks fail never reaches this step, so the previous version stays live.
+
+A publication killed at any point (SIGKILL, power loss, a full disk) leaves either the previous version live
+everywhere or, once every version file is complete, an intent record ``<pool dir>/.publishing.json`` that
+``recover()`` (called by the next publication and at the start of ``citybrain run``) rolls forward: the
+remaining tiers are switched, the ``publications.jsonl`` line is written, the audit log notes the recovery.
+It also removes what a killed publication left behind: ``.partial`` version files (and their WAL), hard links
+never renamed, complete versions that never went live, a torn last line of ``publications.jsonl``.
+See docs/RELIABILITY.md.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -38,6 +47,7 @@ from pathlib import Path
 import duckdb
 
 from citybrain import settings
+from citybrain.settings import duckdb_config
 
 TIERS = ("open", "conditional", "restricted")
 PUBLISHED_TIERS = ("open", "conditional")  # restricted data never leaves the warehouse
@@ -46,6 +56,7 @@ VERSIONS_DIR = "versions"
 LOG_FILE = "publications.jsonl"
 DEFAULT_KEEP = 7
 VERSION_PATTERN = re.compile(r"^\d{8}T\d{6}\d*Z_[0-9a-z]+$")
+INTENT_FILE = ".publishing.json"  # a publication whose versions are complete and whose switch has begun
 # The single-file layout before tiers: removed at the first tiered publication, because it mixed tiers.
 LEGACY_POOL_FILE = "citybrain_pool.duckdb"
 
@@ -133,6 +144,7 @@ def publish(
     from citybrain.access import audit
 
     try:
+        recover(directory)
         publication = _publish(warehouse, run_id, partitions, classification, directory, keep)
     except Exception as error:
         audit.append(
@@ -179,15 +191,16 @@ def _publish(warehouse, run_id, partitions, classification, directory, keep) -> 
                 finals[tier] = final
             finally:
                 temporary.unlink(missing_ok=True)
-    except BaseException:
+                temporary.with_name(temporary.name + ".wal").unlink(missing_ok=True)
+    except BaseException as error:
         for final in finals.values():  # never live: nobody can be reading them
             final.unlink(missing_ok=True)
+        if _disk_full(error):
+            raise PublicationError(
+                f"publication of version {version} failed: no space left in {directory} ({error}); the "
+                f"previous version stays live, nothing of the new one was kept"
+            ) from error
         raise
-    kept: list[str] = []
-    for tier, final in finals.items():
-        _switch_live(directory / tier, final)
-        kept = _prune(directory / tier / VERSIONS_DIR, keep, live=final)
-    _remove_legacy(directory)
     publication = Publication(
         version=version,
         run_id=run_id,
@@ -199,16 +212,142 @@ def _publish(warehouse, run_id, partitions, classification, directory, keep) -> 
         deliveries=deliveries,
         checks_evaluated=evaluated,
         checks_failed_warning=warnings,
-        kept_versions=kept,
+        kept_versions=[],
     )
-    with open(directory / LOG_FILE, "a", encoding="utf-8") as log:
-        log.write(json.dumps(asdict(publication), ensure_ascii=False) + "\n")
+    # From here on the publication completes even if this process dies: recover() rolls it forward.
+    intent = directory / INTENT_FILE
+    try:
+        _write_atomically(intent, json.dumps({**asdict(publication), "keep": keep}, ensure_ascii=False))
+    except BaseException:
+        for final in finals.values():
+            final.unlink(missing_ok=True)
+        raise
+    _complete(directory, publication, keep)
+    intent.unlink()
+    _fsync_dir(directory)
     return publication
+
+
+def _complete(directory: Path, publication: Publication, keep: int) -> None:
+    """Switch every tier to the publication's version, prune, log it (idempotent: also the roll-forward)."""
+    for tier, final in publication.paths.items():
+        final = Path(final)
+        _switch_live(directory / tier, final)
+        publication.kept_versions = _prune(directory / tier / VERSIONS_DIR, keep, live=final)
+    _remove_legacy(directory)
+    published = list_publications(directory)
+    if not published or published[-1].get("version") != publication.version:
+        _append_line(directory / LOG_FILE, json.dumps(asdict(publication), ensure_ascii=False))
+
+
+def recover(directory: Path | None = None) -> str | None:
+    """Finish or clean up after a publication that was killed; returns the version it rolled forward, if any.
+
+    The caller holds the warehouse lock (as for ``publish``): a publication running meanwhile would look
+    like an interrupted one. Safe to call any time otherwise, and cheap when there is nothing to do."""
+    from citybrain.access import audit
+
+    directory = directory or pool_dir()
+    if not directory.exists():
+        return None
+    for tier in PUBLISHED_TIERS:
+        for leftover in [
+            *(directory / tier / VERSIONS_DIR).glob(".*.duckdb.partial*"),  # version being written, its WAL
+            *(directory / tier).glob(f".{tier_file_name(tier)}.*.link"),  # hard link never renamed
+        ]:
+            leftover.unlink(missing_ok=True)
+    for leftover in directory.glob(f"{INTENT_FILE}.*.partial"):
+        leftover.unlink(missing_ok=True)
+    _truncate_torn_line(directory / LOG_FILE)
+    rolled_forward = None
+    intent = directory / INTENT_FILE
+    if intent.exists():
+        record = json.loads(intent.read_text(encoding="utf-8"))  # written atomically: whole or absent
+        keep = record.pop("keep", DEFAULT_KEEP)
+        publication = Publication(**record)
+        if all(Path(path).exists() for path in publication.paths.values()):
+            _complete(directory, publication, keep)
+            rolled_forward = publication.version
+            audit.append(
+                "publication",
+                outcome="ok",
+                run_id=publication.run_id,
+                via="pipeline",
+                user=None,
+                tiers=sorted(publication.tables),
+                tables=sorted(t for tables in publication.tables.values() for t in tables),
+                rows=publication.row_count,
+                detail=f"version {publication.version}: interrupted publication completed by recovery",
+            )
+        intent.unlink()
+        _fsync_dir(directory)
+    for tier in PUBLISHED_TIERS:
+        _remove_never_live(directory / tier)
+    return rolled_forward
+
+
+def _remove_never_live(tier_directory: Path) -> None:
+    """Complete version files newer than the live one were written by a publication killed before its switch
+    (no intent record): nobody ever read them; they would only count against ``keep``."""
+    live = tier_directory / tier_file_name(tier_directory.name)
+    versions = tier_directory / VERSIONS_DIR
+    if not live.exists() or not versions.is_dir():
+        return
+    live_inode = live.stat().st_ino
+    files = sorted(p for p in versions.glob("*.duckdb") if VERSION_PATTERN.match(p.stem))
+    live_files = [p for p in files if p.stat().st_ino == live_inode]
+    if not live_files:
+        return
+    for newer in files[files.index(live_files[0]) + 1 :]:
+        newer.unlink()
+
+
+def _disk_full(error: BaseException) -> bool:
+    """ENOSPC (or a file-size limit) from Python or from DuckDB, which reports it as an IOException."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return True
+    return isinstance(error, duckdb.Error) and any(
+        text in str(error) for text in ("No space left", "File too large", "Disk quota exceeded")
+    )
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    try:
+        with open(partial, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def _truncate_torn_line(path: Path) -> None:
+    """A process killed while appending leaves a last line without its newline: cut it off, so the next line
+    does not get glued to it (the publication it began is either rolled forward from the intent record,
+    which rewrites the line, or never happened)."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as handle:
+            handle.truncate(data.rfind(b"\n") + 1)
+            os.fsync(handle.fileno())
+
+
+def _append_line(path: Path, line: str) -> None:
+    _truncate_torn_line(path)
+    with open(path, "ab") as handle:
+        handle.write((line + "\n").encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _assign_tiers(warehouse: Path, classification: Mapping[str, str | None]):
     """Which pool tables go to which tier; refuses when a table has no (valid) classification."""
-    with duckdb.connect() as con:
+    with duckdb.connect(config=duckdb_config()) as con:
         con.execute(f"ATTACH '{_sql_path(warehouse)}' AS warehouse (READ_ONLY)")
         names = [
             name
@@ -245,7 +384,7 @@ def _assign_tiers(warehouse: Path, classification: Mapping[str, str | None]):
 
 
 def _write_version(path, warehouse, names, tier, version, run_id, now, partitions):
-    con = duckdb.connect(str(path))
+    con = duckdb.connect(str(path), config=duckdb_config())
     try:
         con.execute(f"ATTACH '{_sql_path(warehouse)}' AS warehouse (READ_ONLY)")
         con.execute("BEGIN TRANSACTION")
@@ -304,6 +443,8 @@ def _switch_live(tier_directory: Path, version_file: Path) -> None:
     """Point the tier's live file at ``version_file`` with one atomic rename (a hard link, so the live file
     is a real file every client can open, and old readers keep their inode)."""
     live = tier_directory / f"citybrain_{tier_directory.name}.duckdb"
+    if live.exists() and os.path.samefile(live, version_file):
+        return  # already live (a roll-forward): renaming a hard link onto itself would leave the link behind
     link = tier_directory / f".{live.name}.{os.getpid()}.link"
     link.unlink(missing_ok=True)
     os.link(version_file, link)
@@ -335,7 +476,9 @@ def list_publications(directory: Path | None = None) -> list[dict]:
     path = (directory or pool_dir()) / LOG_FILE
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = path.read_text(encoding="utf-8").split("\n")
+    # The last line lacks its newline only if its writer was killed: it is not a publication (yet).
+    return [json.loads(line) for line in lines[:-1] if line.strip()]
 
 
 def live_version(directory: Path | None = None, tier: str = "open") -> str | None:

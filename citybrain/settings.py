@@ -61,3 +61,22 @@ def pseudonym_salt() -> bytes:
         f"no pseudonym salt: set {PSEUDONYM_SALT_ENV} (a long random secret, kept out of the repository); "
         f"resident pseudonyms cannot be computed without it"
     )
+
+
+DUCKDB_MEMORY_LIMIT_ENV = "CITYBRAIN_DUCKDB_MEMORY_LIMIT"
+DUCKDB_TEMP_DIR_ENV = "CITYBRAIN_DUCKDB_TEMP_DIR"
+
+
+def duckdb_config() -> dict[str, str]:
+    """DuckDB settings every warehouse and publication connection takes (``duckdb.connect(..., config=)``,
+    the dbt plugin, GX): ``memory_limit`` from $CITYBRAIN_DUCKDB_MEMORY_LIMIT (e.g. ``512MB``) and
+    ``temp_directory`` from $CITYBRAIN_DUCKDB_TEMP_DIR (where operators spill when the limit is reached;
+    DuckDB's default is ``<database>.tmp``). Unset variables leave DuckDB's defaults (80 % of RAM)."""
+    config = {}
+    if os.environ.get(DUCKDB_MEMORY_LIMIT_ENV):
+        config["memory_limit"] = os.environ[DUCKDB_MEMORY_LIMIT_ENV]
+    if os.environ.get(DUCKDB_TEMP_DIR_ENV):
+        temp = Path(os.environ[DUCKDB_TEMP_DIR_ENV]).resolve()
+        temp.mkdir(parents=True, exist_ok=True)
+        config["temp_directory"] = str(temp)
+    return config

@@ -64,9 +64,14 @@ def run_job(job_name: str, start: str, end: str) -> bool:
 
     _dagster_home()
     job = defs.resolve_job_def(job_name)
-    tags = {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
+    tags = {
+        "dagster/asset_partition_range_start": start,
+        "dagster/asset_partition_range_end": end,
+        PROCESS_TAG: _process_token(os.getpid()),
+    }
     print(f"{job_name} {start} .. {end}: one line per finished step (Dagster log: CITYBRAIN_LOG_LEVEL=INFO)")
     with DagsterInstance.get() as instance:
+        recover_after_killed_runs(instance)
         result = execute_with_progress(job, instance, tags=tags, raise_on_error=False)
     print(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} ({job_name}, {start} .. {end})")
     if not result.success:
@@ -77,6 +82,50 @@ def run_job(job_name: str, start: str, end: str) -> bool:
     print_run_summary(result.run_id)
     print_gate_summary(result)
     return result.success
+
+
+PROCESS_TAG = "citybrain/process"  # host:pid:start time of the `citybrain run` process executing the run
+
+
+def _process_token(pid: int) -> str:
+    """host:pid:start time, so a pid reused by a later process is not mistaken for the run's."""
+    import socket
+
+    try:  # field 22 of /proc/<pid>/stat: start time in clock ticks since boot (Linux)
+        started = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        started = "?"
+    return f"{socket.gethostname()}:{pid}:{started}"
+
+
+def recover_after_killed_runs(instance) -> None:
+    """What a `citybrain run` killed with SIGKILL (OOM killer, power loss) leaves behind, cleaned before the
+    next run (docs/RELIABILITY.md): its Dagster run, still STARTED, is marked failed when the process that
+    executed it is gone, and an interrupted publication is rolled forward or cleaned up. The DuckDB WAL is
+    replayed by DuckDB at the next open, and the lock file is an flock the kernel released with the process."""
+    import socket
+
+    from dagster import DagsterRunStatus, RunsFilter
+
+    from citybrain.ingest.warehouse import warehouse_lock
+    from citybrain.publication import recover
+
+    host = socket.gethostname()
+    active = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.CANCELING]
+    for run in instance.get_runs(RunsFilter(statuses=active)):
+        token = run.tags.get(PROCESS_TAG, "")
+        run_host, _, rest = token.partition(":")
+        pid = rest.partition(":")[0]
+        if run_host != host or not pid.isdigit() or _process_token(int(pid)) == token:
+            continue  # another host's run, a run this CLI did not start, or its process is still alive
+        instance.report_run_failed(
+            run, message=f"abandoned: the process that executed this run ({token}) is gone (killed?)"
+        )
+        print(f"  marked run {run.run_id[:8]} FAILURE: its process {token} is gone")
+    with warehouse_lock(settings.warehouse_path()):
+        rolled_forward = recover()
+    if rolled_forward:
+        print(f"  completed the interrupted publication of pool version {rolled_forward}")
 
 
 def print_gate_summary(result) -> None:
@@ -115,7 +164,7 @@ def print_run_summary(run_id: str) -> None:
     path = settings.warehouse_path()
     if not path.exists():
         return
-    con = duckdb.connect(str(path), read_only=True)
+    con = duckdb.connect(str(path), read_only=True, config=settings.duckdb_config())
     try:
         rows = con.execute(
             """
@@ -235,7 +284,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print()
     print(f"demo finished in {time.monotonic() - started:.0f} s: {'OK' if ok else 'FAILED'}")
     for tier, path in tier_paths().items():
-        print(f"  {tier + ' tier:':<15}{path}   (read with `citybrain query`, per grants)")
+        print(
+            f"  {tier + ':':<15}{path}   (published pool, {tier} tier: read with `citybrain query`, per grants)"
+        )
     print("  audit log:     `citybrain audit verify`, `citybrain audit query` (auditor role)")
     print(f"  Data Docs:     {data_docs_index()}")
     print(f"  warehouse:     {settings.warehouse_path()}   (raw.<feed>, raw.quarantine, raw.ingestion_log)")

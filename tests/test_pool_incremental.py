@@ -1,5 +1,5 @@
-"""Incremental by day: nightly runs one day at a time build the same pool as one backfill run over the
-same days (re-running a day is covered by test_pool_spatial and test_demo_end_to_end)."""
+"""Incremental by day: three nightly runs, one day at a time, build the same pool as one 3-day backfill
+run over the same days (re-running a day is covered by test_pool_spatial and test_demo_end_to_end)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from tests.demo_lake import demo_lake, run_nightly
 
-DAYS = ["2026-11-19", "2026-11-20"]
+DAYS = ["2026-11-18", "2026-11-19", "2026-11-20"]
 COUNTIES = ["330106", "320505"]  # Hangzhou Xihu and Suzhou Huqiu: two provinces' worth of codes
 SALT = "a fixed salt so that both lakes derive the same pseudonyms"
 

@@ -31,6 +31,8 @@ from tests.demo_lake import demo_lake, run_nightly
 COUNTIES = ["330106", "330108", "320505"]  # two Hangzhou districts and Suzhou's Huqiu: across cities
 GOOD_DAYS = ["2026-10-05", "2026-10-06"]
 BAD_DAY = "2026-10-07"
+HOSTILE_DAY = "2026-10-08"  # an operator delivers a truncated gzip: ingestion fails, nothing is published
+OD_FILE = "operators/cmcc/od/{day}/od_district.csv.gz"
 
 READER = textwrap.dedent(
     """
@@ -84,6 +86,13 @@ def lake(tmp_path_factory):
         finally:
             stop.touch()
             report = json.loads(reader.communicate(timeout=120)[0])
+        live_after_bad = live_version()
+        status_after_bad = collect_status()
+        good_od = (home / "landing" / OD_FILE.format(day=GOOD_DAYS[-1].replace("-", ""))).read_bytes()
+        hostile_od = home / "landing" / OD_FILE.format(day=HOSTILE_DAY.replace("-", ""))
+        hostile_od.parent.mkdir(parents=True)
+        hostile_od.write_bytes(good_od[: len(good_od) // 2])
+        hostile = run_nightly(HOSTILE_DAY, HOSTILE_DAY)
         yield {
             "home": home,
             "summary": summary,
@@ -91,9 +100,11 @@ def lake(tmp_path_factory):
             "good_version": good_version,
             "bad": bad,
             "reader": report,
-            "live_after_bad": live_version(),
+            "live_after_bad": live_after_bad,
+            "hostile": hostile,
+            "live_after_hostile": live_version(),
             "publications": list_publications(),
-            "status": collect_status(),
+            "status": status_after_bad,
             "registry_names": names,
         }
 
@@ -210,3 +221,17 @@ def test_the_real_publication_follows_the_manifest_and_is_audited(lake):
     # An analyst reaches the real published data through the access layer.
     frame = access.read_sql("SELECT count(*) AS n FROM pool.dim_district", user="demo_analyst")
     assert frame["n"].tolist()[0] == len(COUNTIES)
+
+
+def test_a_truncated_delivery_fails_ingestion_by_name_and_the_live_pool_stays(lake):
+    hostile = lake["hostile"]
+    assert not hostile.success
+    failures = [
+        e.step_failure_data.error.message
+        for e in hostile.all_events
+        if e.is_step_failure and e.step_failure_data.error
+    ]
+    assert any("od_district.csv.gz" in m and "gzip" in m.lower() for m in failures), failures
+    assert not _materialized(hostile, "pool_publication")
+    assert lake["live_after_hostile"] == lake["good_version"]
+    assert len(lake["publications"]) == 1, "neither the bad nor the hostile night published"

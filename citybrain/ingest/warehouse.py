@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from citybrain import settings
 from citybrain.catalog import Feed
 from citybrain.ingest.batch import Batch
 
@@ -82,7 +83,7 @@ def warehouse_lock(path: Path, timeout_seconds: float = 3600) -> Iterator[None]:
 def open_warehouse(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """An exclusive read-write connection with the raw-layer bookkeeping tables in place."""
     with warehouse_lock(path):
-        con = duckdb.connect(str(path))
+        con = duckdb.connect(str(path), config=settings.duckdb_config())  # memory limit, spill dir
         try:
             run_sql(con, sql_text("schema.sql"))
             yield con

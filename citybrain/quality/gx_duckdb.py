@@ -52,14 +52,19 @@ def warehouse_batches(warehouse: Path, context=None) -> Iterator[WarehouseBatche
     import great_expectations as gx
     from sqlalchemy import event
 
+    from citybrain.settings import duckdb_config
     from citybrain.transform import udfs
 
     enable_persisted_duckdb_connection()
     context = context or gx.get_context(mode="ephemeral")
+    # GX draws a tqdm bar per validation on stderr: thousands of lines in a night, none useful unattended.
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     datasource = context.data_sources.add_sql(
         "warehouse",
         connection_string=f"duckdb:///{warehouse}",
-        kwargs={"connect_args": {"read_only": True}},
+        kwargs={"connect_args": {"read_only": True, "config": duckdb_config()}},
     )
     execution_engine = datasource.get_execution_engine()
     event.listen(execution_engine.engine, "connect", lambda dbapi_con, _record: udfs.register(dbapi_con))

@@ -60,7 +60,9 @@ def validate_suites(warehouse: Path, suites: Iterable[tuple[SuiteSpec, list[str 
 
     runs = []
     with warehouse_lock(warehouse):
-        with duckdb.connect(str(warehouse), read_only=True) as con:  # closed before GX opens the file
+        with duckdb.connect(
+            str(warehouse), read_only=True, config=settings.duckdb_config()
+        ) as con:  # closed before GX opens the file
             planned = [
                 (suite, partition, gx_expectations(suite, run_values(con, suite, partition), partition))
                 for suite, partitions in suites
@@ -292,7 +294,7 @@ def record_outcomes(warehouse: Path, run_id: str, runs: list[SuiteRun]) -> None:
         for run in runs
         for o in run.outcomes
     ]
-    with warehouse_lock(warehouse), duckdb.connect(str(warehouse)) as con:
+    with warehouse_lock(warehouse), duckdb.connect(str(warehouse), config=settings.duckdb_config()) as con:
         con.execute("BEGIN TRANSACTION")
         con.execute(RESULTS_DDL)
         for run in runs:

@@ -1,15 +1,22 @@
 """dbt-duckdb plugin: registers the domain functions of ``udfs.py`` on every dbt connection.
 
-Enabled in ``dbt_project/profiles.yml`` (``plugins: [{module: citybrain.transform.dbt_plugin}]``).
+Enabled in ``dbt_project/profiles.yml`` (``plugins: [{module: citybrain.transform.dbt_plugin}]``). It also
+applies ``citybrain.settings.duckdb_config()`` ($CITYBRAIN_DUCKDB_MEMORY_LIMIT, $CITYBRAIN_DUCKDB_TEMP_DIR) to
+the connection: the profile's ``settings:`` cannot leave a setting at DuckDB's default when the variable is
+unset (``memory_limit`` takes no percentage and an empty ``temp_directory`` turns spilling off).
 """
 
 from dbt.adapters.duckdb.plugins import BasePlugin
 
+from citybrain.settings import duckdb_config
 from citybrain.transform import udfs
 
 
 class Plugin(BasePlugin):
     def configure_connection(self, conn):
+        for name, value in duckdb_config().items():
+            quoted = value.replace("'", "''")
+            conn.execute(f"SET {name} = '{quoted}'")
         udfs.register(conn)
 
     def configure_cursor(self, cursor):
