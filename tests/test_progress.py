@@ -98,12 +98,16 @@ def test_a_failed_ingestion_step_prints_its_error_and_the_skipped_checks(lake, c
 
 
 def test_a_failed_blocking_check_is_named_on_its_step_line(lake, catalog, capfd):
-    # A delivery with no rows: the suite's blocking row-count expectation fails (the step fails too).
-    write(lake / "landing", "public_security/household_registry_20261120.csv", registry_csv([], catalog))
+    # Every row of the delivery has too few fields: all quarantined, so the suite's blocking
+    # quarantine-share rule fails (the step fails too). (A header-only snapshot is refused at ingestion.)
+    rows = ["short row,2"] * 150
+    write(lake / "landing", "public_security/household_registry_20261120.csv", registry_csv(rows, catalog))
     result, emitted, _, _ = _run("raw_ingestion", [FEEDS[0]], capfd)
     assert not result.success
     lines = _parsed(emitted)
-    assert re.fullmatch(r"received +0 +loaded +0 +quarantined +0", lines[("ingest", "household_registry")])
+    assert re.fullmatch(
+        r"received +150 +loaded +0 +quarantined +150", lines[("ingest", "household_registry")]
+    )
     assert re.fullmatch(
         r"\d+ passed, 1 failed blocking, \d+ warnings?  FAILED: raw/household_registry:gx_blocking",
         lines[("checks", "gx_raw")],
