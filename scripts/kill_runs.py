@@ -3,7 +3,8 @@
     .venv/bin/python scripts/kill_runs.py                 # 20 kills in 4 rounds, JSON summary on stdout
     .venv/bin/python scripts/kill_runs.py --kills 6 --rounds 1 --workdir /tmp/kills
 
-1. A small demo lake is generated once (``pristine``). A copy runs ``citybrain run --start D --end D``
+1. A small demo lake is generated once (``pristine``) with deliveries for D-1 and D, and D-1 is run and
+   published, so a live pool exists from the start. A copy runs ``citybrain run --start D --end D``
    uninterrupted: the **baseline** pool, and the stage timings.
 2. Each round starts from another copy of the pristine lake. Its runs are started as the real CLI in a
    session of their own and killed (``killpg``, SIGKILL: the run, its dbt processes, everything) at a point
@@ -45,6 +46,7 @@ import textwrap
 import threading
 import time
 from collections import Counter
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -164,11 +166,20 @@ def lake_env(home: Path) -> dict[str, str]:
 
 
 def make_pristine(home: Path, counties: list[str], residents: int, day: str) -> None:
+    """A demo lake with deliveries for the day before ``day`` and ``day``, the day before already run and
+    published: readers have a live pool to read from the first second of every round."""
+    before = (date.fromisoformat(day) - timedelta(days=1)).isoformat()
     subprocess.run(
         [str(BIN / "citybrain"), "demo-data", "--counties", *counties, "--residents", str(residents),
-         "--days", "1", "--end-date", day],
+         "--days", "2", "--end-date", day],
         cwd=REPO, env=lake_env(home), check=True, capture_output=True, text=True,
     )  # fmt: skip
+    done = subprocess.run(
+        [str(BIN / "citybrain"), "run", "--start", before, "--end", before],
+        cwd=REPO, env=lake_env(home), capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode != 0 or not (home / "pool" / "open" / "citybrain_open.duckdb").exists():
+        raise SystemExit(f"the pristine lake's first night ({before}) failed: {done.stdout[-2000:]}")
 
 
 def copy_lake(pristine: Path, home: Path) -> Path:
@@ -202,17 +213,32 @@ def _step_of(line: str) -> str | None:
     return " ".join(words[:2]) if len(words) >= 2 else None
 
 
-def publication_files(pool: Path) -> dict[str, bool]:
+def publication_files(pool: Path, earlier: frozenset = frozenset()) -> dict[str, bool]:
+    """Is a publication writing (a ``.partial`` version file) or switching (the intent record)? Files in
+    ``earlier`` were left by the previous kill and are not this run's publication (recovery removes them)."""
     return {
-        "partial": any(pool.glob("*/versions/.*.partial*")),
-        "intent": (pool / ".publishing.json").exists(),
+        "partial": any(p not in earlier for p in pool.glob("*/versions/.*.partial*")),
+        "intent": _intent_written(pool) not in (None, *earlier),
     }
+
+
+def _intent_written(pool: Path) -> int | None:
+    """When the intent record was written (ns), None without one: a new record is a new publication."""
+    try:
+        return (pool / ".publishing.json").stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+def _existing_publication_files(pool: Path) -> frozenset:
+    return frozenset([*pool.glob("*/versions/.*.partial*"), _intent_written(pool)])
 
 
 def kill_once(home: Path, day: str, target, order: list[str], rng: random.Random, log) -> dict:
     aimed, trigger, (low, high) = target
     pool = home / "pool"
     delay = rng.uniform(low, high)
+    earlier = _existing_publication_files(pool)
     started = time.monotonic()
     process = start_run(home, day, log)
     lines: queue.Queue = queue.Queue()
@@ -226,11 +252,11 @@ def kill_once(home: Path, day: str, target, order: list[str], rng: random.Random
             if fired_at is None and trigger not in ("file", "intent") and trigger in line:
                 fired_at = time.monotonic()
         if fired_at is None and trigger in ("file", "intent"):
-            state = publication_files(pool)
+            state = publication_files(pool, earlier)
             if state["intent"] or (trigger == "file" and state["partial"]):
                 fired_at = time.monotonic()
         if fired_at is not None and time.monotonic() >= fired_at + delay:
-            files = publication_files(pool)
+            files = publication_files(pool, earlier)
             os.killpg(process.pid, signal.SIGKILL)
             break
         time.sleep(0.002 if trigger in ("file", "intent") else 0.02)
