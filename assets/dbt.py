@@ -4,11 +4,15 @@ Sources ``raw.<feed>`` map to the asset keys ``raw/<feed>`` that ingestion produ
 delivery to model is one graph. Models are grouped by their folder (staging, intermediate, pool).
 """
 
+import hashlib
 import json
 import os
+import shutil
+import uuid
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -59,12 +63,58 @@ def _build(
     path = warehouse.resolved_path()
     # profiles.yml reads the warehouse path from the environment of the dbt process.
     os.environ["CITYBRAIN_WAREHOUSE"] = str(path)
+    # dagster-dbt's naming (<step>-<run>-<unique>), but chosen here to seed it with the parse state.
+    name = f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
+    target = citybrain_dbt_project.project_dir / "target" / name
+    parse_state = _seed_parse_state(target, path, args)
     with warehouse_lock(path):  # one writer at a time: ingestion steps of another run wait for dbt
         # dbt unit tests check the macros on fixed inputs: CI runs them (tests/test_masking.py), not the nightly.
-        invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test", *args], context=context)
+        invocation = dbt.cli(
+            ["build", "--exclude-resource-type", "unit_test", *args], context=context, target_path=target
+        )
         events = list(invocation.stream())
         check_classification(dbt, invocation.get_artifact("manifest.json"))
+    if "--vars" not in args:  # a day's vars come back only when the day is re-run
+        _keep_parse_state(target, parse_state)
     yield from with_row_counts(events, path)
+
+
+PARSE_STATE_DIR = "partial_parse_by_profile"  # under dbt_project/target
+PARSE_STATES_KEPT = 8  # warehouses (lakes, test lakes) whose parse state is kept, most recent first
+
+
+def _seed_parse_state(target: Path, warehouse_path, args: list[str]) -> Path:
+    """dbt re-parses the whole project (seconds per step) unless the partial_parse.msgpack it finds was
+    written with the same profile (the warehouse path is in it) and the same --vars. dagster-dbt copies
+    the project's own file, written by `dbt parse` for the default warehouse, so every step of every
+    run re-parsed. Keep the parse state per warehouse and vars instead: the indicators step reuses the
+    first dbt step's, the next night's first step the indicators'. dbt still checks the files, profile
+    and vars of the state it is given, so a stale one only means a full parse, as before."""
+    key = hashlib.sha256(f"{warehouse_path}\0{json.dumps(args)}".encode()).hexdigest()[:16]
+    state = citybrain_dbt_project.project_dir / "target" / PARSE_STATE_DIR / f"{key}.msgpack"
+    if state.exists():
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(state, target / "partial_parse.msgpack")
+    return state
+
+
+def _keep_parse_state(target: Path, state: Path) -> None:
+    written = target / "partial_parse.msgpack"
+    if written.exists():
+        state.parent.mkdir(parents=True, exist_ok=True)
+        partial = state.with_name(f"{state.name}.{uuid.uuid4().hex[:8]}")
+        shutil.copyfile(written, partial)
+        os.replace(partial, state)  # atomic: another run may be reading it
+        states = sorted(state.parent.glob("*.msgpack"), key=_mtime, reverse=True)
+        for old in states[PARSE_STATES_KEPT:]:
+            old.unlink(missing_ok=True)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # pruned by another run meanwhile
+        return 0.0
 
 
 GOVERNANCE_STORE = "governance_compiled_code.json"  # compiled SQL of earlier steps, for the lineage check

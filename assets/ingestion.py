@@ -8,6 +8,7 @@ not start a process per day.
 
 import json
 import warnings
+from typing import TYPE_CHECKING
 
 from dagster import (
     AssetExecutionContext,
@@ -25,8 +26,10 @@ from dagster import (
 )
 
 from citybrain.catalog import Catalog, Feed, FileDelivery, HttpDelivery, SqlDelivery
-from citybrain.ingest.pipeline import IngestionResult, ingest_files, ingest_http, ingest_sql
 from orchestration.partitions import daily_partitions
+
+if TYPE_CHECKING:  # the pipeline (SQLAlchemy, pyarrow readers) is imported when an asset runs, not at load
+    from citybrain.ingest.pipeline import IngestionResult
 
 RAW_PREFIX = "raw"
 KIND_TAGS = {
@@ -91,7 +94,7 @@ def _definition_metadata(catalog: Catalog, feed: Feed) -> dict:
     }
 
 
-def _run_metadata(results: list[IngestionResult]) -> dict:
+def _run_metadata(results: "list[IngestionResult]") -> dict:
     entries = [e for r in results for e in r.entries]
     by_reason: dict[str, int] = {}
     for r in results:
@@ -145,6 +148,8 @@ def _define(catalog, feed, delivery, connection, resource_keys, partitioned) -> 
         retry_policy=None if isinstance(delivery, FileDelivery) else RetryPolicy(max_retries=2, delay=30),
     )
     def _ingest(context: AssetExecutionContext) -> MaterializeResult:
+        from citybrain.ingest.pipeline import ingest_files, ingest_http, ingest_sql
+
         warehouse = context.resources.warehouse.resolved_path()
         batch_id = context.run_id
         partition_keys = context.partition_keys if partitioned else [None]

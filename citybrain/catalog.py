@@ -16,6 +16,10 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+# libyaml's parser when PyYAML has it (same safe constructor and resolver, about 8x faster: the catalog
+# is parsed at every definitions load).
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 IDENTIFIER = r"^[a-z][a-z0-9_]*$"
 Classification = Literal["open", "conditional", "restricted"]
 PiiKind = Literal[
@@ -271,7 +275,7 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
     except FileNotFoundError:
         raise CatalogError(f"{path}: source catalog not found") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError as exc:
         raise CatalogError(f"{path}: not valid YAML: {exc}") from None
     return parse_catalog(raw, str(path))

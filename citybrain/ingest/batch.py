@@ -11,10 +11,12 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from citybrain.ingest import reasons
+
+if TYPE_CHECKING:  # pyarrow is imported when a batch is built, not at definitions load
+    import pyarrow as pa
 
 # A value longer than this is not a field of a department register but a broken or hostile delivery.
 MAX_FIELD_CHARS = 1 << 20
@@ -161,6 +163,8 @@ class BatchBuilder:
         self.quarantined.append(QuarantinedRow(row_number, raw_text, reason, detail))
 
     def build(self) -> Batch:
+        import pyarrow as pa
+
         arrays = [pa.array(v, type=pa.string()) for v in self._values]
         arrays.append(pa.array(self._row_numbers, type=pa.int64()))
         table = pa.Table.from_arrays(arrays, names=[*self.columns, "_row_number"])

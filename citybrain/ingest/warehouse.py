@@ -21,7 +21,6 @@ from importlib import resources
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from citybrain import settings
 from citybrain.catalog import Feed
@@ -190,6 +189,8 @@ def write_batch(
     cursor: tuple[str, list[str]] | None = None,
 ) -> LogEntry:
     """Load one delivery atomically. With ``replaces_earlier`` the loads it corrects move to history."""
+    import pyarrow as pa  # here, not at module top: definitions load must not import pyarrow
+
     table = quote_ident(feed.id)
     entry = LogEntry(
         log_id=str(uuid.uuid4()),

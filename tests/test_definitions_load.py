@@ -1,0 +1,33 @@
+"""Loading the code location stays cheap: libraries only a run needs are imported when it runs.
+
+Every `dagster` command, the UI and each run process load the definitions first (target: under 5 s,
+bench/definitions_load.py). pandas, pyarrow (and numpy under both) and SQLAlchemy used to cost about
+2 s of that through module-top imports; they are imported inside the functions that use them now.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from citybrain.settings import REPO_ROOT
+
+RUN_TIME_ONLY = ("pandas", "pyarrow", "numpy", "sqlalchemy")
+
+
+def test_definitions_load_does_not_import_run_time_libraries():
+    probe = (
+        "import json, sys\n"
+        "import orchestration.definitions\n"
+        f"print(json.dumps([m for m in {RUN_TIME_ONLY!r} if m in sys.modules]))\n"
+    )
+    # A fresh interpreter: the test session itself has imported all of them already.
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    imported = json.loads(done.stdout.strip().splitlines()[-1])
+    assert imported == [], (
+        f"definitions load imported {imported}: import them inside the function that needs them"
+    )
