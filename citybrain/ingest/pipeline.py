@@ -113,18 +113,7 @@ def ingest_files(
     for problem in refused:  # refused files are logged as failed; the feed's other files still load
         result.problems.append(str(problem))
         with open_warehouse(warehouse) as con:
-            log_without_rows(
-                con,
-                feed,
-                status="failed",
-                partition_key=partition_key,
-                source_file=problem.source,
-                sha256=None,
-                file_bytes=None,
-                batch_id=batch_id,
-                started_at=utcnow(),
-                message=problem.problem,
-            )
+            _log_refused(con, feed, partition_key, problem, batch_id, utcnow())
     for delivered in files:
         started = utcnow()
         current = already.get(delivered.sha256)
@@ -183,6 +172,22 @@ def ingest_files(
     return result
 
 
+def _log_refused(con, feed, partition_key, problem: DeliveryError, batch_id: str, started_at) -> None:
+    """Log a delivery refused before any row was read (named by ``problem.source``) as failed."""
+    log_without_rows(
+        con,
+        feed,
+        status="failed",
+        partition_key=partition_key,
+        source_file=problem.source,
+        sha256=None,
+        file_bytes=None,
+        batch_id=batch_id,
+        started_at=started_at,
+        message=problem.problem,
+    )
+
+
 def _ingest_fetched(feed, warehouse, partition_key, batch_id, started, fetch) -> IngestionResult:
     result = IngestionResult(feed.id, partition_key)
     with open_warehouse(warehouse) as con:
@@ -192,18 +197,7 @@ def _ingest_fetched(feed, warehouse, partition_key, batch_id, started, fetch) ->
     except DeliveryError as exc:
         result.problems.append(str(exc))
         with open_warehouse(warehouse) as con:
-            log_without_rows(
-                con,
-                feed,
-                status="failed",
-                partition_key=partition_key,
-                source_file=exc.source,
-                sha256=None,
-                file_bytes=None,
-                batch_id=batch_id,
-                started_at=started,
-                message=exc.problem,
-            )
+            _log_refused(con, feed, partition_key, exc, batch_id, started)
             result.rows_current = current_row_count(con, feed, partition_key)
         return result
     with open_warehouse(warehouse) as con:
