@@ -151,18 +151,28 @@ def publish(
             "publication", outcome="error", run_id=run_id, detail=str(error), via="pipeline", user=None
         )
         raise
+    _audit_published(
+        publication,
+        f"version {publication.version}; withheld (restricted): {', '.join(publication.withheld) or 'none'}",
+    )
+    return publication
+
+
+def _audit_published(publication: Publication, detail: str) -> None:
+    """The audit record of a version that went live (by its publication or by recovery)."""
+    from citybrain.access import audit
+
     audit.append(
         "publication",
         outcome="ok",
-        run_id=run_id,
+        run_id=publication.run_id,
         via="pipeline",
         user=None,
         tiers=sorted(publication.tables),
         tables=sorted(t for tables in publication.tables.values() for t in tables),
         rows=publication.row_count,
-        detail=f"version {publication.version}; withheld (restricted): {', '.join(publication.withheld) or 'none'}",
+        detail=detail,
     )
-    return publication
 
 
 def _publish(warehouse, run_id, partitions, classification, directory, keep) -> Publication:
@@ -245,8 +255,6 @@ def recover(directory: Path | None = None) -> str | None:
 
     The caller holds the warehouse lock (as for ``publish``): a publication running meanwhile would look
     like an interrupted one. Safe to call any time otherwise, and cheap when there is nothing to do."""
-    from citybrain.access import audit
-
     directory = directory or pool_dir()
     if not directory.exists():
         return None
@@ -268,16 +276,8 @@ def recover(directory: Path | None = None) -> str | None:
         if all(Path(path).exists() for path in publication.paths.values()):
             _complete(directory, publication, keep)
             rolled_forward = publication.version
-            audit.append(
-                "publication",
-                outcome="ok",
-                run_id=publication.run_id,
-                via="pipeline",
-                user=None,
-                tiers=sorted(publication.tables),
-                tables=sorted(t for tables in publication.tables.values() for t in tables),
-                rows=publication.row_count,
-                detail=f"version {publication.version}: interrupted publication completed by recovery",
+            _audit_published(
+                publication, f"version {publication.version}: interrupted publication completed by recovery"
             )
         intent.unlink()
         _fsync_dir(directory)
