@@ -80,3 +80,24 @@ def duckdb_config() -> dict[str, str]:
         temp.mkdir(parents=True, exist_ok=True)
         config["temp_directory"] = str(temp)
     return config
+
+
+def lake_dir() -> Path:
+    """The Parquet lake both engines read (raw feeds and source tables): $CITYBRAIN_LAKE, else <home>/lake."""
+    return Path(os.environ.get("CITYBRAIN_LAKE") or home() / "lake").resolve()
+
+
+DBT_TARGET_ENV = "CITYBRAIN_DBT_TARGET"
+
+
+def dbt_target() -> str:
+    """The dbt target the pool is built on: ``duckdb`` (default), ``spark`` (local/session) or
+    ``spark_thrift`` (a Spark Thrift Server); see docs/SCALE.md."""
+    return os.environ.get(DBT_TARGET_ENV) or "duckdb"
+
+
+def raw_parquet_enabled() -> bool:
+    """Whether ingestion keeps the Parquet lake in step: always for a Spark target, on request
+    ($CITYBRAIN_RAW_PARQUET=1) otherwise."""
+    flag = os.environ.get("CITYBRAIN_RAW_PARQUET", "").lower() in {"1", "true", "yes"}
+    return flag or dbt_target().startswith("spark")

@@ -1,0 +1,43 @@
+"""``citybrain-dbt``: dbt, with a Spark session prepared first when the target is ``spark``.
+
+dbt-spark's ``method: session`` takes the process's Spark session (``SparkSession.builder.getOrCreate()``).
+This wrapper creates it beforehand with the City Brain functions registered and the lake's Parquet
+sources as views, then hands over to dbt's own command line in the same process. For any other target
+it is plain dbt. Dagster's dbt resource runs this executable (``assets/dbt.py``), so one code path
+serves both engines.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def _target(argv: list[str]) -> str:
+    from citybrain import settings
+
+    for i, arg in enumerate(argv):
+        if arg == "--target" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--target="):
+            return arg.split("=", 1)[1]
+    return settings.dbt_target()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    needs_session = argv[:1] not in (["parse"], ["compile"], ["deps"], ["clean"], ["--version"], [])
+    if _target(argv) == "spark" and needs_session:
+        from citybrain.scale.spark_session import build_session
+
+        build_session()
+    from dbt.cli.main import cli
+
+    try:
+        cli.main(args=argv, prog_name="dbt", standalone_mode=True)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
