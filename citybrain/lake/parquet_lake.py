@@ -92,21 +92,22 @@ def sync_feed(con: duckdb.DuckDBPyConnection, lake: Path, feed_id: str) -> SyncR
     for partition, batches, rows in state:
         name = f"partition={partition if partition is not None else NULL_PARTITION}"
         wanted[name] = (partition, _fingerprint([*batches, str(rows)]))
+    empty = not wanted  # an empty feed still has its schema in the lake: one zero-row file
+    if empty:
+        wanted[f"partition={NULL_PARTITION}"] = (None, "empty")
     for name, (partition, fingerprint) in wanted.items():
         directory = feed_dir / name
         if (directory / f"data-{fingerprint}.parquet").exists():
             report.unchanged += 1
             continue
         condition = "_partition IS NULL" if partition is None else f"_partition = '{partition}'"
-        _write(con, f"SELECT * FROM {table} WHERE {condition}", directory, fingerprint)
+        _write(con, f"SELECT * FROM {table} WHERE {'false' if empty else condition}", directory, fingerprint)
         report.written.append(f"{feed_id}/{name}")
     if feed_dir.exists():
         for directory in feed_dir.iterdir():
             if directory.is_dir() and directory.name not in wanted:
                 shutil.rmtree(directory)
                 report.removed.append(f"{feed_id}/{directory.name}")
-    if not wanted:  # an empty feed still has its schema in the lake: one zero-row file
-        _write(con, f"SELECT * FROM {table} LIMIT 0", feed_dir / f"partition={NULL_PARTITION}", "empty")
     return report
 
 
@@ -158,7 +159,8 @@ def duckdb_views(con: duckdb.DuckDBPyConnection, lake: Path) -> list[str]:
     """Create ``<schema>.<table>`` views over the lake's Parquet files in a DuckDB database."""
     created = []
     for (schema, table), directory in source_locations(lake).items():
-        pattern = _sql_path(directory) + ("/*/*.parquet" if schema == "raw" else "/*.parquet")
+        partitioned = directory.name.startswith("feed=")  # feeds: one sub-directory per partition
+        pattern = _sql_path(directory) + ("/*/*.parquet" if partitioned else "/*.parquet")
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
         con.execute(
             f"CREATE OR REPLACE VIEW {quote_ident(schema)}.{quote_ident(table)} AS "
