@@ -64,14 +64,17 @@ def session_config(master: str | None = None) -> dict[str, str]:
     }
 
 
-def build_session(master: str | None = None, *, register: bool = True):
-    """Create (or return) the process's Spark session with the City Brain functions and lake views."""
+def build_session(master: str | None = None, *, register: bool = True, config: dict[str, str] | None = None):
+    """Create (or return) the process's Spark session with the City Brain functions and lake views.
+
+    ``config``: settings added to (or overriding) :func:`session_config`, e.g. static SQL settings that
+    must be known when the session is created (the Thrift Server's single shared session)."""
     check_java()
     from pyspark.sql import SparkSession
 
     spark_dir().mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder
-    for key, value in session_config(master).items():
+    for key, value in {**session_config(master), **(config or {})}.items():
         builder = builder.config(key, value)
     spark = builder.enableHiveSupport().getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("CITYBRAIN_SPARK_LOG_LEVEL", "ERROR"))
