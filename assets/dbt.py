@@ -19,6 +19,7 @@ import duckdb
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Failure, Output
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
+from citybrain import settings
 from citybrain.catalog import load_catalog
 from citybrain.governance import classification
 from citybrain.ingest.warehouse import warehouse_lock
@@ -67,16 +68,46 @@ def _build(
     name = f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
     target = citybrain_dbt_project.project_dir / "target" / name
     parse_state = _seed_parse_state(target, path, args)
+    on_spark = settings.dbt_target().startswith("spark")
     with warehouse_lock(path):  # one writer at a time: ingestion steps of another run wait for dbt
+        if settings.raw_parquet_enabled():  # Spark reads the sources from the Parquet lake: in step first
+            sync_parquet_lake(path)
         # dbt unit tests check the macros on fixed inputs: CI runs them (tests/test_masking.py), not the nightly.
         invocation = dbt.cli(
             ["build", "--exclude-resource-type", "unit_test", *args], context=context, target_path=target
         )
         events = list(invocation.stream())
-        check_classification(dbt, invocation.get_artifact("manifest.json"))
+        manifest = invocation.get_artifact("manifest.json")
+        check_classification(dbt, manifest)
+        if on_spark:  # the quality gate and publication read the DuckDB warehouse: bring Spark's tables in
+            import_spark_tables(path, manifest, events)
     if "--vars" not in args:  # a day's vars come back only when the day is re-run
         _keep_parse_state(target, parse_state)
     yield from with_row_counts(events, path)
+
+
+def sync_parquet_lake(warehouse_path: Path) -> None:
+    from citybrain.lake import parquet_lake
+
+    con = duckdb.connect(str(warehouse_path), config=duckdb_config())
+    try:
+        parquet_lake.sync(con, settings.lake_dir())
+    finally:
+        con.close()
+
+
+def import_spark_tables(warehouse_path: Path, manifest: dict, events: list) -> None:
+    """Copy the tables this dbt step built on Spark into the DuckDB warehouse (citybrain/scale/spark_pool.py)."""
+    from citybrain.scale import spark_pool
+
+    built = [
+        e.metadata["unique_id"].value for e in events if isinstance(e, Output) and "unique_id" in e.metadata
+    ]
+    con = duckdb.connect(str(warehouse_path), config=duckdb_config())
+    try:
+        spark_pool.import_tables(con, spark_pool.built_tables(manifest, built))
+    finally:
+        con.close()
 
 
 PARSE_STATE_DIR = "partial_parse_by_profile"  # under dbt_project/target

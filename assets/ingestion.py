@@ -25,6 +25,7 @@ from dagster import (
     asset,
 )
 
+from citybrain import settings
 from citybrain.catalog import Catalog, Feed, FileDelivery, HttpDelivery, SqlDelivery
 from orchestration.partitions import daily_partitions
 
@@ -181,12 +182,24 @@ def _define(catalog, feed, delivery, connection, resource_keys, partitioned) -> 
                 )
             results.append(result)
         metadata = _run_metadata(results)
+        if settings.raw_parquet_enabled():  # the raw layer as Parquet for Spark (docs/SCALE.md)
+            metadata["parquet_lake"] = write_parquet_lake(warehouse, feed.id)
         problems = [p for r in results for p in r.problems]
         if problems:
             raise Failure(description=f"{feed.id}: " + "; ".join(problems), metadata=metadata)
         return MaterializeResult(metadata=metadata)
 
     return _ingest
+
+
+def write_parquet_lake(warehouse, feed_id: str) -> str:
+    """Bring the feed's Parquet partitions in line with what was just loaded; a short summary."""
+    from citybrain.ingest.warehouse import open_warehouse
+    from citybrain.lake.parquet_lake import sync_feed
+
+    with open_warehouse(warehouse) as con:
+        report = sync_feed(con, settings.lake_dir(), feed_id)
+    return f"{len(report.written)} partition(s) written, {len(report.removed)} removed, {report.unchanged} unchanged"
 
 
 def build_ingestion_assets(catalog: Catalog) -> list[AssetsDefinition]:

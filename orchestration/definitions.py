@@ -15,8 +15,10 @@ from assets.publication import pool_publication
 from assets.quality import build_quality_checks
 from assets.reference import reference_divisions
 from assets.resource_catalog import resource_catalog
+from citybrain import settings
 from citybrain.catalog import load_catalog
 from orchestration.dbt_project import citybrain_dbt_project
+from orchestration.executors import selected_executor
 from orchestration.jobs import city_nightly, raw_ingestion
 from orchestration.resources import (
     HttpSourceResource,
@@ -30,6 +32,16 @@ from orchestration.sensors import build_sensors
 
 # The dbt installed beside this Python, so a non-activated virtualenv (`.venv/bin/citybrain`) works.
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
+
+
+def dbt_resource() -> DbtCliResource:
+    """dbt on the configured target ($CITYBRAIN_DBT_TARGET, docs/SCALE.md). The Spark targets run through
+    ``citybrain-dbt``, which prepares the Spark session (functions, lake views) before dbt starts."""
+    target = settings.dbt_target()
+    if target == "duckdb":
+        return DbtCliResource(project_dir=citybrain_dbt_project, dbt_executable=DBT_EXECUTABLE)
+    wrapper = str(Path(sys.executable).with_name("citybrain-dbt"))
+    return DbtCliResource(project_dir=citybrain_dbt_project, dbt_executable=wrapper, target=target)
 
 
 def build_definitions() -> Definitions:
@@ -52,13 +64,14 @@ def build_definitions() -> Definitions:
         assets=assets,
         asset_checks=[*build_quality_checks(assets), *freshness_checks],
         jobs=[city_nightly, raw_ingestion],
+        executor=selected_executor(),  # None: Dagster's default; $CITYBRAIN_EXECUTOR=dask (executors.py)
         schedules=build_schedules(catalog),
         sensors=build_sensors(catalog, freshness_checks),
         resources={
             "warehouse": WarehouseResource(),
             "publication": PublicationResource(),
             "landing": LandingZoneResource(),
-            "dbt": DbtCliResource(project_dir=citybrain_dbt_project, dbt_executable=DBT_EXECUTABLE),
+            "dbt": dbt_resource(),
             **connections,
         },
     )

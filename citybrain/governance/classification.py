@@ -31,6 +31,7 @@ import sqlglot
 from sqlglot import exp
 
 TIERS = ("open", "conditional", "restricted")
+SQLGLOT_DIALECTS = {"duckdb": "duckdb", "spark": "spark"}  # dbt adapter type -> sqlglot dialect
 RANK = {tier: i for i, tier in enumerate(TIERS)}
 POOL_SCHEMA = "pool"
 
@@ -116,11 +117,12 @@ class OpaqueRelation(Relation):
 class _Lineage:
     """Column lineage of one compiled SELECT statement against known upstream relations."""
 
-    def __init__(self, tables: Mapping[str, Relation]):
+    def __init__(self, tables: Mapping[str, Relation], dialect: str = "duckdb"):
         self.tables = tables  # "schema.table" -> Relation
+        self.dialect = dialect
 
     def statement(self, sql: str) -> Relation:
-        tree = sqlglot.parse_one(sql, read="duckdb")
+        tree = sqlglot.parse_one(sql, read=self.dialect)
         return self.query(tree, {})
 
     def query(self, node: exp.Expression, ctes: dict[str, Relation]) -> Relation:
@@ -342,13 +344,15 @@ def column_lineage(
                 {name: frozenset({Origin(key, name)}) for name in names}, fallback=[OpaqueRelation()]
             )
     result: dict[str, Relation] = {}
+    # The SQL dialect of the engine the manifest was compiled for (duckdb, or spark on the scale-out target).
+    dialect = SQLGLOT_DIALECTS.get(manifest.get("metadata", {}).get("adapter_type"), "duckdb")
     for uid in _lineage_order(manifest, targets):
         node = nodes[uid]
         sql = node.get("compiled_code") or compiled.get(uid)
         if not sql:
             continue
         try:
-            relation = _Lineage(tables).statement(sql)
+            relation = _Lineage(tables, dialect).statement(sql)
         except sqlglot.errors.ParseError:
             continue
         tables[_relation_key(node)] = result[uid] = relation

@@ -26,10 +26,15 @@ def _target(argv: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     needs_session = argv[:1] not in (["parse"], ["compile"], ["deps"], ["clean"], ["--version"], [])
-    if _target(argv) == "spark" and needs_session:
+    target = _target(argv)
+    if target == "spark" and needs_session:
         from citybrain.scale.spark_session import build_session
 
         build_session()
+    elif target == "spark_thrift" and needs_session:
+        from citybrain.scale.thrift_client import register_lake_views
+
+        register_lake_views()
     from dbt.cli.main import cli
 
     try:
