@@ -63,7 +63,7 @@ def pg_instance(lake, pg_database, monkeypatch):
         yield instance
 
 
-def test_postgres_instance_is_queued_one_run_at_a_time(pg_instance):
+def test_postgres_instance_is_queued_one_run_at_a_time_per_lake(pg_instance):
     from dagster._core.run_coordinator import QueuedRunCoordinator
     from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
@@ -71,7 +71,13 @@ def test_postgres_instance_is_queued_one_run_at_a_time(pg_instance):
     assert isinstance(pg_instance.event_log_storage, PostgresEventLogStorage)
     assert isinstance(pg_instance.schedule_storage, PostgresScheduleStorage)
     assert isinstance(pg_instance.run_coordinator, QueuedRunCoordinator)
-    assert pg_instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
+    queue = pg_instance.get_concurrency_config().run_queue_config
+    # One run at a time per lake (runs carry citybrain/lake, orchestration/jobs.py); lakes sharing the
+    # instance run side by side (tests/test_lake_concurrency.py).
+    assert {"key": "citybrain/lake", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in (
+        queue.tag_concurrency_limits
+    )
+    assert queue.max_concurrent_runs > 1
 
 
 def test_a_job_of_the_project_runs_against_postgres_storage(lake, catalog, pg_instance, pg_database):
