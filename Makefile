@@ -10,7 +10,7 @@ MANIFEST := dbt_project/target/manifest.json
 # dbt and dagster-dbt look for the `dbt` executable on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test test-all lint ui lock browser-check clean
+.PHONY: setup demo test test-all test-scale scale-demo lint ui lock browser-check clean
 
 setup: $(STAMP) $(MANIFEST)
 
@@ -37,6 +37,17 @@ test: setup
 
 test-all: setup
 	RUN_SLOW=1 $(MAKE) test
+
+## The scale-out parity test: the pool on Spark (local mode) equals the pool on DuckDB (slow; CI runs it).
+test-scale: setup
+	./scripts/ensure_java.sh
+	RUN_SLOW=1 $(BIN)/python -m pytest tests/test_spark_parity.py $(PYTEST_ARGS)
+
+## The demo city on a local Spark cluster (master, worker, Thrift Server) with Dagster on PostgreSQL,
+## and a parity report against DuckDB in data/scale/parity.json (docs/SCALE.md).
+scale-demo: setup
+	./scripts/ensure_java.sh
+	$(BIN)/python scripts/scale_demo.py $(SCALE_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

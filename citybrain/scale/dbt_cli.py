@@ -25,7 +25,8 @@ def _target(argv: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    needs_session = argv[:1] not in (["parse"], ["compile"], ["deps"], ["clean"], ["--version"], [])
+    # compile needs the session too: is_incremental() and the relation cache ask the metastore
+    needs_session = argv[:1] not in (["parse"], ["deps"], ["clean"], ["--version"], [])
     target = _target(argv)
     if target == "spark" and needs_session:
         from citybrain.scale.spark_session import build_session
