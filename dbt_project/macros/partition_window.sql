@@ -1,6 +1,8 @@
 {#-
   Restrict an incremental model to the days of the Dagster run. Daily models are materialized
-  incremental with strategy delete+insert on their day column, so re-running a day replaces it.
+  incremental on their day column, so re-running a day replaces it: strategy delete+insert (unique_key =
+  the day) on DuckDB, insert_overwrite of the day partitions (partition_by = the day, dynamic partition
+  overwrite) on Spark.
     - vars min_date / max_date set (a partitioned run or backfill): exactly those days;
     - otherwise, on an incremental run: the last day already built and everything after it;
     - on a full refresh: everything.

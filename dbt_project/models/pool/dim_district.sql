@@ -5,15 +5,15 @@ with counties as (
 
 renamed as (
     select
-        cast(code as varchar) as district_code,
-        cast(name as varchar) as district_name,
-        cast(city_code as varchar) as city_code,
-        cast(city_name as varchar) as city_name,
-        cast(province_code as varchar) as province_code,
-        cast(province_name as varchar) as province_name,
+        cast(code as {{ dbt.type_string() }}) as district_code,
+        cast(name as {{ dbt.type_string() }}) as district_name,
+        cast(city_code as {{ dbt.type_string() }}) as city_code,
+        cast(city_name as {{ dbt.type_string() }}) as city_name,
+        cast(province_code as {{ dbt.type_string() }}) as province_code,
+        cast(province_name as {{ dbt.type_string() }}) as province_name,
         cast(lng as double) as centroid_lng,
         cast(lat as double) as centroid_lat,
-        cast(centroid_source as varchar) as centroid_source
+        cast(centroid_source as {{ dbt.type_string() }}) as centroid_source
     from counties
 )
 

@@ -1,7 +1,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy='insert_overwrite' if target.type == 'spark' else 'delete+insert',
+        partition_by=['stat_date'] if target.type == 'spark' else none,
         unique_key='stat_date',
         on_schema_change='append_new_columns',
         tags=['daily'],

@@ -1,7 +1,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy='insert_overwrite' if target.type == 'spark' else 'delete+insert',
+        partition_by=['stat_date'] if target.type == 'spark' else none,
         unique_key='stat_date',
         on_schema_change='append_new_columns',
         tags=['daily'],
@@ -66,7 +67,7 @@ select
     cast(grid_id as {{ dbt.type_string() }}) as grid_id,
     cast(district_code as {{ dbt.type_string() }}) as district_code,
     cast(stat_date as date) as stat_date,
-    cast(hour_start as timestamp with time zone) as hour_start,
+    cast(hour_start as {{ type_timestamptz() }}) as hour_start,
     cast(sum(subscribers) / sum(subscriber_share) / {{ var('presence_coverage', 0.9) }} as double) as est_population,
     cast(sum(subscribers) as double) as observed_subscribers,
     cast(sum(subscriber_share) as double) as share_covered,

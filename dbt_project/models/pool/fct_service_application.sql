@@ -1,7 +1,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy='insert_overwrite' if target.type == 'spark' else 'delete+insert',
+        partition_by=['submitted_date'] if target.type == 'spark' else none,
         unique_key='submitted_date',
         on_schema_change='append_new_columns',
         tags=['daily'],

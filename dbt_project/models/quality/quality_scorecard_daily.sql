@@ -29,9 +29,9 @@ provider_days as (
 
 select
     cast(day as date) as day,
-    cast(provider_code as varchar) as provider_code,
-    cast(provider_name as varchar) as provider_name,
-    cast(provider_name_en as varchar) as provider_name_en,
+    cast(provider_code as {{ dbt.type_string() }}) as provider_code,
+    cast(provider_name as {{ dbt.type_string() }}) as provider_name,
+    cast(provider_name_en as {{ dbt.type_string() }}) as provider_name_en,
     cast(deliveries as bigint) as deliveries,
     cast(failed_deliveries as bigint) as failed_deliveries,
     cast(rows_received as bigint) as rows_received,

@@ -33,7 +33,7 @@ deliveries as (
         log.rows_quarantined,
         log.started_at,
         log.finished_at,
-        coalesce(log.partition_date, cast(timezone('{{ timezone }}', log.started_at) as date)) as day,
+        coalesce(log.partition_date, cast({{ local_time('log.started_at', timezone) }} as date)) as day,
         log.status in ('loaded', 'superseded') as arrived
     from {{ ref('stg_ingestion_log') }} as log
     semi join feeds using (feed_id)
@@ -77,8 +77,8 @@ arrivals as (
 arrival_gaps as (
     select
         feed_id,
-        cast(timezone('{{ timezone }}', arrived_at) as date) as day,
-        max(epoch(arrived_at) - epoch(previous_arrival_at)) / 3600.0 as max_gap_hours
+        cast({{ local_time('arrived_at', timezone) }} as date) as day,
+        max({{ epoch_seconds('arrived_at') }} - {{ epoch_seconds('previous_arrival_at') }}) / 3600.0 as max_gap_hours
     from arrivals
     where previous_arrival_at is not null
     group by all
@@ -91,12 +91,12 @@ results as (
     where suite like 'raw.%'
     {%- else %}
     select
-        cast(null as varchar) as run_id,
-        cast(null as varchar) as suite,
-        cast(null as varchar) as partition_key,
-        cast(null as varchar) as severity,
+        cast(null as {{ dbt.type_string() }}) as run_id,
+        cast(null as {{ dbt.type_string() }}) as suite,
+        cast(null as {{ dbt.type_string() }}) as partition_key,
+        cast(null as {{ dbt.type_string() }}) as severity,
         cast(null as boolean) as success,
-        cast(null as timestamptz) as evaluated_at
+        cast(null as {{ type_timestamptz() }}) as evaluated_at
     where false
     {%- endif %}
 ),
@@ -105,17 +105,20 @@ results as (
 results_by_day as (
     select
         *,
-        coalesce(try_cast(partition_key as date), cast(timezone('{{ timezone }}', evaluated_at) as date)) as day
+        coalesce(try_cast(partition_key as date), cast({{ local_time('evaluated_at', timezone) }} as date)) as day
     from results
 ),
 
 -- Of several runs checking the same suite and partition (whole-table: the same day), the latest counts.
 latest_runs as (
     select suite, partition_key, day, run_id
-    from results_by_day
-    group by suite, partition_key, day, run_id
+    from (
+        select suite, partition_key, day, run_id, max(evaluated_at) as last_evaluated_at
+        from results_by_day
+        group by suite, partition_key, day, run_id
+    ) as runs
     qualify row_number() over (
-        partition by suite, partition_key, day order by max(evaluated_at) desc, run_id desc
+        partition by suite, partition_key, day order by last_evaluated_at desc, run_id desc
     ) = 1
 ),
 
@@ -138,19 +141,22 @@ result_counts as (
 ),
 
 calendar as (
-    select cast(unnest(generate_series(min(day), max(day), interval 1 day)) as date) as day
+    select {{ day_series('first_day', 'last_day') }} as day
     from (
-        select day from delivery_counts
-        union all
-        select day from result_counts
-    )
+        select min(day) as first_day, max(day) as last_day
+        from (
+            select day from delivery_counts
+            union all
+            select day from result_counts
+        ) as days
+    ) as bounds
 ),
 
 feed_days as (
     select
         feeds.*,
         calendar.day,
-        timezone('{{ timezone }}', cast(calendar.day as timestamp)) as day_start,
+        {{ instant_at('cast(calendar.day as timestamp)', timezone) }} as day_start,
         first_attempts.first_day,
         first_attempts.first_attempt_at,
         as_of.as_of
@@ -174,7 +180,7 @@ measured as (
         coalesce(rc.blocking_failed, 0) as blocking_failed,
         coalesce(rc.warnings_failed, 0) as warnings_failed,
         -- partitioned: the day's data is due max_age_hours after the day starts
-        fd.day_start + to_seconds(fd.max_age_hours * 3600) as partition_due_at,
+        {{ add_seconds('fd.day_start', 'fd.max_age_hours * 3600') }} as partition_due_at,
         -- unpartitioned: the age is looked at the end of the day, or as of now for the latest day
         least(fd.day_start + interval 1 day, fd.as_of) as checkpoint_at,
         ag.max_gap_hours
@@ -184,14 +190,24 @@ measured as (
     left join arrival_gaps as ag using (feed_id, day)
 ),
 
+-- The last arrival at or before the checkpoint (one row per feed and day).
+last_arrivals as (
+    select m.feed_id, m.day, max(a.arrived_at) as last_arrival_at
+    from measured as m
+    inner join arrivals as a
+        on m.feed_id = a.feed_id
+        and m.checkpoint_at >= a.arrived_at
+    group by m.feed_id, m.day
+),
+
 with_last_arrival as (
     select
         m.*,
-        a.arrived_at as last_arrival_at
+        la.last_arrival_at
     from measured as m
-    asof left join arrivals as a
-        on m.feed_id = a.feed_id
-        and m.checkpoint_at >= a.arrived_at
+    left join last_arrivals as la
+        on m.feed_id = la.feed_id
+        and m.day = la.day
 ),
 
 expected as (
@@ -214,12 +230,12 @@ judged as (
         case
             when not is_expected then null
             when partitioned
-                then greatest(0, (epoch(coalesce(first_arrival_at, as_of)) - epoch(partition_due_at)) / 3600.0)
+                then greatest(0, ({{ epoch_seconds('coalesce(first_arrival_at, as_of)') }} - {{ epoch_seconds('partition_due_at') }}) / 3600.0)
             when last_arrival_at is null
-                then greatest(0, (epoch(checkpoint_at) - epoch(first_attempt_at)) / 3600.0)
+                then greatest(0, ({{ epoch_seconds('checkpoint_at') }} - {{ epoch_seconds('first_attempt_at') }}) / 3600.0)
             else greatest(
                 0,
-                greatest(max_gap_hours, (epoch(checkpoint_at) - epoch(last_arrival_at)) / 3600.0) - max_age_hours
+                greatest(max_gap_hours, ({{ epoch_seconds('checkpoint_at') }} - {{ epoch_seconds('last_arrival_at') }}) / 3600.0) - max_age_hours
             )
         end as lateness_hours
     from expected
@@ -227,10 +243,10 @@ judged as (
 
 select
     cast(day as date) as day,
-    cast(provider_code as varchar) as provider_code,
-    cast(provider_name as varchar) as provider_name,
-    cast(provider_name_en as varchar) as provider_name_en,
-    cast(feed_id as varchar) as feed_id,
+    cast(provider_code as {{ dbt.type_string() }}) as provider_code,
+    cast(provider_name as {{ dbt.type_string() }}) as provider_name,
+    cast(provider_name_en as {{ dbt.type_string() }}) as provider_name_en,
+    cast(feed_id as {{ dbt.type_string() }}) as feed_id,
     cast(partitioned as boolean) as partitioned,
     cast(max_age_hours as double) as max_age_hours,
     cast(deliveries as bigint) as deliveries,
@@ -247,6 +263,6 @@ select
     cast(deliveries > 0 as boolean) as delivered,
     cast(coalesce(lateness_hours > 0, false) as boolean) as late,
     cast(lateness_hours as double) as lateness_hours,
-    cast(first_arrival_at as timestamptz) as first_arrival_at
+    cast(first_arrival_at as {{ type_timestamptz() }}) as first_arrival_at
 from judged
 where is_expected or deliveries > 0 or failed_deliveries > 0 or expectations_evaluated > 0

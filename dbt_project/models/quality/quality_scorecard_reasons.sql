@@ -7,7 +7,7 @@ with deliveries as (
         log_id,
         feed_id,
         quarantined_by_reason,
-        coalesce(partition_date, cast(timezone('{{ timezone }}', started_at) as date)) as day
+        coalesce(partition_date, cast({{ local_time('started_at', timezone) }} as date)) as day
     from {{ ref('stg_ingestion_log') }}
     where status in ('loaded', 'superseded')
 ),
@@ -18,17 +18,10 @@ logged as (
         select
             feed_id,
             day,
-            unnest(map_keys(by_reason)) as reason,
-            unnest(map_values(by_reason)) as rows_quarantined
-        from (
-            select
-                feed_id,
-                day,
-                json_transform(quarantined_by_reason, '"MAP(VARCHAR, BIGINT)"') as by_reason
-            from deliveries
-            where quarantined_by_reason is not null
-        )
-    )
+            {{ json_object_entries('quarantined_by_reason', 'bigint', 'reason', 'rows_quarantined') }}
+        from deliveries
+        where quarantined_by_reason is not null
+    ) as entries
     group by feed_id, day, reason
 ),
 
@@ -45,11 +38,11 @@ feed_days as (
 
 select
     cast(feed_days.day as date) as day,
-    cast(feed_days.provider_code as varchar) as provider_code,
-    cast(feed_days.provider_name as varchar) as provider_name,
-    cast(feed_days.provider_name_en as varchar) as provider_name_en,
-    cast(feed_days.feed_id as varchar) as feed_id,
-    cast(reasons.reason as varchar) as reason,
+    cast(feed_days.provider_code as {{ dbt.type_string() }}) as provider_code,
+    cast(feed_days.provider_name as {{ dbt.type_string() }}) as provider_name,
+    cast(feed_days.provider_name_en as {{ dbt.type_string() }}) as provider_name_en,
+    cast(feed_days.feed_id as {{ dbt.type_string() }}) as feed_id,
+    cast(reasons.reason as {{ dbt.type_string() }}) as reason,
     cast(coalesce(reasons.rows_quarantined, 0) as bigint) as rows_quarantined,
     cast(coalesce(reasons.rows_in_quarantine, 0) as bigint) as rows_in_quarantine,
     cast(coalesce(reasons.rows_quarantined, 0) / nullif(feed_days.rows_received, 0) as double) as share_of_received

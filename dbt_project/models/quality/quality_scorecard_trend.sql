@@ -28,6 +28,9 @@ windowed as (
 ),
 
 {%- set windows = {'30d': 'true', '7d': 'in_last_7d', 'prev_7d': 'in_prev_7d'} %}
+{%- set measures = [
+    'days_tracked', 'days_reported', 'deliveries', 'rows_received', 'rows_quarantined', 'expectations_evaluated',
+    'expectations_passed', 'late_days', 'max_lateness_hours'] %}  {#- the columns of totals, per window #}
 totals as (
     select
         provider_code,
@@ -51,7 +54,11 @@ rates as (
     select
         providers.*,
         bounds.window_end,
-        totals.* exclude (provider_code),
+        {%- for suffix in windows %}
+        {%- for measure in measures %}
+        totals.{{ measure }}_{{ suffix }},
+        {%- endfor %}
+        {%- endfor %}
         {%- for suffix in windows %}
         rows_quarantined_{{ suffix }} / nullif(rows_received_{{ suffix }}, 0) as quarantine_rate_{{ suffix }},
         expectations_passed_{{ suffix }} / nullif(expectations_evaluated_{{ suffix }}, 0)
@@ -89,9 +96,9 @@ signals as (
 )
 
 select
-    cast(provider_code as varchar) as provider_code,
-    cast(provider_name as varchar) as provider_name,
-    cast(provider_name_en as varchar) as provider_name_en,
+    cast(provider_code as {{ dbt.type_string() }}) as provider_code,
+    cast(provider_name as {{ dbt.type_string() }}) as provider_name,
+    cast(provider_name_en as {{ dbt.type_string() }}) as provider_name_en,
     cast(window_end - 29 as date) as window_start,
     cast(window_end as date) as window_end,
     cast(coalesce(days_reported_30d, 0) as bigint) as days_reported,
@@ -120,6 +127,6 @@ select
             when least(quarantine_signal, expectation_signal, lateness_signal) < 0 then 'worsening'
             when greatest(quarantine_signal, expectation_signal, lateness_signal) > 0 then 'improving'
             else 'stable'
-        end as varchar
+        end as {{ dbt.type_string() }}
     ) as direction
 from signals

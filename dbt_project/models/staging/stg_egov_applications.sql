@@ -1,3 +1,4 @@
+{{ config(materialized=udf_view_materialization()) }}
 -- 政务服务办件: one CSV per day with the applications submitted that day as they stood at its end.
 -- applicant_id is a resident ID or a USCC: both validators run here, the pool decides which one accepts.
 with source as (

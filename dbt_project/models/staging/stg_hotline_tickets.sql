@@ -1,3 +1,4 @@
+{{ config(materialized=udf_view_materialization()) }}
 -- 12345热线工单: ticket versions from the hotline API, one row per version fetched (a rerun with
 -- updated_since adds late updates as new rows). The partition is the day the ticket was received.
 -- description and caller_phone are restricted (free text with phone / ID numbers): kept here, never pooled.

@@ -4,6 +4,7 @@
 -- Open tier: the counts of people (registered population, school-age children, insured employees) go
 -- through suppress_small (macros/masking.sql): a count from 1 to var('small_cell_k') - 1 is null with its
 -- *_suppressed flag true, and so is every ratio computed from it (it would give the count back).
+-- Ratios divide doubles: a decimal literal (1.0 * n) stays a decimal of limited scale on Spark.
 with months as (
     select distinct district_code, month from {{ ref('int_indicators__district_presence') }}
 ),
@@ -42,8 +43,8 @@ applications as (
         district_code,
         cast({{ dbt.date_trunc('month', 'submitted_date') }} as date) as month,
         count(*) as service_applications,
-        avg(case when at_most_one_visit then 1.0 else 0.0 end) as share_at_most_one_visit,
-        avg(case when is_online then 1.0 else 0.0 end) as share_online
+        avg(case when at_most_one_visit then 1 else 0 end) as share_at_most_one_visit,
+        avg(case when is_online then 1 else 0 end) as share_online
     from {{ ref('fct_service_application') }}
     group by district_code, cast({{ dbt.date_trunc('month', 'submitted_date') }} as date)
 ),
@@ -76,7 +77,7 @@ select
     cast(coalesce(f.primary_school_seats, 0) as bigint) as primary_school_seats,
     cast({{ suppress_small('coalesce(r.primary_school_age_children, 0)') }} as bigint) as primary_school_age_children,
     {{ small_cell('coalesce(r.primary_school_age_children, 0)') }} as primary_school_age_children_suppressed,
-    1.0 * coalesce(f.primary_school_seats, 0) / nullif({{ suppress_small('r.primary_school_age_children') }}, 0) as seats_per_school_age_child,
+    cast(coalesce(f.primary_school_seats, 0) as double) / nullif({{ suppress_small('r.primary_school_age_children') }}, 0) as seats_per_school_age_child,
     a.share_near_medical as share_residents_near_medical,
     a.share_near_primary_school as share_residents_near_primary_school,
     cast(coalesce(t.hotline_tickets, 0) as bigint) as hotline_tickets,
@@ -89,7 +90,7 @@ select
     cast({{ suppress_small('coalesce(i.insured_employees, 0)') }} as bigint) as insured_employees,
     {{ small_cell('coalesce(i.insured_employees, 0)') }} as insured_employees_suppressed,
     cast(coalesce(e.active_enterprises, 0) as bigint) as active_enterprises,
-    1.0 * {{ suppress_small('coalesce(i.insured_employees, 0)') }} / nullif(e.active_enterprises, 0) as insured_per_active_enterprise
+    cast({{ suppress_small('coalesce(i.insured_employees, 0)') }} as double) / nullif(e.active_enterprises, 0) as insured_per_active_enterprise
 from months as m
 left join {{ ref('int_indicators__district_presence') }} as p on m.district_code = p.district_code and m.month = p.month
 left join registered as r on m.district_code = r.district_code

@@ -1,0 +1,73 @@
+{#-
+  The few SQL constructs DuckDB and Spark spell differently, one small dispatch macro each: `duckdb__` is the
+  project's original SQL, `spark__` Spark 4 SQL. The Spark session's time zone is UTC
+  (citybrain/scale/spark_session.py), so a Spark `timestamp` is an instant like DuckDB's timestamptz and a
+  zone-less time read as UTC is the wall-clock time the spark__ macros convert. Everything else in the models
+  is SQL both engines accept, or dbt's cross-database macros (dbt.type_string, dbt.date_trunc, dbt.datediff).
+  The domain and masking functions dispatch in domain.sql and masking.sql.
+-#}
+
+{#- The type of an instant (DuckDB: timestamp with time zone; Spark: timestamp). -#}
+{% macro type_timestamptz() %}{{ return(adapter.dispatch('type_timestamptz', 'citybrain')()) }}{% endmacro %}
+{% macro duckdb__type_timestamptz() %}timestamp with time zone{% endmacro %}
+{% macro spark__type_timestamptz() %}timestamp{% endmacro %}
+
+{#- Seconds since 1970-01-01 00:00:00 UTC of an instant, as a double (fractions of a second kept). -#}
+{% macro epoch_seconds(ts) %}{{ return(adapter.dispatch('epoch_seconds', 'citybrain')(ts)) }}{% endmacro %}
+{% macro duckdb__epoch_seconds(ts) %}epoch({{ ts }}){% endmacro %}
+{% macro spark__epoch_seconds(ts) %}(cast(unix_micros({{ ts }}) as double) / 1000000){% endmacro %}
+
+{#- An instant plus a number of seconds (a double). -#}
+{% macro add_seconds(ts, seconds) %}{{ return(adapter.dispatch('add_seconds', 'citybrain')(ts, seconds)) }}{% endmacro %}
+{% macro duckdb__add_seconds(ts, seconds) %}{{ ts }} + to_seconds({{ seconds }}){% endmacro %}
+{% macro spark__add_seconds(ts, seconds) %}timestamp_micros(unix_micros({{ ts }}) + cast(round(({{ seconds }}) * 1000000) as bigint)){% endmacro %}
+
+{#- The wall-clock time (a timestamp without time zone) of an instant in time zone `tz`. -#}
+{% macro local_time(ts, tz) %}{{ return(adapter.dispatch('local_time', 'citybrain')(ts, tz)) }}{% endmacro %}
+{% macro duckdb__local_time(ts, tz) %}timezone('{{ tz }}', {{ ts }}){% endmacro %}
+{% macro spark__local_time(ts, tz) %}from_utc_timestamp({{ ts }}, '{{ tz }}'){% endmacro %}
+
+{#- The instant of a wall-clock time (a timestamp without time zone) in time zone `tz`. -#}
+{% macro instant_at(local_ts, tz) %}{{ return(adapter.dispatch('instant_at', 'citybrain')(local_ts, tz)) }}{% endmacro %}
+{% macro duckdb__instant_at(local_ts, tz) %}timezone('{{ tz }}', {{ local_ts }}){% endmacro %}
+{% macro spark__instant_at(local_ts, tz) %}to_utc_timestamp({{ local_ts }}, '{{ tz }}'){% endmacro %}
+
+{#- One row per day from `first_day` to `last_day` (dates, inclusive), as a select-list expression of a
+    query with one row of bounds; no row when a bound is null. -#}
+{% macro day_series(first_day, last_day) %}{{ return(adapter.dispatch('day_series', 'citybrain')(first_day, last_day)) }}{% endmacro %}
+{% macro duckdb__day_series(first_day, last_day) %}cast(unnest(generate_series({{ first_day }}, {{ last_day }}, interval 1 day)) as date){% endmacro %}
+{% macro spark__day_series(first_day, last_day) %}explode(sequence({{ first_day }}, {{ last_day }}, interval 1 day)){% endmacro %}
+
+{#- A JSON object of `value_type` values (text) as one row per key: the select-list expression giving the
+    columns `key_name` and `value_name`. -#}
+{% macro json_object_entries(json_text, value_type, key_name, value_name) %}{{ return(adapter.dispatch('json_object_entries', 'citybrain')(json_text, value_type, key_name, value_name)) }}{% endmacro %}
+{% macro duckdb__json_object_entries(json_text, value_type, key_name, value_name) -%}
+    unnest(map_keys(json_transform({{ json_text }}, '"MAP(VARCHAR, {{ value_type | upper }})"'))) as {{ key_name }},
+    unnest(map_values(json_transform({{ json_text }}, '"MAP(VARCHAR, {{ value_type | upper }})"'))) as {{ value_name }}
+{%- endmacro %}
+{% macro spark__json_object_entries(json_text, value_type, key_name, value_name) -%}
+    explode(from_json({{ json_text }}, 'map<string, {{ value_type }}>')) as ({{ key_name }}, {{ value_name }})
+{%- endmacro %}
+
+{#- The materialization of a staging model that calls the domain functions implemented in Python (cb_halfwidth,
+    cb_ric_*, cb_uscc_*, coordinates, H3): a view on DuckDB, a table on Spark, where those functions are the
+    session's temporary functions and a (persistent) view may not reference them. -#}
+{% macro udf_view_materialization() %}{{ return(adapter.dispatch('udf_view_materialization', 'citybrain')()) }}{% endmacro %}
+{% macro duckdb__udf_view_materialization() %}{{ return('view') }}{% endmacro %}
+{% macro spark__udf_view_materialization() %}{{ return('table') }}{% endmacro %}
+
+{#-
+  Model contracts on Spark. The YAML declares column types in DuckDB's words (varchar, timestamp with time
+  zone, ...: also what the resource catalog publishes); dbt checks a contract by running
+  `select cast(null as <declared type>) ...`, which Spark rejects for those two. This override of dbt's
+  macro (for the spark adapter only) casts to Spark's name of the same type; the check is otherwise dbt's.
+-#}
+{% macro spark__get_empty_schema_sql(columns) %}
+    {%- set spark_names = {'varchar': 'string', 'text': 'string', 'timestamp with time zone': 'timestamp', 'timestamptz': 'timestamp'} -%}
+    {%- set translated = {} -%}
+    {%- for name, column in columns.items() -%}
+        {%- set declared = (column.get('data_type') or '') | trim | lower -%}
+        {%- do translated.update({name: dict(column, data_type=spark_names.get(declared, column.get('data_type')))}) -%}
+    {%- endfor -%}
+    {{ return(default__get_empty_schema_sql(translated)) }}
+{% endmacro %}
