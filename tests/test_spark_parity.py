@@ -29,15 +29,18 @@ COUNTIES = ["510104", "440106"]  # Chengdu Jinjiang and Guangzhou Tianhe
 def city(tmp_path_factory):
     home = tmp_path_factory.mktemp("spark_city")
     mp = pytest.MonkeyPatch()
-    mp.setenv("CITYBRAIN_RAW_PARQUET", "1")
+    mp.setenv("CITYBRAIN_DBT_TARGET", "spark")
+    mp.setenv("SPARK_LOCAL_IP", "127.0.0.1")
     try:
         with demo_lake(home, COUNTIES, DAYS, residents=1500, defect_rate=0.03):
             result = run_nightly(DAYS[0], DAYS[-1])
-            assert result.success
             report = run_parity(
-                home / "lake", home / "parity", dbt_vars={"min_date": DAYS[0], "max_date": DAYS[-1]}
+                home / "lake",
+                home / "parity",
+                dbt_vars={"min_date": DAYS[0], "max_date": DAYS[-1]},
+                spark_warehouse=home / "spark" / "warehouse",
             )
-            yield {"home": home, "report": report}
+            yield {"home": home, "report": report, "result": result}
     finally:
         mp.undo()
 

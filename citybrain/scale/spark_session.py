@@ -48,6 +48,9 @@ def session_config(master: str | None = None) -> dict[str, str]:
         "spark.master": master or os.environ.get(SPARK_MASTER_ENV) or "local[2]",
         "spark.app.name": "citybrain",
         "spark.ui.enabled": "false",
+        # No progress bars on the console: dbt's JSON log lines share stdout with Spark, and dagster-dbt
+        # drops a line a bar was drawn in front of (the model then has no output and its step skips).
+        "spark.ui.showConsoleProgress": "false",
         "spark.sql.warehouse.dir": str(state / "warehouse"),
         "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={metastore};create=true",
         "spark.sql.catalogImplementation": "hive",
