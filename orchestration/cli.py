@@ -62,7 +62,14 @@ def run_job(job_name: str, start: str, end: str) -> bool:
     from orchestration.definitions import defs
     from orchestration.progress import execute_with_progress
 
-    _dagster_home()
+    dagster_home = _dagster_home()
+    from citybrain.scale.preflight import PreflightError, check_run_configuration
+
+    try:  # a Spark target or a PostgreSQL instance that cannot be reached: stop before anything runs
+        check_run_configuration(dagster_home)
+    except PreflightError as error:
+        print(f"{job_name} {start} .. {end}: not started: {error}", file=sys.stderr)
+        return False
     job = defs.resolve_job_def(job_name)
     tags = {
         "dagster/asset_partition_range_start": start,

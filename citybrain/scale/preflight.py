@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 THRIFT_HOST_ENV = "CITYBRAIN_SPARK_THRIFT_HOST"
 THRIFT_PORT_ENV = "CITYBRAIN_SPARK_THRIFT_PORT"
@@ -106,3 +107,40 @@ def postgres_url_from_env() -> str:
         port=int(os.environ.get("DAGSTER_PG_PORT") or 5432),
         database=os.environ.get("DAGSTER_PG_DB") or None,
     ).render_as_string(hide_password=False)
+
+
+def uses_postgres_instance(dagster_home: Path) -> bool:
+    """Whether the Dagster instance in ``dagster_home`` keeps its storage in PostgreSQL."""
+    config = dagster_home / "dagster.yaml"
+    if not config.exists():
+        return False
+    import yaml
+
+    loaded = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    storage = loaded.get("storage") or {}
+    return "postgres" in storage or any(
+        "postgres" in str((loaded.get(key) or {}).get("module", ""))
+        for key in ("run_storage", "event_log_storage", "schedule_storage")
+    )
+
+
+def check_run_configuration(dagster_home: Path) -> None:
+    """Before a run starts anything: the engine and the instance it is configured for are reachable.
+
+    A Spark target needs Java (and, for ``spark_thrift``, the Thrift Server); a PostgreSQL instance needs its
+    server. Each missing piece raises :class:`PreflightError` naming it and how to fix it, so nothing is
+    ingested, built or published on a configuration that cannot finish."""
+    from citybrain import settings
+
+    target = settings.dbt_target()
+    if target not in {"duckdb", "spark", "spark_thrift"}:
+        raise PreflightError(
+            f"unknown dbt target {target!r} in {settings.DBT_TARGET_ENV}: use duckdb, spark or spark_thrift "
+            "(dbt_project/profiles.yml, docs/SCALE.md)"
+        )
+    if target.startswith("spark"):
+        require_java()
+    if target == "spark_thrift":
+        require_thrift()
+    if uses_postgres_instance(dagster_home):
+        require_postgres(postgres_url_from_env())
