@@ -76,9 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     home = Path(args.home).resolve()
-    if home.exists():
+    marker = home / ".citybrain-scale-demo"  # only a directory this script made is ever wiped
+    if home.exists() and any(home.iterdir()):
+        if not marker.exists():
+            parser.error(f"{home} exists and was not made by the scale demo: choose another --home")
         shutil.rmtree(home)
-    home.mkdir(parents=True)
+    home.mkdir(parents=True, exist_ok=True)
+    marker.touch()
     end = date.today() - timedelta(days=1)
     start = end - timedelta(days=args.days - 1)
     database = f"citybrain_scale_{uuid.uuid4().hex[:8]}"
