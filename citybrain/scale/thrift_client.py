@@ -7,13 +7,10 @@ import os
 from citybrain import settings
 
 
-def thrift_address() -> tuple[str, int]:
-    host = os.environ.get("CITYBRAIN_SPARK_THRIFT_HOST", "127.0.0.1")
-    return host, int(os.environ.get("CITYBRAIN_SPARK_THRIFT_PORT", "10000"))
-
-
 def connect():
     from pyhive import hive
+
+    from citybrain.scale.preflight import thrift_address
 
     host, port = thrift_address()
     return hive.connect(host=host, port=port, username=os.environ.get("CITYBRAIN_SPARK_USER", "citybrain"))
@@ -25,8 +22,7 @@ def register_lake_views() -> int:
     from citybrain.scale import spark_sources
     from citybrain.scale.preflight import require_thrift
 
-    host, port = thrift_address()
-    require_thrift(host, port)
+    require_thrift()
     connection = connect()
     try:
         cursor = connection.cursor()

@@ -189,50 +189,70 @@ def scrub_text(value: str) -> str:
 SQL_MACROS = Path(__file__).with_name("sql") / "masking.sql"
 
 
+def sql_statements(path: Path) -> list[str]:
+    """The statements of a ``.sql`` file of function definitions (``;``-separated, ``--`` comment lines)."""
+    statements = []
+    for statement in path.read_text(encoding="utf-8").split(";"):
+        body = "\n".join(line for line in statement.splitlines() if not line.lstrip().startswith("--"))
+        if body.strip():
+            statements.append(body)
+    return statements
+
+
 def register_sql_macros(con) -> None:
     """The pure-SQL desensitisation functions (sql/masking.sql) as temporary macros. Temporary objects
     belong to one DuckDB connection, so dbt-duckdb's cursors need them too (dbt_plugin.configure_cursor)."""
-    for statement in SQL_MACROS.read_text(encoding="utf-8").split(";"):
-        body = "\n".join(line for line in statement.splitlines() if not line.lstrip().startswith("--"))
-        if body.strip():
-            con.execute(body)
+    for statement in sql_statements(SQL_MACROS):
+        con.execute(statement)
+
+
+def _first(f):
+    return lambda lng, lat: r[0] if (r := f(lng, lat)) else None
+
+
+def _second(f):
+    return lambda lng, lat: r[1] if (r := f(lng, lat)) else None
+
+
+def functions() -> list[tuple[str, object, list[str], str]]:
+    """Every Python domain function: (SQL name, function, parameter types, return type), types as
+    ``varchar | double | integer | date``. One table for both engines: DuckDB (``register``) and Spark
+    (``citybrain/scale/spark_functions.py``) map the type names to their own."""
+    return [
+        ("cb_halfwidth", halfwidth, ["varchar"], "varchar"),
+        ("cb_ric_normalize", ric_normalize, ["varchar"], "varchar"),
+        ("cb_ric_problem", ric_problem, ["varchar"], "varchar"),
+        ("cb_ric_birth_date", ric_birth_date, ["varchar"], "date"),
+        ("cb_ric_sex", ric_sex, ["varchar"], "varchar"),
+        ("cb_uscc_normalize", uscc_normalize, ["varchar"], "varchar"),
+        ("cb_uscc_problem", uscc_problem, ["varchar"], "varchar"),
+        ("cb_gcj02_to_wgs84_lng", _first(gcj02_to_wgs84), ["double", "double"], "double"),
+        ("cb_gcj02_to_wgs84_lat", _second(gcj02_to_wgs84), ["double", "double"], "double"),
+        ("cb_bd09_to_wgs84_lng", _first(bd09_to_wgs84), ["double", "double"], "double"),
+        ("cb_bd09_to_wgs84_lat", _second(bd09_to_wgs84), ["double", "double"], "double"),
+        ("cb_h3_cell", h3_cell, ["double", "double", "integer"], "varchar"),
+        ("cb_h3_lat", h3_lat, ["varchar"], "double"),
+        ("cb_h3_lng", h3_lng, ["varchar"], "double"),
+        ("cb_pseudonym", _salted_pseudonym(), ["varchar"], "varchar"),
+        ("cb_scrub_text", scrub_text, ["varchar"], "varchar"),
+    ]
 
 
 def register(con) -> None:
     """Register every function on a DuckDB connection."""
     from duckdb import sqltypes as t
 
-    varchar, double, integer = t.VARCHAR, t.DOUBLE, t.INTEGER
-
-    def first(f):
-        return lambda lng, lat: r[0] if (r := f(lng, lat)) else None
-
-    def second(f):
-        return lambda lng, lat: r[1] if (r := f(lng, lat)) else None
-
-    functions = [
-        ("cb_halfwidth", halfwidth, [varchar], varchar),
-        ("cb_ric_normalize", ric_normalize, [varchar], varchar),
-        ("cb_ric_problem", ric_problem, [varchar], varchar),
-        ("cb_ric_birth_date", ric_birth_date, [varchar], t.DATE),
-        ("cb_ric_sex", ric_sex, [varchar], varchar),
-        ("cb_uscc_normalize", uscc_normalize, [varchar], varchar),
-        ("cb_uscc_problem", uscc_problem, [varchar], varchar),
-        ("cb_gcj02_to_wgs84_lng", first(gcj02_to_wgs84), [double, double], double),
-        ("cb_gcj02_to_wgs84_lat", second(gcj02_to_wgs84), [double, double], double),
-        ("cb_bd09_to_wgs84_lng", first(bd09_to_wgs84), [double, double], double),
-        ("cb_bd09_to_wgs84_lat", second(bd09_to_wgs84), [double, double], double),
-        ("cb_h3_cell", h3_cell, [double, double, integer], varchar),
-        ("cb_h3_lat", h3_lat, [varchar], double),
-        ("cb_h3_lng", h3_lng, [varchar], double),
-        ("cb_pseudonym", _salted_pseudonym(), [varchar], varchar),
-        ("cb_scrub_text", scrub_text, [varchar], varchar),
-    ]
-    for name, function, parameters, returns in functions:
+    types = {"varchar": t.VARCHAR, "double": t.DOUBLE, "integer": t.INTEGER, "date": t.DATE}
+    for name, function, parameters, returns in functions():
         # SPECIAL null handling: the functions may return NULL (e.g. *_problem for a valid value), which
         # DuckDB's DEFAULT handling forbids; NULL input still gives NULL output through null_safe.
         con.create_function(
-            name, null_safe(function), parameters, returns, null_handling="special", side_effects=False
+            name,
+            null_safe(function),
+            [types[p] for p in parameters],
+            types[returns],
+            null_handling="special",
+            side_effects=False,
         )
     register_sql_macros(con)
 
