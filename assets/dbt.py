@@ -79,11 +79,11 @@ def _build(
         events = list(invocation.stream())
         manifest = invocation.get_artifact("manifest.json")
         check_classification(dbt, manifest)
-        if on_spark:  # the quality gate and publication read the DuckDB warehouse: bring Spark's tables in
-            import_spark_tables(path, manifest, events)
+        # The quality gate and publication read the pool from the DuckDB warehouse: bring Spark's in.
+        imported = import_spark_pool(path, manifest, events) if on_spark else None
     if "--vars" not in args:  # a day's vars come back only when the day is re-run
         _keep_parse_state(target, parse_state)
-    yield from with_row_counts(events, path)
+    yield from with_row_counts(events, path, imported)
 
 
 def sync_parquet_lake(warehouse_path: Path) -> None:
@@ -96,16 +96,19 @@ def sync_parquet_lake(warehouse_path: Path) -> None:
         con.close()
 
 
-def import_spark_tables(warehouse_path: Path, manifest: dict, events: list) -> None:
-    """Copy the tables this dbt step built on Spark into the DuckDB warehouse (citybrain/scale/spark_pool.py)."""
+def import_spark_pool(warehouse_path: Path, manifest: dict, events: list) -> dict[str, int]:
+    """Copy the pool tables this dbt step built on Spark into the DuckDB warehouse (citybrain/scale/spark_pool.py);
+    rows per unique id. Only the pool: it is all the quality gate, publication and resource catalog read
+    (staging, intermediate and snapshots stay in Spark)."""
     from citybrain.scale import spark_pool
 
     built = [
         e.metadata["unique_id"].value for e in events if isinstance(e, Output) and "unique_id" in e.metadata
     ]
+    pool = [t for t in spark_pool.built_tables(manifest, built) if t["schema"] == classification.POOL_SCHEMA]
     con = duckdb.connect(str(warehouse_path), config=duckdb_config())
     try:
-        spark_pool.import_tables(con, spark_pool.built_tables(manifest, built))
+        return spark_pool.import_tables(con, pool)
     finally:
         con.close()
 
@@ -209,21 +212,26 @@ def citybrain_dbt_daily_models(
     yield from _build(context, dbt, warehouse, ["--vars", json.dumps(dbt_vars)])
 
 
-def with_row_counts(events: list, warehouse_path) -> Iterator:
+def with_row_counts(events: list, warehouse_path, counted: Mapping[str, int] | None = None) -> Iterator:
     """Add ``dagster/row_count`` to each table's output, counted after dbt has released the file.
 
     (dagster-dbt's ``fetch_row_counts`` keeps a dbt-adapter connection open in this process, which
     then blocks every other DuckDB connection to the warehouse.) Views are not counted: that would
-    run them.
+    run them. ``counted``: rows per unique id already known (the pool imported from Spark); then only
+    those tables get a count.
     """
     nodes = _manifest_nodes()
     tables = {}
+    counts = {}
     for i, event in enumerate(events):
         if isinstance(event, Output) and "unique_id" in event.metadata:
-            node = nodes.get(event.metadata["unique_id"].value, {})
-            if node.get("relation_name") and node.get("config", {}).get("materialized") != "view":
+            unique_id = event.metadata["unique_id"].value
+            node = nodes.get(unique_id, {})
+            if counted is not None:
+                if unique_id in counted:
+                    counts[i] = counted[unique_id]
+            elif node.get("relation_name") and node.get("config", {}).get("materialized") != "view":
                 tables[i] = node["relation_name"]
-    counts = {}
     if tables:
         con = duckdb.connect(str(warehouse_path), read_only=True, config=duckdb_config())
         try:

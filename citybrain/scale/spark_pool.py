@@ -73,7 +73,7 @@ def _select_list(con: duckdb.DuckDBPyConnection, scan: str, declared: list[str])
 def import_tables(
     con: duckdb.DuckDBPyConnection, tables: list[dict], warehouse: Path | None = None
 ) -> dict[str, int]:
-    """Replace each table in the DuckDB database by the Spark-built one; returns rows per table."""
+    """Replace each table in the DuckDB database by the Spark-built one; returns rows per unique id."""
     rows = {}
     for table in tables:
         scan = parquet_scan(table["schema"], table["name"], warehouse)
