@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from citybrain.settings import REPO_ROOT
 from orchestration.executors import DASK_SCHEDULER_ENV, EXECUTOR_ENV
 from tests.demo_lake import demo_lake
+from tests.services import stop_process_group
 
 DAY = "2026-11-20"
 COUNTIES = ["330102"]
@@ -68,7 +68,7 @@ def dask_cluster(directory: Path):
             yield client, log
     finally:
         for process in reversed(processes):  # workers before the scheduler
-            _stop(process)
+            stop_process_group(process, grace=10)
 
 
 def _start(*command: str, log: Path) -> subprocess.Popen:
@@ -80,16 +80,6 @@ def _start(*command: str, log: Path) -> subprocess.Popen:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: the worker's nanny and worker processes
         )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        if process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(grace)
 
 
 def test_ingestion_steps_run_in_the_dask_workers(tmp_path, catalog):

@@ -7,43 +7,24 @@ plain SQL from PostgreSQL, not through Dagster. Skipped only when the server is 
 """
 
 import shutil
-import uuid
 
-import psycopg2
 import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
 from citybrain.settings import REPO_ROOT
+from tests.services import PG, pg_connect, throwaway_pg_database
 from tests.test_ingest_files import REGISTRY_ROW, registry_csv, write
 
 pytestmark = pytest.mark.server
 
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 CONFIG = REPO_ROOT / "orchestration" / "instance" / "dagster.postgres.yaml"
 FEED = AssetKey(["raw", "household_registry"])
 
 
-def _connect(dbname: str):
-    return psycopg2.connect(**PG, dbname=dbname, connect_timeout=3)
-
-
 @pytest.fixture
 def pg_database():
-    """A new, empty database, dropped afterwards even if Dagster still holds connections to it."""
-    try:
-        admin = _connect("test")
-    except psycopg2.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG['host']}:{PG['port']}: {str(exc).strip()}")
-    admin.autocommit = True
-    name = f"citybrain_dagster_{uuid.uuid4().hex[:10]}"
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with throwaway_pg_database("citybrain_dagster") as name:
         yield name
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 @pytest.fixture
@@ -92,7 +73,7 @@ def test_a_job_of_the_project_runs_against_postgres_storage(lake, catalog, pg_in
     assert result.success
 
     # Read back from PostgreSQL directly: the run, its status and the materialisation with our counts.
-    con = _connect(pg_database)
+    con = pg_connect(pg_database)
     try:
         with con.cursor() as cur:
             cur.execute("SELECT pipeline_name, status FROM runs WHERE run_id = %s", [result.run_id])

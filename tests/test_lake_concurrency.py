@@ -17,11 +17,9 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -29,11 +27,11 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from citybrain.settings import REPO_ROOT
 from orchestration.jobs import LAKE_ID_ENV, LAKE_TAG
+from tests.services import PG, stop_process_group, throwaway_pg_database
 from tests.test_ingest_files import REGISTRY_ROW, registry_csv, write
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 BIN = Path(sys.executable).parent
 INSTANCE_CONFIG = REPO_ROOT / "orchestration" / "instance" / "dagster.postgres.yaml"
 MODULE = "orchestration.definitions"
@@ -48,23 +46,8 @@ LAKES = ("lake_a", "lake_b")
 
 @pytest.fixture
 def pg_database():
-    """A new, empty database, dropped afterwards even if Dagster still holds connections to it."""
-    import psycopg2
-
-    try:
-        admin = psycopg2.connect(**PG, dbname="test", connect_timeout=3)
-    except psycopg2.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG['host']}:{PG['port']}: {str(exc).strip()}")
-    admin.autocommit = True
-    name = f"citybrain_lakes_{uuid.uuid4().hex[:10]}"
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with throwaway_pg_database("citybrain_lakes") as name:
         yield name
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def expected_lake_id(home: Path) -> str:
@@ -83,22 +66,6 @@ def _cli(*args: str, log: Path, env: dict | None = None) -> subprocess.Popen:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: the code server's run workers
         )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """Stop a process and its process group; SIGKILL after a short grace (code servers ignore SIGTERM)."""
-    if process.poll() is not None:
-        return
-    for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _interval(instance: DagsterInstance, run_id: str) -> tuple[float, float]:
@@ -155,7 +122,7 @@ def test_runs_queue_per_lake_and_lakes_run_side_by_side(tmp_path, catalog, pg_da
             observations, run_lakes = _launch_and_watch(instance, homes, processes, log, tmp_path)
         finally:
             for process in reversed(processes):  # daemon before the code servers
-                _stop(process)
+                stop_process_group(process)
         tail = log.read_text(errors="replace")[-3000:]
         final = observations[-1]
         assert set(final.values()) == {DagsterRunStatus.SUCCESS}, f"{final}\n{tail}"

@@ -11,7 +11,6 @@ worker of its own. The test watches the run storage meanwhile.
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from citybrain.settings import REPO_ROOT
+from tests.services import stop_process_group
 from tests.test_ingest_files import REGISTRY_ROW, registry_csv, write
 
 BIN = Path(sys.executable).parent
@@ -45,23 +45,6 @@ def _cli(*args: str, log: Path) -> subprocess.Popen:
         )
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """Stop a process and everything it started (code server, run workers) by process group; SIGKILL
-    after a short grace, as `dagster code-server start` ignores SIGTERM."""
-    if process.poll() is not None:
-        return
-    for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def _event_time(instance: DagsterInstance, run_id: str, event_type: DagsterEventType) -> float:
     records = instance.get_records_for_run(run_id, of_type=event_type).records
     assert records, f"run {run_id}: no {event_type.value} event"
@@ -81,7 +64,7 @@ def test_a_second_run_waits_queued_until_the_first_has_finished(lake, catalog, t
             observations = _queue_two_runs_and_watch(instance, processes, log, tmp_path / "code.sock")
         finally:
             for process in reversed(processes):  # daemon before the code server
-                _stop(process)
+                stop_process_group(process)
 
         final = observations[-1]
         assert set(final.values()) == {DagsterRunStatus.SUCCESS}, (

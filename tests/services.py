@@ -1,0 +1,60 @@
+"""Helpers shared by the tests that start real processes and databases: a throwaway PostgreSQL database and
+stopping a process group (code servers, daemons, Dask clusters) for good."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+
+
+def pg_connect(dbname: str):
+    import psycopg2
+
+    return psycopg2.connect(**PG, dbname=dbname, connect_timeout=3)
+
+
+@contextmanager
+def throwaway_pg_database(prefix: str) -> Iterator[str]:
+    """A new, empty database, dropped afterwards even if Dagster still holds connections to it; the test
+    is skipped, with the reason, when no PostgreSQL server answers."""
+    import psycopg2
+
+    try:
+        admin = pg_connect("test")
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG['host']}:{PG['port']}: {str(exc).strip()}")
+    admin.autocommit = True
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def stop_process_group(process: subprocess.Popen, grace: float = 5) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything it started, by process group:
+    SIGTERM, then SIGKILL after ``grace`` seconds (`dagster code-server start` ignores SIGTERM)."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
+        if process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
