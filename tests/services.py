@@ -58,3 +58,20 @@ def stop_process_group(process: subprocess.Popen, grace: float = 5) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def observe_runs(instance, daemon: subprocess.Popen, log, seconds: float, done: set) -> list[dict]:
+    """The status of every run of ``instance``, polled every 0.2 s until all are in ``done`` (or ``seconds``
+    pass); fails with the log's tail if the daemon that starts them exits meanwhile."""
+    import time
+
+    observations = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        statuses = {r.run_id: r.status for r in instance.get_runs()}
+        observations.append(statuses)
+        if set(statuses.values()) <= done:
+            break
+        assert daemon.poll() is None, "daemon exited:\n" + log.read_text(errors="replace")[-3000:]
+        time.sleep(0.2)
+    return observations

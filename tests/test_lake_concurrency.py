@@ -27,7 +27,7 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from citybrain.settings import REPO_ROOT
 from orchestration.jobs import LAKE_ID_ENV, LAKE_TAG
-from tests.services import PG, stop_process_group, throwaway_pg_database
+from tests.services import PG, observe_runs, stop_process_group, throwaway_pg_database
 from tests.test_ingest_files import REGISTRY_ROW, registry_csv, write
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -194,13 +194,5 @@ def _launch_and_watch(instance, homes: dict, processes: list, log: Path, tmp_pat
 
     daemon = _cli("dagster-daemon", "run", *ws, log=log)
     processes.append(daemon)
-    observations = []
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        statuses = {r.run_id: r.status for r in instance.get_runs()}
-        observations.append(statuses)
-        if set(statuses.values()) <= DONE:
-            break
-        assert daemon.poll() is None, "daemon exited:\n" + log.read_text(errors="replace")[-3000:]
-        time.sleep(0.2)
+    observations = observe_runs(instance, daemon, log, DEADLINE_S, DONE)
     return observations, run_lakes

@@ -19,7 +19,7 @@ from pathlib import Path
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from citybrain.settings import REPO_ROOT
-from tests.services import stop_process_group
+from tests.services import observe_runs, stop_process_group
 from tests.test_ingest_files import REGISTRY_ROW, registry_csv, write
 
 BIN = Path(sys.executable).parent
@@ -113,13 +113,5 @@ def _queue_two_runs_and_watch(instance, processes: list, log: Path, socket: Path
 
     daemon = _cli("dagster-daemon", "run", *location, log=log)
     processes.append(daemon)
-    observations = []
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        statuses = {r.run_id: r.status for r in instance.get_runs()}
-        observations.append(statuses)
-        if set(statuses.values()) <= DONE:
-            break
-        assert daemon.poll() is None, "daemon exited:\n" + log.read_text(errors="replace")[-3000:]
-        time.sleep(0.2)
+    observations = observe_runs(instance, daemon, log, DEADLINE_S, DONE)
     return observations
