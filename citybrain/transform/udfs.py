@@ -239,26 +239,55 @@ def functions() -> list[tuple[str, object, list[str], str]]:
 
 
 def register(con) -> None:
-    """Register every function on a DuckDB connection."""
+    """Register every function on a DuckDB connection, vectorized (see ``vectorized``)."""
     from duckdb import sqltypes as t
 
     types = {"varchar": t.VARCHAR, "double": t.DOUBLE, "integer": t.INTEGER, "date": t.DATE}
     for name, function, parameters, returns in functions():
         # SPECIAL null handling: the functions may return NULL (e.g. *_problem for a valid value), which
-        # DuckDB's DEFAULT handling forbids; NULL input still gives NULL output through null_safe.
+        # DuckDB's DEFAULT handling forbids; NULL input still gives NULL output (vectorized skips it).
         con.create_function(
             name,
-            null_safe(function),
+            vectorized(function, returns),
             [types[p] for p in parameters],
             types[returns],
+            type="arrow",
             null_handling="special",
             side_effects=False,
         )
     register_sql_macros(con)
 
 
-def null_safe(function):
+ARROW_TYPES = {"varchar": "string", "double": "float64", "integer": "int32", "date": "date32"}
+
+
+def vectorized(function, returns: str):
+    """``function`` applied to whole Arrow vectors (DuckDB hands over up to 2,048 rows per call), NULL
+    for a row with any NULL argument. One Python call per row costs DuckDB about 4 µs on top of the
+    function itself; per vector it is a list comprehension, about 5 times faster for the cheap functions
+    (cb_halfwidth runs on every text column of every staging model)."""
+    import pyarrow as pa
+
+    arrow_type = getattr(pa, ARROW_TYPES[returns])()
+
     @functools.wraps(function)  # DuckDB reads the parameter count from the signature
+    def over_vectors(*arrays):
+        columns = [array.to_pylist() for array in arrays]
+        if len(columns) == 1:
+            values = [None if v is None else function(v) for v in columns[0]]
+        else:
+            values = [
+                None if any(v is None for v in row) else function(*row) for row in zip(*columns, strict=True)
+            ]
+        return pa.array(values, type=arrow_type)
+
+    return over_vectors
+
+
+def null_safe(function):
+    """``function`` called per row, NULL for a row with any NULL argument (Spark's row-at-a-time UDFs)."""
+
+    @functools.wraps(function)  # the engine reads the parameter count from the signature
     def wrapper(*args):
         return None if any(a is None for a in args) else function(*args)
 

@@ -3,16 +3,34 @@
   incremental on their day column, so re-running a day replaces it: strategy delete+insert (unique_key =
   the day) on DuckDB, insert_overwrite of the day partitions (partition_by = the day, dynamic partition
   overwrite) on Spark.
-    - vars min_date / max_date set (a partitioned run or backfill): exactly those days;
+    - a run window set (see run_window): exactly those days;
     - otherwise, on an incremental run: the last day already built and everything after it;
     - on a full refresh: everything.
 -#}
 {% macro partition_window(day_column) -%}
+    {%- set window = citybrain.run_window() -%}
     {%- if is_incremental() -%}
-        {%- if var('min_date', none) -%}
-            and {{ day_column }} between cast('{{ var("min_date") }}' as date) and cast('{{ var("max_date") }}' as date)
+        {%- if window -%}
+            and {{ day_column }} between cast('{{ window[0] }}' as date) and cast('{{ window[1] }}' as date)
         {%- else -%}
             and {{ day_column }} >= (select coalesce(max({{ day_column }}), cast('1900-01-01' as date)) from {{ this }})
         {%- endif -%}
     {%- endif -%}
+{%- endmacro %}
+
+{#-
+  The run's days, inclusive, as (min_date, max_date) strings YYYY-MM-DD, or none.
+    - vars min_date / max_date (dbt run by hand: `--vars '{min_date: ..., max_date: ...}'`);
+    - else $CITYBRAIN_MIN_DATE / $CITYBRAIN_MAX_DATE, which the Dagster daily step sets. Read only when
+      dbt executes, never while it parses: a value dbt sees while parsing is part of the parse state, so
+      a new day every night (as with --vars) would throw away partial parsing and re-parse the whole
+      project each night.
+-#}
+{% macro run_window() -%}
+    {%- if var('min_date', none) -%}
+        {{ return((var('min_date'), var('max_date') or var('min_date'))) }}
+    {%- elif execute and env_var('CITYBRAIN_MIN_DATE', '') -%}
+        {{ return((env_var('CITYBRAIN_MIN_DATE'), env_var('CITYBRAIN_MAX_DATE', '') or env_var('CITYBRAIN_MIN_DATE'))) }}
+    {%- endif -%}
+    {{ return(none) }}
 {%- endmacro %}

@@ -51,10 +51,17 @@
 
 {#- The materialization of a staging model that calls the domain functions implemented in Python (cb_halfwidth,
     cb_ric_*, cb_uscc_*, coordinates, H3): a view on DuckDB, a table on Spark, where those functions are the
-    session's temporary functions and a (persistent) view may not reference them. -#}
+    session's temporary functions and a (persistent) view may not reference them. For daily feeds, whose
+    consumers read one partition through the view. -#}
 {% macro udf_view_materialization() %}{{ return(adapter.dispatch('udf_view_materialization', 'citybrain')()) }}{% endmacro %}
 {% macro duckdb__udf_view_materialization() %}{{ return('view') }}{% endmacro %}
 {% macro spark__udf_view_materialization() %}{{ return('table') }}{% endmacro %}
+
+{#- The same for an unpartitioned feed (full snapshots: registry, entities, facilities; the insurance tables,
+    read whole): a table on both engines. Its consumers read all of it, so as a view every consumer and
+    every dbt test would call the Python functions on every row again (each registry ID was validated five
+    times a night: two models, three tests); as a table they run once per night. -#}
+{% macro udf_unpartitioned_materialization() %}{{ return('table') }}{% endmacro %}
 
 {#-
   Model contracts on Spark. The YAML declares column types in DuckDB's words (varchar, timestamp with time

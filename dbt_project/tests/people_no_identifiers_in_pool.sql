@@ -11,11 +11,13 @@
 {%- set parts = [] -%}
 {%- if execute -%}
     {%- for name in pool_models -%}
+        {%- set day_column = daily_fact_day_column(relations[name]) -%}  {#- daily facts: the run's days #}
         {%- for column in adapter.get_columns_in_relation(relations[name]) if column.is_string() -%}
             {%- do parts.append(
                 "select '" ~ name ~ "' as model, '" ~ column.name ~ "' as column_name, "
                 ~ adapter.quote(column.name) ~ " as value from " ~ relations[name]
                 ~ " where " ~ adapter.quote(column.name) ~ " is not null"
+                ~ (" and " ~ in_run_window(day_column) if day_column else "")
             ) -%}
         {%- endfor -%}
     {%- endfor -%}

@@ -6,7 +6,7 @@
 {{ config(meta={'dagster': {'ref': {'name': 'fct_presence_hourly'}}}) }}
 with fused as (
     select district_code, stat_date, hour_start, sum(est_population) as est_population
-    from {{ ref('fct_presence_hourly') }}
+    from {{ get_where_subquery(ref('fct_presence_hourly')) }}  {#- the run's days (test_window.sql) #}
     group by district_code, stat_date, hour_start
 ),
 
@@ -14,7 +14,8 @@ per_operator as (
     select district_code, hour_start, operator, sum(subscribers) as subscribers, max(market_share) as market_share
     from {{ ref('int_presence__operator_estimates') }}
     where market_share is not null
-        and stat_date in (select distinct stat_date from {{ ref('fct_presence_hourly') }})
+        and {{ in_run_window('stat_date') }}
+        and stat_date in (select distinct stat_date from fused)
     group by district_code, hour_start, operator
 ),
 

@@ -1,4 +1,4 @@
-{{ config(materialized=udf_view_materialization()) }}
+{{ config(materialized=udf_unpartitioned_materialization()) }}
 -- 户籍人口: the police's full registry snapshot, typed and normalised. Every delivered row is kept
 -- (duplicates and invalid IDs too): int_identity__residents deduplicates, int_identity__rejected_identifiers
 -- counts what fails validation. Raw PII (name, address, phone) stays in this restricted layer.

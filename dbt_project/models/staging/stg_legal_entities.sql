@@ -1,4 +1,4 @@
-{{ config(materialized=udf_view_materialization()) }}
+{{ config(materialized=udf_unpartitioned_materialization()) }}
 -- 法人库: market regulation's full registry snapshot, typed and normalised. Every delivered row is kept;
 -- int_identity__enterprises keeps one per valid USCC. registered_capital arrives as 万元 numbers or as
 -- text such as '500万元' / '1,200万' / '2亿元' / '800000元'; it is parsed to a number of 万元.

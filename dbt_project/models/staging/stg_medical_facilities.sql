@@ -1,4 +1,4 @@
-{{ config(materialized=udf_view_materialization()) }}
+{{ config(materialized=udf_unpartitioned_materialization()) }}
 -- 医疗机构: the health commission's monthly snapshot (.xlsx, GCJ-02), typed, with coordinates repaired and
 -- converted to WGS-84. Every delivered row is kept; dim_facility takes the usable ones and
 -- int_spatial__rejected_records counts the rest.

@@ -1,4 +1,4 @@
-{{ config(materialized=udf_view_materialization()) }}
+{{ config(materialized=udf_unpartitioned_materialization()) }}
 -- 电信基站小区表: operator C's base-station cells (WGS-84), the spatial key of its presence counts. Swapped
 -- pairs are repaired and points outside the city nulled by the same rules as stg_medical_facilities.
 with source as (

@@ -1,4 +1,4 @@
-{{ config(materialized=udf_view_materialization()) }}
+{{ config(materialized=udf_unpartitioned_materialization()) }}
 -- 学校: the education bureau's termly snapshot (CSV with BOM, BD-09), typed, with coordinates repaired and
 -- converted to WGS-84 (same rules as stg_medical_facilities):
 --   coords_swapped: the pair only makes sense swapped (lng in China's latitude range and lat in its

@@ -1,4 +1,4 @@
-{{ config(materialized=udf_view_materialization()) }}
+{{ config(materialized=udf_unpartitioned_materialization()) }}
 -- 社保参保人员: insurance enrolments (one row per person, employer and insurance type). Incremental on
 -- updated_at: one row per version read; int_people__si_insured_current keeps the latest.
 with source as (

@@ -1,4 +1,4 @@
-{{ config(materialized=udf_view_materialization()) }}
+{{ config(materialized=udf_unpartitioned_materialization()) }}
 -- 社保参保单位: employers from the HR & social security database. The feed is incremental on updated_at,
 -- so a unit has one row per version read; int_people__si_units_current keeps the latest.
 with source as (
