@@ -11,6 +11,7 @@ import csv
 import gzip
 import io
 import json
+import re
 import zipfile
 import zlib
 from collections import Counter
@@ -65,11 +66,13 @@ def _is_gb(encoding: str) -> bool:
 
 def _utf8_evidence(data: bytes) -> int:
     """Non-ASCII characters in ``data`` if it is strictly valid UTF-8, else 0."""
+    if data.isascii():
+        return 0
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return 0
-    return sum(1 for ch in text if ord(ch) > 127)
+    return len(_NON_ASCII.findall(text))
 
 
 def _file_bytes(delivery: FileDelivery, path: Path, source: str) -> bytes:
@@ -91,8 +94,14 @@ def _escaped(text: str, encoding: str) -> str:
     return text.encode(encoding, "surrogateescape").decode(encoding, "backslashreplace")
 
 
+# Bytes that did not decode, as surrogateescape shows them (lone surrogates U+DC80..U+DCFF). Regular
+# expressions, not a loop over characters: these run on every record of every delivery.
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+_NON_ASCII = re.compile("[^\x00-\x7f]")
+
+
 def _has_undecodable(text: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    return _UNDECODABLE.search(text) is not None
 
 
 def _check_header(feed: Feed, header: list[str], source: str, warnings: list[str]) -> list[int]:
@@ -182,7 +191,11 @@ def _read_csv(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> Ba
                     reasons.UNDECODABLE_BYTES,
                     f"a UTF-8 record in a {delivery.encoding} file (decodes only to mojibake)",
                 )
-            elif [f.strip().lstrip("\ufeff") for f in record] == cleaned_header:
+            elif (
+                len(record) == width
+                and record[0].strip().lstrip("\ufeff") == cleaned_header[0]
+                and [f.strip().lstrip("\ufeff") for f in record] == cleaned_header
+            ):
                 builder.quarantine(
                     row_number, raw, reasons.REPEATED_HEADER, "the header again (concatenated files?)"
                 )
