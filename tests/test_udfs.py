@@ -94,3 +94,42 @@ def test_functions_may_return_null_for_non_null_input(monkeypatch):
         (None,),
         ("bad_length",),
     ]
+
+
+def test_memoized_birth_date_is_stdnums_for_every_kind_of_date():
+    """udfs._birth_date memoizes stdnum's birth date on the 8 date digits: same answer for valid dates,
+    impossible ones (month 13, day 32, 29 February of a common year) and either century."""
+    import random
+
+    rng = random.Random(7)
+    dates = ["20000229", "19000229", "20240229", "20230229", "19991301", "20000132", "18790101"]
+    dates += [
+        f"{rng.randint(1850, 2030)}{rng.randint(0, 13):02d}{rng.randint(0, 32):02d}" for _ in range(5000)
+    ]
+    for digits in dates:
+        number = valid_id(f"330102{digits}123")
+        try:
+            expected = ric.get_birth_date(number)
+        except Exception:  # noqa: BLE001 - stdnum's InvalidComponent
+            expected = None
+        assert udfs._birth_date(digits) == expected, number
+        assert udfs.ric_birth_date(number) == (expected if udfs.ric_problem(number) is None else None)
+
+
+def test_vectorized_functions_over_many_rows_match_the_python_ones(monkeypatch):
+    """Registered functions take whole vectors (udfs.vectorized): row order, NULLs and several vectors
+    (DuckDB hands over 2,048 rows at a time) come back as the per-row functions give them."""
+    monkeypatch.setenv("CITYBRAIN_PSEUDONYM_SALT", "s")
+    con = duckdb.connect()
+    udfs.register(con)
+    ids = [valid_id(f"3301021990{i % 12 + 1:02d}{i % 28 + 1:02d}{i % 1000:03d}") for i in range(5000)]
+    ids[::7] = [None] * len(ids[::7])
+    ids[3::11] = ["x" + str(i) for i in range(len(ids[3::11]))]
+    rows = con.execute(
+        "SELECT cb_ric_problem(v), cb_ric_birth_date(v), cb_h3_cell(30.0 + i / 1e4, 120.0, 8) "
+        "FROM (SELECT unnest(?) AS v, generate_subscripts(?, 1) AS i) ORDER BY i",
+        [ids, ids],
+    ).fetchall()
+    assert [r[0] for r in rows] == [None if v is None else udfs.ric_problem(v) for v in ids]
+    assert [r[1] for r in rows] == [None if v is None else udfs.ric_birth_date(v) for v in ids]
+    assert [r[2] for r in rows] == [udfs.h3_cell(30.0 + i / 1e4, 120.0) for i in range(1, len(ids) + 1)]

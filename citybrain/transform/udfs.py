@@ -57,11 +57,8 @@ def ric_problem(value: str) -> str | None:
         return "bad_format"
     if ric.calc_check_digit(number) != number[-1]:
         return "bad_check_digit"
-    try:
-        born = ric.get_birth_date(number)
-    except Exception:  # noqa: BLE001 - stdnum raises InvalidComponent for impossible dates
-        return "bad_birth_date"
-    if born > date.today() or born.year < 1880:
+    born = _birth_date(number[6:14])
+    if born is None or born > date.today() or born.year < 1880:
         return "bad_birth_date"
     return None
 
@@ -72,7 +69,18 @@ def ric_normalize(value: str) -> str | None:
 
 
 def ric_birth_date(value: str) -> date | None:
-    return None if ric_problem(value) else ric.get_birth_date(_ric_candidate(value))
+    return None if ric_problem(value) else _birth_date(_ric_candidate(value)[6:14])
+
+
+@lru_cache(maxsize=65536)  # a century of birth dates is 36,525 keys
+def _birth_date(digits: str) -> date | None:
+    """stdnum's birth date of a resident ID, which it reads from the ID's digits 7-14 (YYYYMMDD) alone:
+    memoized on those digits. stdnum's call costs 4 µs (it re-cleans the number), two thirds of
+    validating an ID, and runs for every ID of every delivery. None for an impossible date."""
+    try:
+        return ric.get_birth_date(f"000000{digits}0000")
+    except Exception:  # noqa: BLE001 - stdnum raises InvalidComponent for impossible dates
+        return None
 
 
 def ric_sex(value: str) -> str | None:
