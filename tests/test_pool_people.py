@@ -299,7 +299,11 @@ def test_registry_snapshot_tells_where_a_resident_lived_on_a_date(city, tmp_path
     finally:
         con.close()
     assert moved[0] >= 1
-    proc = dbt_build(warehouse, tmp_path / "target", ["int_identity__residents", "snap_household_registry"])
+    proc = dbt_build(
+        warehouse,
+        tmp_path / "target",
+        ["stg_household_registry", "int_identity__residents", "snap_household_registry"],
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     con = duckdb.connect(str(warehouse), read_only=True)
     try:

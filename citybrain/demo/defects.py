@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from citybrain.ingest import reasons
 
 UNDECODABLE_MARKER = "\x00"  # placed in text, turned into an invalid byte after encoding
 INVALID_BYTE = b"\xff"  # never a valid lead byte in GB18030 or UTF-8
+CHUNK_ROWS = 200_000  # records rendered at once by ``write_csv``: bounds the text held in memory
 
 
 def allocate(n_records: int, kinds: list[str], rate: float) -> dict[str, int]:
@@ -91,31 +93,106 @@ def csv_bytes(
     ``raw`` maps a reason code (column_count_mismatch / undecodable_bytes) to record indices;
     missing keys are blanked in ``frame`` by the caller.
     """
-    frame = frame.fillna("").astype(str)
+    buf = io.BytesIO()
+    write_csv(
+        buf,
+        list(frame.columns),
+        len(frame),
+        lambda rows: frame.iloc[rows],
+        encoding=encoding,
+        raw=raw,
+        rng=rng,
+        split_column=split_column,
+        undecodable_column=undecodable_column,
+        chunk_rows=max(1, len(frame)),
+    )
+    return buf.getvalue()
+
+
+def write_csv(
+    out,
+    columns: list[str],
+    n_records: int,
+    records: Callable[[np.ndarray], pd.DataFrame],
+    *,
+    encoding: str,
+    raw: dict[str, np.ndarray],
+    rng: np.random.Generator | None,
+    split_column: str | None = None,
+    undecodable_column: str | None = None,
+    chunk_rows: int | None = None,
+) -> None:
+    """``csv_bytes`` written to a path or binary file ``chunk_rows`` records at a time.
+
+    ``records(positions)`` gives the records at those positions (0-based, as delivered), so a file of
+    ten million records never exists as one frame or one string. The defective lines are rendered
+    first, in the order ``csv_bytes`` always drew them, so the bytes do not depend on ``chunk_rows``.
+    """
+    chunk_rows = chunk_rows or CHUNK_ROWS
+    defective = _defective_lines(columns, records, raw, rng, split_column, undecodable_column)
+    undecodable = len(raw.get(reasons.UNDECODABLE_BYTES, [])) > 0
+    # A BOM (utf-8-sig) belongs before the header only; the body is plain UTF-8 then.
+    body_encoding = "utf-8" if encoding.lower().replace("_", "-") == "utf-8-sig" else encoding
+    handle = open(out, "wb") if isinstance(out, str | Path) else out  # noqa: SIM115 - closed below
+    try:
+        handle.write((_render(columns) + "\n").encode(encoding))
+        for start in range(0, n_records, chunk_rows):
+            positions = np.arange(start, min(start + chunk_rows, n_records))
+            lines = _plain_lines(records(positions))
+            for i in defective.keys() & set(range(positions[0], positions[-1] + 1)):
+                lines[i - start] = defective[i]
+            data = ("\n".join(lines) + "\n").encode(body_encoding)
+            if undecodable:
+                data = data.replace(UNDECODABLE_MARKER.encode(body_encoding), INVALID_BYTE)
+            handle.write(data)
+    finally:
+        if handle is not out:
+            handle.close()
+
+
+def _plain_lines(frame: pd.DataFrame) -> list[str]:
+    """One CSV line per record (text as delivered: missing values empty), checked to be one line each."""
+    frame = _as_text(frame)
     body = frame.to_csv(index=False, header=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
     if "\r" in body or UNDECODABLE_MARKER in body:
         raise ValueError("record text must not contain CR or NUL")
     lines = body.split("\n")[:-1]
     if len(lines) != len(frame):
         raise ValueError("a field contains a newline: records would not be one line each")
-    columns = list(frame.columns)
+    return lines
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every field as text, missing ones empty (categoricals by their values)."""
+    frame = frame.astype({c: "str" for c, t in frame.dtypes.items() if isinstance(t, pd.CategoricalDtype)})
+    return frame.fillna("").astype(str)
+
+
+def _defective_lines(
+    columns: list[str],
+    records: Callable[[np.ndarray], pd.DataFrame],
+    raw: dict[str, np.ndarray],
+    rng: np.random.Generator | None,
+    split_column: str | None,
+    undecodable_column: str | None,
+) -> dict[int, str]:
+    """The lines of records with a raw defect, by position; ``rng`` is drawn reason by reason, row by row."""
     split_at = columns.index(split_column) if split_column else None
     col = columns.index(undecodable_column or columns[-1])
+    out: dict[int, str] = {}
     for reason in (reasons.COLUMN_COUNT_MISMATCH, reasons.UNDECODABLE_BYTES):
         rows = np.asarray(raw.get(reason, []), dtype=np.int64)
-        for i, values in zip(rows, frame.iloc[rows].to_numpy().tolist(), strict=True):
+        if not len(rows):
+            continue
+        for i, values in zip(rows, _as_text(records(rows)).to_numpy().tolist(), strict=True):
             if reason == reasons.COLUMN_COUNT_MISMATCH:
-                lines[i] = wrong_width(values, rng, split_at)
+                out[int(i)] = wrong_width(values, rng, split_at)
             else:
                 text = values[col]
                 cut = int(rng.integers(0, len(text) + 1))
                 values[col] = text[:cut] + UNDECODABLE_MARKER + text[cut:]
-                lines[i] = _render(values)
-    text = _render(columns) + "\n" + "\n".join(lines) + ("\n" if lines else "")
-    data = text.encode(encoding)
-    if len(raw.get(reasons.UNDECODABLE_BYTES, [])):
-        data = data.replace(UNDECODABLE_MARKER.encode(encoding), INVALID_BYTE)
-    return data
+                out[int(i)] = _render(values)
+    return out
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -128,12 +205,17 @@ def retired_codes_for(rng: np.random.Generator, current: np.ndarray, retired: pd
 
     Among those, codes retired since 1995 come first: a stale record is more likely years old than decades.
     """
-    recent = retired["last_year"] >= 1995
+    recent = (retired["last_year"] >= 1995).to_numpy()
+    maps_to = retired["maps_to"].to_numpy(dtype=object)
+    retired_codes = retired["code"].to_numpy(dtype=object)
+    candidates: dict[str, np.ndarray] = {}  # per current code: the same for every record of it
     out = np.empty(len(current), dtype=object)
     for j, code in enumerate(current):
-        mine = retired["maps_to"] == code
-        for cand in (retired[mine & recent], retired[mine], retired[recent], retired):
-            if len(cand):
-                out[j] = cand["code"].iloc[int(rng.integers(len(cand)))]
-                break
+        if code not in candidates:
+            mine = maps_to == code
+            options = (mine & recent, mine, recent, np.ones(len(retired_codes), dtype=bool))
+            candidates[code] = next((retired_codes[m] for m in options if m.any()), retired_codes[:0])
+        cand = candidates[code]
+        if len(cand):
+            out[j] = cand[int(rng.integers(len(cand)))]
     return out

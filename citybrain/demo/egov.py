@@ -49,9 +49,10 @@ def build_day(
     svc = rng.integers(0, len(SERVICES), n)
     kind = np.array([SERVICES[s][2] for s in svc], dtype=object)
     person = kind == PERSON
-    adults = residents[residents["age"] >= 18]
+    adults = np.flatnonzero((residents["age"] >= 18).to_numpy())
     firms = entities[entities["in_entity_registry"] & (entities["status"] == "存续")]
-    who = adults.iloc[rng.integers(0, len(adults), n)]
+    picked = adults[rng.integers(0, len(adults), n)]
+    who = {c: residents[c].iloc[picked] for c in ("id_number", "home_county")}  # not the whole frame
     firm = firms.iloc[rng.integers(0, len(firms), n)]
     applicant = np.where(person, who["id_number"].to_numpy(dtype=object), firm["uscc"].to_numpy(dtype=object))
     district = np.where(

@@ -45,7 +45,8 @@ def _near_homes(
     """A WGS-84 point next to a random resident's home in each requested county."""
     lng = np.empty(len(county_idx))
     lat = np.empty(len(county_idx))
-    by_county = residents.groupby("county_idx").indices
+    county = residents["county_idx"].to_numpy().astype(np.int64)
+    by_county = pd.Series(county).groupby(county).indices
     for c in np.unique(county_idx):
         where = np.flatnonzero(county_idx == c)
         homes = by_county[c][rng.integers(0, len(by_county[c]), len(where))]
@@ -178,8 +179,8 @@ def build_schools(
         k = np.repeat(np.arange(len(counties)), count)
         if not len(k):
             continue
-        kids = residents[(residents["age"] >= a0) & (residents["age"] <= a1)]
-        kids_per_county = np.bincount(kids["county_idx"], minlength=len(counties))
+        kids = ((residents["age"] >= a0) & (residents["age"] <= a1)).to_numpy()
+        kids_per_county = np.bincount(residents["county_idx"].to_numpy()[kids], minlength=len(counties))
         share = rng.dirichlet(np.full(len(k), 4.0))
         # Split each county's seats among its schools of this stage.
         seats = np.empty(len(k))

@@ -7,6 +7,9 @@ stream, so the same configuration always gives the same bytes.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,6 +19,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from citybrain import settings
 from citybrain.demo import (
@@ -125,6 +130,7 @@ def generate_demo_city(config: DemoConfig) -> GenerationSummary:
         _origin_codes(rng("origins"), counties),
     )
     _hide_some_employers(rng("si", "hidden"), firms, people, rate)
+    _release_memory()
 
     files = [
         registry.write_household_registry(landing, people, retired, end, rate, rng("registry"), manifest),
@@ -132,6 +138,7 @@ def generate_demo_city(config: DemoConfig) -> GenerationSummary:
             landing, firms, retired, end, rate, rng("entities", "defects"), manifest
         ),
     ]
+    _release_memory()
     medical = facilities.build_medical(rng("medical"), counties, people, end)
     files.append(
         facilities.write_medical(landing, medical, counties, end, rate, rng("medical", "defects"), manifest)
@@ -144,12 +151,15 @@ def generate_demo_city(config: DemoConfig) -> GenerationSummary:
     insurance_db.record_missing_employers(units, firms, manifest)
     manifest.rows_written["db:si_unit"] = len(units)
     manifest.rows_written["db:si_insured"] = len(insured)
+    del units, insured
+    _release_memory()
 
     versions = hotline.build_versions(
         rng("hotline"), people, counties, days, max(20, cfg.residents // 2000), rate, manifest
     )
     hotline.write_store(demo / "hotline_store", versions)
     manifest.rows_written["api:hotline_tickets"] = int(versions["ticket_id"].nunique())
+    del versions
 
     for day in days:
         apps = egov.build_day(rng("egov", day.isoformat()), day, max(50, cfg.residents // 200), people, firms)
@@ -166,6 +176,7 @@ def generate_demo_city(config: DemoConfig) -> GenerationSummary:
     operators.write_presence(
         landing, demo, people, cells, days, rate, lambda op: rng("presence", op), manifest
     )
+    _release_memory()
     od.write_od(landing, people, counties, days, lambda op: rng("od", op), manifest)
     files += [operators.presence_file(op, d) for op in "ABC" for d in days]
     files += [od.od_file(op, d) for op in "ABC" for d in days]
@@ -186,6 +197,19 @@ def generate_demo_city(config: DemoConfig) -> GenerationSummary:
     )
 
 
+def _release_memory() -> None:
+    """Give memory freed by a phase back to the OS before the next one.
+
+    glibc keeps freed heap pages (numpy's large temporaries land there once its mmap threshold has
+    grown), and Arrow's pool keeps its own; at ten million residents that is GBs of RSS held for
+    nothing, and the next phase's temporaries then come on top of it.
+    """
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim this way
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def _origin_codes(rng: np.random.Generator, counties: pd.DataFrame) -> list[str]:
     """Where residents not born locally were first registered: the same provinces, and anywhere."""
     current = np.array(divisions.all_current_codes(), dtype=object)
@@ -202,7 +226,8 @@ def _hide_some_employers(
     rng: np.random.Generator, firms: pd.DataFrame, people: pd.DataFrame, rate: float
 ) -> None:
     """Employers HR knows but market regulation's registry does not deliver (a content defect of si_unit)."""
-    employers = np.flatnonzero(firms["uscc"].isin(set(people["employer_uscc"].dropna())).to_numpy())
+    used = np.asarray(people["employer_uscc"].dropna().unique(), dtype=object)
+    employers = np.flatnonzero(firms["uscc"].isin(used).to_numpy())
     k = defects.allocate(len(employers), ["employer_not_in_entity_registry"], rate)[
         "employer_not_in_entity_registry"
     ]
@@ -215,9 +240,28 @@ def _write_truth(truth: Path, counties, retired, people, firms, medical, schools
     divisions.division_table(counties, retired).to_csv(
         truth / "divisions.csv", index=False, lineterminator="\n"
     )
-    people.to_parquet(truth / "residents.parquet", index=False)
+    _write_residents(truth / "residents.parquet", people)
     firms.to_parquet(truth / "enterprises.parquet", index=False)
     medical.to_parquet(truth / "medical_facilities.parquet", index=False)
     schools.to_parquet(truth / "schools.parquet", index=False)
     cells.to_parquet(truth / "operator_c_cells.parquet", index=False)
     shares.to_parquet(truth / "market_share.parquet", index=False)
+
+
+TRUTH_ROW_GROUP = 1024 * 1024  # pyarrow's default row-group size: the file equals one ``to_parquet``
+
+
+def _write_residents(path: Path, people: pd.DataFrame) -> None:
+    """residents.parquet in the plain dtypes, one row group at a time (not a second full copy)."""
+    writer = None
+    try:
+        for start in range(0, len(people), TRUTH_ROW_GROUP):
+            chunk = population.truth_frame(people.iloc[start : start + TRUTH_ROW_GROUP])
+            table = pa.Table.from_pandas(chunk, preserve_index=False)
+            del chunk
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema, compression="snappy")
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()

@@ -38,10 +38,18 @@ HOUR_WEIGHTS = np.array(
     [1, 0.5, 0.3, 0.3, 0.3, 0.5, 1, 3, 6, 8, 8, 7, 5, 6, 7, 7, 6, 5, 4, 4, 3, 2, 1.5, 1], float
 )
 CONTENT_KINDS = ["pii_in_description", "closed_before_received", "late_update"]
+CALLER_COLUMNS = ["home_county", "work_county", "address", "phone", "id_number"]
 
 
 def _fmt(ts: pd.Series | pd.DatetimeIndex) -> np.ndarray:
     return pd.DatetimeIndex(ts).strftime("%Y-%m-%d %H:%M:%S").to_numpy(dtype=object)
+
+
+def _rows(frame: pd.DataFrame, rows: np.ndarray, columns: list[str]) -> pd.DataFrame:
+    """Some columns at some rows, without copying the whole (ten-million-row) frame first."""
+    return pd.DataFrame(
+        {c: frame[c].iloc[rows].to_numpy(dtype=object) for c in columns}, index=frame.index[rows]
+    )
 
 
 def _street(address: pd.Series) -> pd.Series:
@@ -65,8 +73,8 @@ def build_versions(
     seq = np.concatenate([np.arange(1, c + 1) for c in counts])
     hour = rng.choice(24, n, p=HOUR_WEIGHTS / HOUR_WEIGHTS.sum())
     received = pd.DatetimeIndex(day) + pd.to_timedelta(hour * 3600 + rng.integers(0, 3600, n), unit="s")
-    callers = residents[residents["has_phone"] & (residents["age"] >= 18)]
-    who = callers.iloc[rng.integers(0, len(callers), n)]
+    callers = np.flatnonzero((residents["has_phone"] & (residents["age"] >= 18)).to_numpy())
+    who = _rows(residents, callers[rng.integers(0, len(callers), n)], CALLER_COLUMNS)
     district = np.where(rng.random(n) < 0.8, who["home_county"], who["work_county"])
     names = dict(zip(counties["code"], counties["name"], strict=True))
     cats = list(CATEGORIES)

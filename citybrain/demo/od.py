@@ -28,17 +28,35 @@ def od_file(op: str, day: date) -> str:
     }[op]
 
 
+def subscribers(
+    residents: pd.DataFrame, op: str, n_counties: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One operator's subscribers counted once: (commuters per home x work county, per home, per work)."""
+    subs = np.flatnonzero((residents["has_phone"] & (residents["operator"] == OPERATOR_NAMES[op])).to_numpy())
+    home = residents["county_idx"].to_numpy().astype(np.int64)[subs]
+    work = residents["work_county_idx"].to_numpy().astype(np.int64)[subs]
+    emp = residents["employed"].to_numpy()[subs]
+    pairs = home[emp] * n_counties + work[emp]
+    commute = np.bincount(pairs, minlength=n_counties * n_counties).reshape(n_counties, n_counties)
+    return (
+        commute.astype(float),
+        np.bincount(home, minlength=n_counties).astype(float),
+        np.bincount(work, minlength=n_counties).astype(float),
+    )
+
+
 def expected_trips(residents: pd.DataFrame, op: str, n_counties: int, day: date) -> np.ndarray:
-    subs = residents[residents["has_phone"] & (residents["operator"] == OPERATOR_NAMES[op])]
+    return expected_trips_of(subscribers(residents, op, n_counties), n_counties, day)
+
+
+def expected_trips_of(
+    counts: tuple[np.ndarray, np.ndarray, np.ndarray], n_counties: int, day: date
+) -> np.ndarray:
+    """Expected trips per (origin, destination) county from ``subscribers``' counts."""
     weekday = day.weekday() < 5
-    home = subs["county_idx"].to_numpy()
-    work = subs["work_county_idx"].to_numpy()
-    emp = subs["employed"].to_numpy()
-    commute = np.zeros((n_counties, n_counties))
-    np.add.at(commute, (home[emp], work[emp]), 1.0)
+    commute, people, workers = counts
     trips = (0.92 if weekday else 0.2) * (commute + commute.T)
-    people = np.bincount(home, minlength=n_counties).astype(float)
-    pull = np.bincount(work, minlength=n_counties).astype(float) + people
+    pull = workers + people
     dest = np.tile(pull, (n_counties, 1))
     np.fill_diagonal(dest, 0)
     dest = (1 - STAY_LOCAL) * dest / np.maximum(dest.sum(axis=1, keepdims=True), 1e-12)
@@ -56,8 +74,9 @@ def write_od(
     o, d = o.ravel(), d.ravel()
     for op in ("A", "B", "C"):
         rng = seed_rng(op)
+        subs = subscribers(residents, op, k)  # once per operator, not per day
         for day in days:
-            count = rng.poisson(expected_trips(residents, op, k, day).ravel())
+            count = rng.poisson(expected_trips_of(subs, k, day).ravel())
             text = np.where(count < SUPPRESS_BELOW, "<5", count.astype(str)).astype(object)
             if op == "A":
                 frame = pd.DataFrame({"o_adcode": codes[o], "d_adcode": codes[d], "trip_cnt": text})

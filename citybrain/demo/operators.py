@@ -15,6 +15,7 @@ import h3
 import numpy as np
 import pandas as pd
 import prcoords
+from h3.api import basic_int as h3_int
 
 from citybrain.demo import defects
 from citybrain.demo.manifest import CONTENT, RAW, Manifest
@@ -58,20 +59,50 @@ def write_market_share(landing, shares: pd.DataFrame, end_date: date, manifest: 
 
 
 # -- spatial units --------------------------------------------------------------------------------------
-def _h3_cells(lng: np.ndarray, lat: np.ndarray) -> np.ndarray:
+POINT_CHUNK = 200_000  # distinct points converted per batch of Python calls (h3, prcoords)
+
+
+def _per_point(lng: np.ndarray, lat: np.ndarray, key_of) -> tuple[np.ndarray, np.ndarray]:
+    """``key_of(lat, lng)`` (an int64 key) once per distinct point, in batches; (keys, point -> key index).
+
+    A Python call per distinct point is unavoidable (h3, prcoords), but holding millions of Python
+    tuples and strings at once is not: only int64 keys are kept, and text is made per distinct key.
+    """
     pts, inverse = np.unique(np.c_[lat, lng], axis=0, return_inverse=True)
-    cells = np.array([h3.latlng_to_cell(a, b, H3_RES) for a, b in pts.tolist()], dtype=object)
-    return cells[inverse.ravel()]
+    keys = np.empty(len(pts), dtype=np.int64)
+    for start in range(0, len(pts), POINT_CHUNK):
+        batch = pts[start : start + POINT_CHUNK].tolist()
+        keys[start : start + len(batch)] = [key_of(a, b) for a, b in batch]
+    del pts
+    uniq, key_index = np.unique(keys, return_inverse=True)
+    return uniq, key_index.ravel()[inverse.ravel()]
+
+
+def _h3_cells(lng: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Operator A's unit: the H3 cell (res 8) of each point, as text."""
+    uniq, idx = _per_point(lng, lat, lambda a, b: h3_int.latlng_to_cell(a, b, H3_RES))
+    names = np.array([h3.int_to_str(int(c)) for c in uniq], dtype=object)
+    return names[idx]
+
+
+GRID_OFFSET = 1 << 24  # keeps (col, row) non-negative inside one int64 key
+
+
+def _gcj_key(lat: float, lng: float) -> int:
+    """Operator B's grid (col, row) of one WGS-84 point, packed into one int64."""
+    gcj = prcoords.wgs_gcj((lat, lng))
+    col = int(np.floor((gcj.lon - 73) / 0.005))
+    row = int(np.floor((gcj.lat - 18) / 0.0045))
+    return ((col + GRID_OFFSET) << 26) + row + GRID_OFFSET
 
 
 def _gcj_grid(lng: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """Operator B's grid id: floor((lng-73)/0.005)_floor((lat-18)/0.0045) on GCJ-02 coordinates."""
-    pts, inverse = np.unique(np.c_[lat, lng], axis=0, return_inverse=True)
-    gcj = np.array([prcoords.wgs_gcj((a, b)) for a, b in pts.tolist()])  # (lat, lon) pairs
-    col = np.floor((gcj[:, 1] - 73) / 0.005).astype(np.int64)
-    row = np.floor((gcj[:, 0] - 18) / 0.0045).astype(np.int64)
-    ids = np.char.add(np.char.add(col.astype(str), "_"), row.astype(str)).astype(object)
-    return ids[inverse.ravel()]
+    uniq, idx = _per_point(lng, lat, _gcj_key)
+    col = (uniq >> 26) - GRID_OFFSET
+    row = (uniq & ((1 << 26) - 1)) - GRID_OFFSET
+    names = np.array([f"{c}_{r}" for c, r in zip(col.tolist(), row.tolist(), strict=True)], dtype=object)
+    return names[idx]
 
 
 def _squares(lng: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -81,7 +112,13 @@ def _squares(lng: np.ndarray, lat: np.ndarray) -> np.ndarray:
 
 
 def build_cells(rng: np.random.Generator, residents: pd.DataFrame) -> pd.DataFrame:
-    """Operator C's cells: one per ~1 km square where anyone lives or works, at its people's centre."""
+    """Operator C's cells: one per ~1 km square where anyone lives or works, at its people's centre.
+
+    Districts are grouped by their rank in code order (not as text): the same groups and tie order.
+    """
+    home_k = _county_codes(residents["home_county"])
+    work_k = _county_codes(residents["work_county"])
+    codes = np.unique(np.r_[home_k[1], work_k[1]])
     pts = pd.DataFrame(
         {
             "sq": np.r_[
@@ -90,9 +127,12 @@ def build_cells(rng: np.random.Generator, residents: pd.DataFrame) -> pd.DataFra
             ],
             "lng": np.r_[residents["home_lng"], residents["work_lng"]],
             "lat": np.r_[residents["home_lat"], residents["work_lat"]],
-            "county": np.r_[residents["home_county"], residents["work_county"]],
+            "county": np.r_[
+                np.searchsorted(codes, home_k[1])[home_k[0]], np.searchsorted(codes, work_k[1])[work_k[0]]
+            ].astype(np.int32),
         }
     )
+    del home_k, work_k
     g = pts.groupby("sq", sort=True)
     cells = g.agg(lng=("lng", "mean"), lat=("lat", "mean"), people=("lng", "size"))
     county = (
@@ -101,7 +141,9 @@ def build_cells(rng: np.random.Generator, residents: pd.DataFrame) -> pd.DataFra
         .reset_index(name="n")
         .sort_values(["sq", "n"], ascending=[True, False])
     )
-    cells["district_code"] = county.drop_duplicates("sq").set_index("sq")["county"]
+    del g, pts
+    first = county.drop_duplicates("sq").set_index("sq")["county"]
+    cells["district_code"] = pd.Series(codes[first.to_numpy()].astype(object), index=first.index)
     n = len(cells)
     enb = rng.choice(np.arange(100000, 1000000), n, replace=False)
     cells["cell_id"] = [f"460-11-{e}-{s}" for e, s in zip(enb, rng.integers(1, 4, n), strict=True)]
@@ -109,6 +151,14 @@ def build_cells(rng: np.random.Generator, residents: pd.DataFrame) -> pd.DataFra
     cells["lat"] = np.round(cells["lat"] + rng.normal(0, 0.0008, n), 6)
     cells["coverage_radius_m"] = np.select([cells["people"] > 2000, cells["people"] > 300], [300, 600], 1200)
     return cells.reset_index()
+
+
+def _county_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(per-row index into distinct codes, distinct codes as text): a categorical's own codes when it is one."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy(), np.asarray(values.cat.categories, dtype=object)
+    codes, uniques = pd.factorize(values)
+    return codes, np.asarray(uniques, dtype=object)
 
 
 def write_cells(landing, cells: pd.DataFrame, manifest: Manifest) -> str:
@@ -122,9 +172,9 @@ def write_cells(landing, cells: pd.DataFrame, manifest: Manifest) -> str:
 def unit_table(residents: pd.DataFrame, op: str, cells: pd.DataFrame) -> pd.DataFrame:
     """For one operator: per spatial unit, subscribers living there, workers living there, workers working there."""
     name = {"A": "CMCC", "B": "CUCC", "C": "CTCC"}[op]
-    subs = residents[residents["has_phone"] & (residents["operator"] == name)]
-    hl, ha = subs["home_lng"].to_numpy(), subs["home_lat"].to_numpy()
-    wl, wa = subs["work_lng"].to_numpy(), subs["work_lat"].to_numpy()
+    subs = np.flatnonzero((residents["has_phone"] & (residents["operator"] == name)).to_numpy())
+    hl, ha = residents["home_lng"].to_numpy()[subs], residents["home_lat"].to_numpy()[subs]
+    wl, wa = residents["work_lng"].to_numpy()[subs], residents["work_lat"].to_numpy()[subs]
     if op == "A":
         home, work = _h3_cells(hl, ha), _h3_cells(wl, wa)
     elif op == "B":
@@ -133,7 +183,7 @@ def unit_table(residents: pd.DataFrame, op: str, cells: pd.DataFrame) -> pd.Data
         cell_of = pd.Series(cells["cell_id"].to_numpy(), index=cells["sq"].to_numpy())
         home = cell_of.reindex(_squares(hl, ha)).to_numpy()
         work = cell_of.reindex(_squares(wl, wa)).to_numpy()
-    worker = subs["employed"].to_numpy()
+    worker = residents["employed"].to_numpy()[subs]
     homes = pd.Series(home).value_counts()
     home_workers = pd.Series(home[worker]).value_counts()
     arrivals = pd.Series(work[worker]).value_counts()

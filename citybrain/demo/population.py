@@ -12,6 +12,8 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from citybrain.demo import idnumbers, places, vocab
 
@@ -59,23 +61,29 @@ def build_residents(
     enterprises: pd.DataFrame,
     origin_codes: list[str],
 ) -> pd.DataFrame:
-    """``n`` residents with identities, homes, phones, operators and employers (truth, WGS-84)."""
+    """``n`` residents with identities, homes, phones, operators and employers (truth, WGS-84).
+
+    The frame is compact so that ten million residents fit in a few GB: values that repeat are
+    categoricals (districts, dates, sex, operator, employer, household and its address), small
+    integers are int8/int16, text is Arrow and is composed in Arrow or numpy, never one Python
+    string per person. ``truth_frame`` turns any slice back into the plain dtypes of the ground truth.
+    The random draws are the same, in the same order, as when everything was object arrays.
+    """
     hh = _households(rng, n, county_weights)
     h = len(hh)
     codes = counties["code"].to_numpy(dtype=object)
-    hh["household_id"] = codes[hh["county_idx"]] + pd.Series(
-        hh.groupby("county_idx").cumcount().to_numpy() + 1
-    ).map("{:08d}".format).to_numpy(dtype=object)
+    hk = hh["county_idx"].to_numpy()
+    household_ids = _household_ids(codes, hk)
     sigma = rng.uniform(*HOME_SIGMA, len(counties))
-    hh["lng"], hh["lat"] = places.scatter(rng, hh["county_idx"].to_numpy(), counties, sigma, core_share=0.65)
-    hh["address"] = places.street_addresses(rng, hh["county_idx"].to_numpy(), counties, rooms=True)
+    hh_lng, hh_lat = places.scatter(rng, hk, counties, sigma, core_share=0.65)
+    hh_address = places.street_addresses_arrow(rng, hk, counties, rooms=True)
     pool, p = vocab.surnames()
-    hh["surname"] = pool[rng.choice(len(pool), h, p=p)]
+    hh_surname = rng.choice(len(pool), h, p=p)
 
     member = np.repeat(np.arange(h), hh["size"].to_numpy())
     first = np.r_[True, member[1:] != member[:-1]]
-    people = hh.iloc[member].reset_index(drop=True)
-    k = people["county_idx"].to_numpy()
+    k = hk[member]
+    del hh
 
     # Ages: household heads are adults; everyone else follows the pyramid.
     w = age_weights()
@@ -84,26 +92,33 @@ def build_residents(
     age = np.where(
         first, rng.choice(MAX_AGE + 1, n, p=adult / adult.sum()), rng.choice(MAX_AGE + 1, n, p=w / w.sum())
     )
-    end = pd.Timestamp(end_date)
+    del first
     days_back = (age * 365.2425 + rng.random(n) * 364).astype(np.int64)
-    birth = end - pd.to_timedelta(days_back, unit="D")
+    birth_date, birth = _dates(end_date, days_back)
     male = rng.random(n) < 0.512
     keep_surname = rng.random(n) < 0.75
-    surname = np.where(
-        keep_surname, people["surname"].to_numpy(dtype=object), pool[rng.choice(len(pool), n, p=p)]
+    surname = np.where(keep_surname, hh_surname[member], rng.choice(len(pool), n, p=p))
+    del keep_surname, hh_surname
+    name = pc.binary_join_element_wise(
+        pa.array(pool, pa.string()).take(surname), vocab.given_names_arrow(rng, male), ""
     )
-    name = vocab.person_names(rng, male, surname)
+    del surname
 
     # ID numbers: address code of first registration (valid in the birth year), birth date, order, check.
+    code_ints = np.array([int(c) for c in codes], dtype=np.int64)
     wanted = np.where(
         rng.random(n) < BORN_HERE_SHARE,
-        codes[k],
-        np.array(origin_codes, dtype=object)[rng.integers(0, len(origin_codes), n)],
+        code_ints[k],
+        np.array([int(c) for c in origin_codes], dtype=np.int64)[rng.integers(0, len(origin_codes), n)],
     )
-    id_address = idnumbers.id_address_codes(wanted, birth.year.to_numpy())
-    ymd = birth.strftime("%Y%m%d").to_numpy(dtype=object)
+    id_address = idnumbers.id_address_code_ints(wanted, birth.year.to_numpy()[birth_date.codes])
+    del wanted
+    ymd = (birth.year.to_numpy() * 10000 + birth.month.to_numpy() * 100 + birth.day.to_numpy())[
+        birth_date.codes
+    ]
     seq = idnumbers.unique_sequences(rng, id_address, ymd, male)
     ids = idnumbers.resident_ids(id_address, ymd, seq)
+    del ymd, seq
 
     # Operator by the home district's market share; a phone for nearly everyone over ten.
     share = (
@@ -111,63 +126,131 @@ def build_residents(
         .loc[codes, OPERATORS]
         .to_numpy()
     )
-    cum = np.cumsum(share, axis=1)[k]
-    op_idx = (rng.random(n)[:, None] > cum[:, :-1]).sum(axis=1)
-    operator = np.array(OPERATORS, dtype=object)[op_idx]
+    cum = np.cumsum(share, axis=1)
+    draw = rng.random(n)
+    op_idx = sum((draw > cum[:, j][k]).astype(np.int8) for j in range(len(OPERATORS) - 1))
+    del draw
     has_phone = (age >= 10) & (rng.random(n) < np.where(age >= 80, 0.7, 0.97))
-    phone = _phones(rng, op_idx)
+    phone = pc.cast(pa.array(_phones(rng, op_idx)), pa.string())
 
     ethnic, ew = vocab.ethnic_groups()
-    ethnicity = ethnic[rng.choice(len(ethnic), n, p=ew)]
+    ethnicity = _categorical(rng.choice(len(ethnic), n, p=ew), ethnic)
 
-    # Registration: at birth for most, else on moving in as an adult.
+    # Registration: at birth for most, else on moving in as an adult (days before the end date).
     moved = rng.random(n) < 0.25
     move_days = (rng.random(n) * np.maximum(age - 18, 0) * 365.25).astype(np.int64)
-    registered = np.where(
-        moved & (age >= 19),
-        end - pd.to_timedelta(move_days, unit="D"),
-        birth + pd.to_timedelta(rng.integers(0, 60, n), unit="D"),
-    )
-    registered = np.minimum(pd.DatetimeIndex(registered), end)
+    registered_back = np.where(moved & (age >= 19), move_days, days_back - rng.integers(0, 60, n))
+    registered_on, _ = _dates(end_date, np.maximum(registered_back, 0))
+    del moved, move_days, registered_back, days_back
 
     employed = (age >= 18) & (age <= 60) & (rng.random(n) < EMPLOYMENT_RATE)
     employer = _employers(rng, k, employed, enterprises, len(counties))
-    ent = enterprises.iloc[np.where(employer >= 0, employer, 0)]
-    work_lng = np.where(employed, ent["lng"].to_numpy() + rng.normal(0, 0.002, n), people["lng"].to_numpy())
-    work_lat = np.where(employed, ent["lat"].to_numpy() + rng.normal(0, 0.002, n), people["lat"].to_numpy())
-    work_k = np.where(employed, ent["county_idx"].to_numpy(), k)
+    at = np.where(employer >= 0, employer, 0)
+    home_lng, home_lat = hh_lng[member], hh_lat[member]
+    work_lng = np.where(employed, enterprises["lng"].to_numpy()[at] + rng.normal(0, 0.002, n), home_lng)
+    work_lat = np.where(employed, enterprises["lat"].to_numpy()[at] + rng.normal(0, 0.002, n), home_lat)
+    work_k = np.where(employed, enterprises["county_idx"].to_numpy()[at], k)
+    del at
+    addresses = pc.dictionary_encode(hh_address)  # households sharing an address share one entry
+    del hh_address
+    county_codes = pd.Index(codes, dtype="str")
 
-    return pd.DataFrame(
+    people = pd.DataFrame(
         {
-            "id_number": ids,
-            "id_address_code": id_address,
-            "name": name,
-            "sex": np.where(male, "男", "女"),
-            "birth_date": birth.strftime("%Y-%m-%d").to_numpy(dtype=object),
-            "age": age,
+            "id_number": pd.array(ids, dtype="str"),
+            "id_address_code": _codes_column(id_address),
+            "name": pd.array(name, dtype="str"),
+            "sex": _categorical(np.where(male, 0, 1), ["男", "女"]),
+            "birth_date": birth_date,
+            "age": age.astype(np.int8),
             "ethnicity": ethnicity,
-            "household_id": people["household_id"].to_numpy(dtype=object),
-            "home_county": codes[k],
-            "county_idx": k,
-            "address": people["address"].to_numpy(dtype=object),
-            "registered_on": pd.DatetimeIndex(registered).strftime("%Y-%m-%d").to_numpy(dtype=object),
-            "phone": phone,
-            "operator": operator,
+            "household_id": _categorical(member, household_ids),
+            "home_county": _categorical(k, county_codes),
+            "county_idx": k.astype(np.int16),
+            "address": _categorical(
+                addresses.indices.to_numpy(zero_copy_only=False)[member], addresses.dictionary
+            ),
+            "registered_on": registered_on,
+            "phone": pd.array(phone, dtype="str"),
+            "operator": _categorical(op_idx, OPERATORS),
             "has_phone": has_phone,
-            "home_lng": people["lng"].to_numpy(),
-            "home_lat": people["lat"].to_numpy(),
+            "home_lng": home_lng,
+            "home_lat": home_lat,
             "employed": employed,
-            "employer_uscc": np.where(employed, ent["uscc"].to_numpy(dtype=object), None),
-            "work_county": codes[work_k],
-            "work_county_idx": work_k,
+            "employer_uscc": _categorical(np.where(employed, employer, -1), enterprises["uscc"]),
+            "work_county": _categorical(work_k, county_codes),
+            "work_county_idx": work_k.astype(np.int16),
             "work_lng": np.round(work_lng, 6),
             "work_lat": np.round(work_lat, 6),
         }
     )
+    _drop_category_lookups(people)
+    return people
+
+
+def _categorical(codes: np.ndarray, categories) -> pd.Categorical:
+    """A categorical of text categories, without keeping the lookup its uniqueness check built."""
+    values = pd.Categorical.from_codes(codes, categories=pd.Index(pd.array(categories, dtype="str")))
+    _forget_lookup(values.categories)
+    return values
+
+
+def _forget_lookup(index: pd.Index) -> None:
+    cache = getattr(index, "_cache", None)  # pandas' per-Index cache of derived structures
+    if isinstance(cache, dict):
+        cache.clear()
+
+
+def _drop_category_lookups(frame: pd.DataFrame) -> None:
+    """Forget the hash tables pandas built over each categorical's categories.
+
+    Checking that categories are unique builds (and caches on the Index) a lookup of Python strings:
+    for millions of households and addresses that is ~90 bytes per resident, more than the column
+    itself. Nothing here looks values up by category, and pandas rebuilds the lookup if it ever does.
+    """
+    for _, values in frame.items():
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            _forget_lookup(values.cat.categories)
+
+
+def truth_frame(residents: pd.DataFrame) -> pd.DataFrame:
+    """Residents (or a slice) in the ground truth's plain dtypes: text as ``str``, integers as int64."""
+    out = {}
+    for col, values in residents.items():
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            values = values.astype("str")
+        elif values.dtype.kind == "i":
+            values = values.astype(np.int64)
+        out[col] = values
+    return pd.DataFrame(out)
+
+
+def _household_ids(codes: np.ndarray, county_idx: np.ndarray) -> pa.Array:
+    """'<county code><8-digit serial within the county>' per household, built in Arrow."""
+    serial = pd.Series(county_idx).groupby(county_idx).cumcount().to_numpy() + 1
+    text = pc.utf8_lpad(pc.cast(pa.array(serial), pa.string()), 8, "0")
+    return pc.binary_join_element_wise(pa.array(codes, pa.string()).take(county_idx), text, "")
+
+
+def _dates(end_date: date, days_back: np.ndarray) -> tuple[pd.Categorical, pd.DatetimeIndex]:
+    """'YYYY-MM-DD' ``days_back`` days before ``end_date`` as a categorical, and its distinct dates.
+
+    A few ten thousand distinct days serve ten million people: format each once.
+    """
+    uniq, inverse = np.unique(days_back, return_inverse=True)
+    days = pd.Timestamp(end_date) - pd.to_timedelta(uniq, unit="D")
+    text = pd.Index(days.strftime("%Y-%m-%d"), dtype="str")
+    return _categorical(inverse.ravel(), text), days
+
+
+def _codes_column(values: np.ndarray) -> pd.Categorical:
+    """6-digit division codes (integers) as a categorical of their text."""
+    uniq, inverse = np.unique(values, return_inverse=True)
+    return _categorical(inverse.ravel(), [f"{v:06d}" for v in uniq])
 
 
 def _phones(rng: np.random.Generator, op_idx: np.ndarray) -> np.ndarray:
-    """Unique 11-digit mobile numbers in the segments of each person's operator."""
+    """Unique 11-digit mobile numbers (int64) in the segments of each person's operator."""
     n = len(op_idx)
     out = np.empty(n, dtype=np.int64)
     for o, name in enumerate(OPERATORS):
@@ -176,7 +259,7 @@ def _phones(rng: np.random.Generator, op_idx: np.ndarray) -> np.ndarray:
         m = int(mask.sum())
         slots = rng.choice(len(prefixes) * 10**8, m, replace=False)
         out[mask] = prefixes[slots // 10**8] * 10**8 + slots % 10**8
-    return out.astype(str).astype(object)
+    return out
 
 
 def _employers(

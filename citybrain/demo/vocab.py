@@ -10,6 +10,8 @@ from functools import cache
 from importlib.resources import files
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from faker.providers.person.zh_CN import Provider as PersonNames
 
 STREET_SYLLABLES = list("文学建新和平安康兴华明光阳春秋东西南北中长永福泰瑞丰荣昌宁德信仁景云湖江河山林桥")
@@ -67,6 +69,18 @@ def person_names(rng: np.random.Generator, male: np.ndarray, surname: np.ndarray
     m, f = given_names(True), given_names(False)
     given = np.where(male, m[rng.integers(0, len(m), n)], f[rng.integers(0, len(f), n)])
     return surname + given
+
+
+def given_names_arrow(rng: np.random.Generator, male: np.ndarray) -> pa.Array:
+    """``person_names``'s given names (same draws, same order) as Arrow text, for millions of people."""
+    n = len(male)
+    m, f = given_names(True), given_names(False)
+    pick_m, pick_f = rng.integers(0, len(m), n), rng.integers(0, len(f), n)
+    return pc.if_else(
+        pa.array(np.asarray(male, dtype=bool)),
+        pa.array(m, pa.string()).take(pick_m),
+        pa.array(f, pa.string()).take(pick_f),
+    )
 
 
 @cache
