@@ -14,10 +14,13 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 setup: $(STAMP) $(MANIFEST)
 
+# --compile-bytecode: uv writes no .pyc files by default, and where PYTHONDONTWRITEBYTECODE is set no
+# import writes them either, so every `dagster` command recompiled dagster, dbt-core and the rest
+# (about 2.5 s of CPU of each definitions load, bench/definitions_load.py).
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv==0.13.9
-	$(BIN)/uv pip sync --quiet -p $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync --quiet --compile-bytecode -p $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --quiet -p $(BIN)/python --no-deps -e .
 	@rm -f $(VENV)/.installed-*
 	@touch $@

@@ -11,11 +11,9 @@ import shutil
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import duckdb
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Failure, Output
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
@@ -24,7 +22,7 @@ from citybrain.catalog import load_catalog
 from citybrain.governance import classification
 from citybrain.ingest.warehouse import warehouse_lock
 from citybrain.settings import duckdb_config
-from orchestration.dbt_project import citybrain_dbt_project
+from orchestration.dbt_project import citybrain_dbt_project, parsed_manifest
 from orchestration.partitions import daily_partitions
 from orchestration.resources import WarehouseResource
 
@@ -45,25 +43,34 @@ class CityBrainDbtTranslator(DagsterDbtTranslator):
         return ["team:data_engineering"]
 
 
-@cache
-def _manifest_nodes() -> dict:
-    return json.loads(citybrain_dbt_project.manifest_path.read_text(encoding="utf-8"))["nodes"]
-
-
 DAILY_MODELS = "tag:daily"  # incremental models partitioned by day (see macros/partition_window.sql)
+WINDOW_ENV = ("CITYBRAIN_MIN_DATE", "CITYBRAIN_MAX_DATE")  # the run's days, read by the run_window macro
 INDICATORS = "tag:indicator"  # monthly indicators: downstream of the daily facts, rebuilt whole
 
 
 def _has_models_tagged(tag: str) -> bool:
-    return any(tag in n.get("tags", []) for n in _manifest_nodes().values() if n["resource_type"] == "model")
+    return any(
+        tag in n.get("tags", []) for n in parsed_manifest()["nodes"].values() if n["resource_type"] == "model"
+    )
 
 
 def _build(
-    context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, args: list[str]
+    context: AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    args: list[str],
+    window: tuple[str, str] | None = None,
 ):
+    """``dbt build`` with ``args``; ``window``: the run's first and last day for the daily models."""
     path = warehouse.resolved_path()
-    # profiles.yml reads the warehouse path from the environment of the dbt process.
+    # profiles.yml reads the warehouse path from the environment of the dbt process, and the run_window
+    # macro the days (read at execution only, so the parse state stays valid from night to night).
     os.environ["CITYBRAIN_WAREHOUSE"] = str(path)
+    for name, value in zip(WINDOW_ENV, window or (None, None), strict=True):
+        if value:
+            os.environ[name] = value
+        else:
+            os.environ.pop(name, None)
     # dagster-dbt's naming (<step>-<run>-<unique>), but chosen here to seed it with the parse state.
     name = f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
     target = citybrain_dbt_project.project_dir / "target" / name
@@ -81,12 +88,13 @@ def _build(
         check_classification(dbt, manifest)
         # The quality gate and publication read the pool from the DuckDB warehouse: bring Spark's in.
         imported = import_spark_pool(path, manifest, events) if on_spark else None
-    if "--vars" not in args:  # a day's vars come back only when the day is re-run
-        _keep_parse_state(target, parse_state)
+    _keep_parse_state(target, parse_state)
     yield from with_row_counts(events, path, imported)
 
 
 def sync_parquet_lake(warehouse_path: Path) -> None:
+    import duckdb
+
     from citybrain.lake import parquet_lake
 
     con = duckdb.connect(str(warehouse_path), config=duckdb_config())
@@ -100,6 +108,8 @@ def import_spark_pool(warehouse_path: Path, manifest: dict, events: list) -> dic
     """Copy the pool tables this dbt step built on Spark into the DuckDB warehouse (citybrain/scale/spark_pool.py);
     rows per unique id. Only the pool: it is all the quality gate, publication and resource catalog read
     (staging, intermediate and snapshots stay in Spark)."""
+    import duckdb
+
     from citybrain.scale import spark_pool
 
     built = [
@@ -171,7 +181,7 @@ def check_classification(dbt: DbtCliResource, manifest: dict) -> None:
 
 
 @dbt_assets(
-    manifest=citybrain_dbt_project.manifest_path,
+    manifest=parsed_manifest(),  # the parsed dict: the same manifest, parsed once (orchestration/dbt_project.py)
     dagster_dbt_translator=CityBrainDbtTranslator(),
     exclude=f"{DAILY_MODELS} {INDICATORS}",
     name="citybrain_dbt_models",
@@ -195,7 +205,7 @@ def dbt_asset_definitions() -> list:
 
 
 @dbt_assets(
-    manifest=citybrain_dbt_project.manifest_path,
+    manifest=parsed_manifest(),
     dagster_dbt_translator=CityBrainDbtTranslator(),
     select=DAILY_MODELS if _has_models_tagged("daily") else "fqn:*",
     partitions_def=daily_partitions(load_catalog()),
@@ -208,8 +218,8 @@ def citybrain_dbt_daily_models(
     """Daily facts: one dbt invocation for the run's whole partition window (a backfill is one run)."""
     window = context.partition_time_window
     last_day = (window.end - timedelta(days=1)).date()
-    dbt_vars = {"min_date": window.start.date().isoformat(), "max_date": last_day.isoformat()}
-    yield from _build(context, dbt, warehouse, ["--vars", json.dumps(dbt_vars)])
+    days = (window.start.date().isoformat(), last_day.isoformat())
+    yield from _build(context, dbt, warehouse, [], window=days)
 
 
 def with_row_counts(events: list, warehouse_path, counted: Mapping[str, int] | None = None) -> Iterator:
@@ -220,7 +230,7 @@ def with_row_counts(events: list, warehouse_path, counted: Mapping[str, int] | N
     run them. ``counted``: rows per unique id already known (the pool imported from Spark); then only
     those tables get a count.
     """
-    nodes = _manifest_nodes()
+    nodes = parsed_manifest()["nodes"]
     tables = {}
     counts = {}
     for i, event in enumerate(events):
@@ -233,6 +243,8 @@ def with_row_counts(events: list, warehouse_path, counted: Mapping[str, int] | N
             elif node.get("relation_name") and node.get("config", {}).get("materialized") != "view":
                 tables[i] = node["relation_name"]
     if tables:
+        import duckdb
+
         con = duckdb.connect(str(warehouse_path), read_only=True, config=duckdb_config())
         try:
             for i, table in tables.items():
@@ -246,7 +258,7 @@ def with_row_counts(events: list, warehouse_path, counted: Mapping[str, int] | N
 
 
 @dbt_assets(
-    manifest=citybrain_dbt_project.manifest_path,
+    manifest=parsed_manifest(),
     dagster_dbt_translator=CityBrainDbtTranslator(),
     select=INDICATORS if _has_models_tagged("indicator") else "fqn:*",
     name="citybrain_dbt_indicators",

@@ -7,23 +7,20 @@ skips it and the previous published version stays live. Which tier each table go
 classification tightened in dbt takes effect at the next publication.
 """
 
-import json
-
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from citybrain.ingest.warehouse import warehouse_lock
 from citybrain.publication import classification_from_manifest, publish, tier_paths
-from orchestration.dbt_project import citybrain_dbt_project
+from orchestration.dbt_project import citybrain_dbt_project, parsed_manifest
 from orchestration.resources import PublicationResource, WarehouseResource
 
 PUBLISHED_SCHEMA = "pool"
 
 
 def pool_model_keys() -> list[AssetKey]:
-    manifest = json.loads(citybrain_dbt_project.manifest_path.read_text(encoding="utf-8"))
     return sorted(
         AssetKey([node["name"]])
-        for node in manifest["nodes"].values()
+        for node in parsed_manifest()["nodes"].values()
         if node["resource_type"] == "model" and node.get("schema") == PUBLISHED_SCHEMA
     )
 

@@ -5,7 +5,6 @@ rebuilt when the city configuration changes. One step writes both tables; each i
 the dbt sources ``reference.<table>`` map onto them by name.
 """
 
-import duckdb
 from dagster import AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
 from citybrain.catalog import load_catalog
@@ -39,6 +38,8 @@ DESCRIPTIONS = {
     name="reference_divisions",
 )
 def reference_divisions(warehouse: WarehouseResource):
+    import duckdb  # here, not at module top: loading the definitions does not need DuckDB
+
     city = load_city()
     tables = {**reference_tables(city), "feeds": feed_table(load_catalog())}
     path = warehouse.resolved_path()

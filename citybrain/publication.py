@@ -44,8 +44,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
-
 from citybrain import settings
 from citybrain.settings import duckdb_config
 
@@ -306,6 +304,8 @@ def _disk_full(error: BaseException) -> bool:
     """ENOSPC (or a file-size limit) from Python or from DuckDB, which reports it as an IOException."""
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
         return True
+    import duckdb
+
     return isinstance(error, duckdb.Error) and any(
         text in str(error) for text in ("No space left", "File too large", "Disk quota exceeded")
     )
@@ -347,6 +347,8 @@ def _append_line(path: Path, line: str) -> None:
 
 def _assign_tiers(warehouse: Path, classification: Mapping[str, str | None]):
     """Which pool tables go to which tier; refuses when a table has no (valid) classification."""
+    import duckdb
+
     with duckdb.connect(config=duckdb_config()) as con:
         con.execute(f"ATTACH '{_sql_path(warehouse)}' AS warehouse (READ_ONLY)")
         names = [
@@ -384,6 +386,8 @@ def _assign_tiers(warehouse: Path, classification: Mapping[str, str | None]):
 
 
 def _write_version(path, warehouse, names, tier, version, run_id, now, partitions):
+    import duckdb
+
     con = duckdb.connect(str(path), config=duckdb_config())
     try:
         con.execute(f"ATTACH '{_sql_path(warehouse)}' AS warehouse (READ_ONLY)")
@@ -486,6 +490,8 @@ def live_version(directory: Path | None = None, tier: str = "open") -> str | Non
     path = tier_path(tier, directory)
     if not path.exists():
         return None
+    import duckdb
+
     with duckdb.connect(str(path), read_only=True) as con:
         return con.execute("SELECT version FROM meta.publication").fetchone()[0]
 

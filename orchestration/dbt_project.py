@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 from functools import cache
+from typing import Any
 
 from dagster_dbt import DbtProject
 
@@ -24,3 +26,11 @@ def dbt_project() -> DbtProject:
 
 
 citybrain_dbt_project = dbt_project()
+
+
+@cache
+def parsed_manifest() -> dict[str, Any]:
+    """The project's ``target/manifest.json``, parsed once per process: the three ``@dbt_assets``, the
+    publication's dependencies and the row counts all read this one copy (each definitions load used to
+    parse the file three times). Treat it as read-only."""
+    return json.loads(citybrain_dbt_project.manifest_path.read_text(encoding="utf-8"))

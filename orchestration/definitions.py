@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 from dagster import Definitions
-from dagster_dbt import DbtCliResource
 
 from assets.dbt import dbt_asset_definitions
 from assets.freshness import build_freshness_checks
@@ -17,6 +16,7 @@ from assets.reference import reference_divisions
 from assets.resource_catalog import resource_catalog
 from citybrain import settings
 from citybrain.catalog import load_catalog
+from orchestration.dbt_cli import InstalledDbtCliResource
 from orchestration.dbt_project import citybrain_dbt_project
 from orchestration.executors import selected_executor
 from orchestration.jobs import city_nightly, raw_ingestion
@@ -34,14 +34,14 @@ from orchestration.sensors import build_sensors
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
 
 
-def dbt_resource() -> DbtCliResource:
+def dbt_resource() -> InstalledDbtCliResource:
     """dbt on the configured target ($CITYBRAIN_DBT_TARGET, docs/SCALE.md). The Spark targets run through
     ``citybrain-dbt``, which prepares the Spark session (functions, lake views) before dbt starts."""
     target = settings.dbt_target()
     if target == "duckdb":
-        return DbtCliResource(project_dir=citybrain_dbt_project, dbt_executable=DBT_EXECUTABLE)
+        return InstalledDbtCliResource(project_dir=citybrain_dbt_project, dbt_executable=DBT_EXECUTABLE)
     wrapper = str(Path(sys.executable).with_name("citybrain-dbt"))
-    return DbtCliResource(project_dir=citybrain_dbt_project, dbt_executable=wrapper, target=target)
+    return InstalledDbtCliResource(project_dir=citybrain_dbt_project, dbt_executable=wrapper, target=target)
 
 
 def build_definitions() -> Definitions:

@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from citybrain import settings
 from citybrain.catalog import Feed
 from citybrain.ingest.batch import Batch
+
+if TYPE_CHECKING:
+    import duckdb
 
 LINEAGE_COLUMNS = {
     "_partition": "VARCHAR",
@@ -81,6 +83,8 @@ def warehouse_lock(path: Path, timeout_seconds: float = 3600) -> Iterator[None]:
 @contextmanager
 def open_warehouse(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """An exclusive read-write connection with the raw-layer bookkeeping tables in place."""
+    import duckdb  # here, not at module top: the definitions import this module but need no DuckDB
+
     with warehouse_lock(path):
         con = duckdb.connect(str(path), config=settings.duckdb_config())  # memory limit, spill dir
         try:

@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
+if TYPE_CHECKING:
+    import duckdb
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,8 @@ def _read_deliveries(con, sql: str) -> dict[str, FeedDeliveries]:
 
 
 def _read_warehouse(path: Path, history: RunHistory) -> bool:
+    import duckdb
+
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error:
@@ -225,6 +229,8 @@ def _read_warehouse(path: Path, history: RunHistory) -> bool:
 
 
 def _read_version_meta(path: Path, history: RunHistory) -> bool:
+    import duckdb
+
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error:
