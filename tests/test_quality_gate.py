@@ -178,6 +178,23 @@ def test_data_docs_name_every_suite(lake):
     assert not missing, f"Data Docs do not list {missing}"
 
 
+def test_data_docs_render_each_run_once_and_cap_the_index(lake):
+    """Each check step renders only its own suites and results (data_docs.py): the good night's pages
+    are still there after the bad night's, the index links the newest run, and it is capped."""
+    from citybrain.quality.data_docs import INDEX_LIMIT
+
+    project = lake["home"] / "quality" / "gx" / "gx"
+    pages = [
+        p.as_posix()
+        for p in (project / "uncommitted" / "data_docs" / "local_site" / "validations").rglob("*.html")
+    ]
+    for run in (lake["good"], lake["bad"]):
+        assert any(f"/{run.run_id}/" in page for page in pages), run.run_id
+    index = (project / "uncommitted" / "data_docs" / "local_site" / "index.html").read_text(encoding="utf-8")
+    assert lake["bad"].run_id in index
+    assert f"validation_results_limit: {INDEX_LIMIT}" in (project / "great_expectations.yml").read_text()
+
+
 def test_status_reports_the_failed_checks_and_the_live_version(lake):
     status = lake["status"]
     assert status["published"]["version"] == lake["good_version"]
