@@ -8,10 +8,9 @@
     - on a full refresh: everything.
 -#}
 {% macro partition_window(day_column) -%}
-    {%- set window = citybrain.run_window() -%}
     {%- if is_incremental() -%}
-        {%- if window -%}
-            and {{ day_column }} between cast('{{ window[0] }}' as date) and cast('{{ window[1] }}' as date)
+        {%- if citybrain.run_window() -%}
+            and {{ citybrain.in_run_window(day_column) }}
         {%- else -%}
             and {{ day_column }} >= (select coalesce(max({{ day_column }}), cast('1900-01-01' as date)) from {{ this }})
         {%- endif -%}
