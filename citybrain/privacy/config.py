@@ -1,0 +1,35 @@
+"""The privacy settings file (catalog/privacy.yaml): one place for every privacy threshold.
+
+Read when needed, never at import, so a test or another city can point ``CITYBRAIN_PRIVACY`` at its own file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from citybrain.settings import REPO_ROOT
+
+PRIVACY_ENV = "CITYBRAIN_PRIVACY"
+DEFAULT_PRIVACY_FILE = REPO_ROOT / "catalog" / "privacy.yaml"
+
+
+def privacy_path() -> Path:
+    return Path(os.environ.get(PRIVACY_ENV) or DEFAULT_PRIVACY_FILE).resolve()
+
+
+def privacy_settings() -> dict[str, Any]:
+    """The whole file as a mapping (empty if the file is empty)."""
+    with privacy_path().open(encoding="utf-8") as f:
+        return yaml.safe_load(f) or {}
+
+
+def small_cell_k() -> int:
+    """k of small-cell suppression: counts from 1 to k-1 are never published in the open tier."""
+    k = int(privacy_settings().get("small_cell_k", 10))
+    if k < 2:
+        raise ValueError(f"{privacy_path()}: small_cell_k must be at least 2, got {k}")
+    return k
