@@ -79,6 +79,10 @@ class FileDelivery(_Strict):
     compression: Literal["none", "gzip"] = "none"
     sheet: str | None = None
     delimiter: str = Field(default=",", min_length=1, max_length=1)
+    # Which of two full snapshots is the newer (docs/INGESTION.md "Deliveries over time"): `name_date`, the
+    # delivery date written in the file name (20261201 or 2026-12-01); `name`, the file names in sort order.
+    # Never the order of arrival: an older snapshot that arrives late must not replace a newer one.
+    snapshot_order: Literal["name_date", "name"] = "name_date"
 
     @model_validator(mode="after")
     def _check(self) -> FileDelivery:

@@ -215,8 +215,10 @@ def build_schools(
 def write_schools(
     landing, schools: pd.DataFrame, end_date: date, rate: float, rng, manifest: Manifest
 ) -> str:
+    # Named by the month the term's list was issued (September or February), so that snapshots sort by date.
     term = term_of(end_date)
-    rel = f"education/schools_{term}.csv"
+    year, season = term.split("-")
+    rel = f"education/schools_{year}{'09' if season == 'autumn' else '02'}.csv"
     out = schools.copy()
     bd = [prcoords.wgs_bd((la, lo)) for lo, la in zip(out["lng"], out["lat"], strict=True)]
     out["lng_bd09"] = np.round([b.lon for b in bd], 6)

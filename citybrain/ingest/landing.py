@@ -77,6 +77,46 @@ def find_deliveries(
     return found
 
 
+# A delivery date in a path: 20261201, 2026-12-01, 202612, 2026-12 or 2026 (a yearly or termly delivery).
+_DATE_IN_NAME = re.compile(r"(?<![0-9])((?:19|20)[0-9]{2})(?:-?([0-9]{2})(?:-?([0-9]{2}))?)?(?![0-9])")
+
+
+def delivery_dates(relative: str) -> set[str]:
+    """The delivery dates written in a path, as ISO text as precise as written ('2026', '2026-12', '2026-12-01')."""
+    found = set()
+    for year, month, day in _DATE_IN_NAME.findall(relative):
+        try:
+            date(int(year), int(month or 1), int(day or 1))
+        except ValueError:
+            continue  # digits that are not a date (a serial number): not the delivery date
+        found.add("-".join(part for part in (year, month, day) if part))
+    return found
+
+
+def snapshot_order_key(feed: Feed, relative: str) -> tuple[str, ...]:
+    """Where a delivery of a full-snapshot feed stands among the others: the larger key is the newer snapshot.
+
+    ``name_date`` (the default) reads the delivery date written in the path; a path with no date, or with two
+    different ones, cannot be ordered and is refused rather than guessed — unless the feed is delivered under
+    one fixed name (no wildcard), where new bytes under that name are simply the newer version. Ties (two
+    deliveries of the same date: a correction) are ordered by name; arrival never decides."""
+    delivery = feed.delivery
+    assert isinstance(delivery, FileDelivery)
+    if delivery.snapshot_order == "name":
+        return (relative,)
+    dates = delivery_dates(relative)
+    if len(dates) == 1:
+        return (dates.pop(), relative)
+    if not any(c in delivery.path for c in "*?["):
+        return ("", relative)
+    found = "no date" if not dates else f"several dates ({', '.join(sorted(dates))})"
+    raise DeliveryError(
+        relative,
+        f"{found} in the file name: a full snapshot is ordered by the delivery date in its name "
+        "(snapshot_order: name_date), so it cannot be told whether it is newer than the current one",
+    )
+
+
 def any_day_glob(feed: Feed) -> str:
     """The feed's path pattern with the date placeholder widened to any day."""
     delivery = feed.delivery

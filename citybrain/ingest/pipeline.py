@@ -16,11 +16,12 @@ from citybrain.catalog import Feed, FileDelivery
 from citybrain.ingest import http_feed, sql_feed
 from citybrain.ingest.batch import DeliveryError
 from citybrain.ingest.file_readers import read_delivery
-from citybrain.ingest.landing import DeliveredFile, delivery_pattern, find_deliveries
+from citybrain.ingest.landing import DeliveredFile, delivery_pattern, find_deliveries, snapshot_order_key
 from citybrain.ingest.warehouse import (
     LogEntry,
+    current_loads,
     current_row_count,
-    find_current_load,
+    find_earlier_load,
     has_log,
     load_cursor,
     log_without_rows,
@@ -77,7 +78,8 @@ class IngestionResult:
 def ingest_files(
     feed: Feed, landing: Path, warehouse: Path, partition_key: str | None, batch_id: str
 ) -> IngestionResult:
-    """Load every new delivered file of the partition; already-loaded bytes are skipped."""
+    """Load every new delivered file of the partition; bytes loaded before (current or since superseded) are
+    never loaded again, and an older full snapshot goes to history instead of replacing a newer one."""
     assert isinstance(feed.delivery, FileDelivery)
     result = IngestionResult(feed.id, partition_key)
     refused: list[DeliveryError] = []
@@ -91,8 +93,17 @@ def ingest_files(
         result.problems.append(
             f"no delivery for {what}: nothing matches {delivery_pattern(feed, partition_key)!r} in {landing}"
         )
+    order: dict[str, tuple[str, ...]] = {}
+    if feed.snapshot == "full":  # oldest snapshot first, so that the newest ends up current
+        for delivered in list(files):
+            try:
+                order[delivered.relative] = snapshot_order_key(feed, delivered.relative)
+            except DeliveryError as exc:
+                files.remove(delivered)
+                refused.append(exc)
+        files.sort(key=lambda f: order[f.relative])
     with open_warehouse(warehouse) as con:
-        already = {f.sha256: find_current_load(con, feed.id, f.sha256) for f in files}
+        earlier = {f.sha256: find_earlier_load(con, feed.id, f.sha256) for f in files}
 
     def log_file(con, delivered: DeliveredFile, started_at, status: str, message: str, duplicate_of=None):
         """Log a delivered file that loads no rows (a duplicate or a failure)."""
@@ -110,26 +121,27 @@ def ingest_files(
             duplicate_of=duplicate_of,
         )
 
+    def seen_before(con, delivered: DeliveredFile, started_at, load: tuple[str, str]) -> None:
+        """Bytes loaded before: unchanged under the same name, else a duplicate logged once."""
+        loaded_name, status = load
+        if loaded_name == delivered.relative or has_log(
+            con, feed.id, delivered.relative, delivered.sha256, "duplicate"
+        ):
+            result.unchanged.append(delivered.relative)
+            return
+        when = "already loaded" if status == "loaded" else "loaded before and since superseded"
+        message = f"same bytes as {loaded_name}, {when}; not loaded again"
+        result.entries.append(log_file(con, delivered, started_at, "duplicate", message, loaded_name))
+
     for problem in refused:  # refused files are logged as failed; the feed's other files still load
         result.problems.append(str(problem))
         with open_warehouse(warehouse) as con:
             _log_refused(con, feed, partition_key, problem, batch_id, utcnow())
     for delivered in files:
         started = utcnow()
-        current = already.get(delivered.sha256)
-        if current is not None:
-            loaded_name, _ = current
-            if loaded_name == delivered.relative:
-                result.unchanged.append(delivered.relative)
-                continue
+        if earlier.get(delivered.sha256) is not None:
             with open_warehouse(warehouse) as con:
-                if not has_log(con, feed.id, delivered.relative, delivered.sha256, "duplicate"):
-                    message = f"same bytes as {loaded_name}, already loaded; not loaded again"
-                    result.entries.append(
-                        log_file(con, delivered, started, "duplicate", message, loaded_name)
-                    )
-                else:
-                    result.unchanged.append(delivered.relative)
+                seen_before(con, delivered, started, earlier[delivered.sha256])
             continue
         try:
             batch = read_delivery(feed, delivered.path, delivered.relative)
@@ -147,14 +159,11 @@ def ingest_files(
         with open_warehouse(warehouse) as con:
             # Checked again under the lock: another run (or another name in this run) may have loaded
             # these bytes while this one parsed.
-            current = find_current_load(con, feed.id, delivered.sha256)
-            if current is not None:
-                if current[0] == delivered.relative:
-                    result.unchanged.append(delivered.relative)
-                else:
-                    message = f"same bytes as {current[0]}, already loaded; not loaded again"
-                    result.entries.append(log_file(con, delivered, started, "duplicate", message, current[0]))
+            load = find_earlier_load(con, feed.id, delivered.sha256)
+            if load is not None:
+                seen_before(con, delivered, started, load)
                 continue
+            newer = _newer_snapshot(con, feed, order[delivered.relative]) if feed.snapshot == "full" else None
             entry = write_batch(
                 con,
                 feed,
@@ -165,11 +174,28 @@ def ingest_files(
                 batch_id=batch_id,
                 started_at=started,
                 replaces_earlier=True,
+                into_history_of=newer,
             )
         result.entries.append(entry)
     with open_warehouse(warehouse) as con:
         result.rows_current = current_row_count(con, feed, partition_key)
     return result
+
+
+def _newer_snapshot(con, feed: Feed, key: tuple[str, ...]) -> tuple[str, str] | None:
+    """The current load of a full-snapshot feed if it is newer than a delivery ordered at ``key``.
+
+    A current load whose name cannot be ordered (loaded before the feed declared its ordering) counts as
+    older: the orderable delivery replaces it."""
+    newest = None
+    for source_file, load_batch in current_loads(con, feed.id):
+        try:
+            current_key = snapshot_order_key(feed, source_file)
+        except DeliveryError:
+            continue
+        if current_key > key and (newest is None or current_key > newest[0]):
+            newest = (current_key, (source_file, load_batch))
+    return newest[1] if newest else None
 
 
 def _log_refused(con, feed, partition_key, problem: DeliveryError, batch_id: str, started_at) -> None:

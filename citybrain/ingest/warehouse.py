@@ -127,6 +127,9 @@ class LogEntry:
     quarantined_by_reason: dict[str, int]
     duplicate_of: str | None = None
     message: str | None = None
+    superseded_by_batch: str | None = (
+        None  # set when the delivery went straight to history (an older snapshot)
+    )
 
 
 def find_current_load(con: duckdb.DuckDBPyConnection, feed_id: str, sha256: str) -> tuple[str, str] | None:
@@ -136,6 +139,28 @@ def find_current_load(con: duckdb.DuckDBPyConnection, feed_id: str, sha256: str)
         [feed_id, sha256],
     ).fetchone()
     return (row[0], row[1]) if row else None
+
+
+def find_earlier_load(con: duckdb.DuckDBPyConnection, feed_id: str, sha256: str) -> tuple[str, str] | None:
+    """(source_file, status) of a load of these exact bytes, current ('loaded') or replaced since
+    ('superseded'): bytes that were ever loaded are never loaded again (docs/INGESTION.md)."""
+    row = con.execute(
+        """
+        SELECT source_file, status FROM raw.ingestion_log
+        WHERE feed_id = ? AND file_sha256 = ? AND status IN ('loaded', 'superseded')
+        ORDER BY status = 'loaded' DESC, finished_at DESC LIMIT 1
+        """,
+        [feed_id, sha256],
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def current_loads(con: duckdb.DuckDBPyConnection, feed_id: str) -> list[tuple[str, str]]:
+    """(source_file, batch_id) of every current load of the feed: for a full snapshot, the snapshot."""
+    return con.execute(
+        "SELECT source_file, batch_id FROM raw.ingestion_log WHERE feed_id = ? AND status = 'loaded' ORDER BY 1",
+        [feed_id],
+    ).fetchall()
 
 
 def has_log(con: duckdb.DuckDBPyConnection, feed_id: str, source_file: str, sha256: str, status: str) -> bool:
@@ -155,8 +180,8 @@ def _insert_log(
         """
         INSERT INTO raw.ingestion_log (log_id, feed_id, provider, partition_key, source_file, file_sha256, file_bytes,
             batch_id, status, rows_received, rows_loaded, rows_quarantined, quarantined_by_reason, duplicate_of,
-            message, started_at, finished_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())
+            message, superseded_by_batch, superseded_at, started_at, finished_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? IS NULL THEN NULL ELSE now() END, ?, now())
         """,
         [
             entry.log_id,
@@ -174,6 +199,8 @@ def _insert_log(
             json.dumps(entry.quarantined_by_reason),
             entry.duplicate_of,
             entry.message,
+            entry.superseded_by_batch,
+            entry.superseded_by_batch,
             started_at,
         ],
     )
@@ -191,28 +218,39 @@ def write_batch(
     started_at: datetime,
     replaces_earlier: bool,
     cursor: tuple[str, list[str]] | None = None,
+    into_history_of: tuple[str, str] | None = None,
 ) -> LogEntry:
-    """Load one delivery atomically. With ``replaces_earlier`` the loads it corrects move to history."""
+    """Load one delivery atomically. With ``replaces_earlier`` the loads it corrects move to history.
+
+    ``into_history_of`` = (source_file, batch_id) of a newer current snapshot: the delivery is older than it,
+    so its rows go straight to ``raw_history`` as superseded by that load and the current rows stay."""
     import pyarrow as pa  # here, not at module top: definitions load must not import pyarrow
 
     table = quote_ident(feed.id)
+    messages = list(batch.warnings)
+    if into_history_of is not None:
+        messages.insert(
+            0,
+            f"older than the current snapshot {into_history_of[0]}: kept in history, never made current",
+        )
     entry = LogEntry(
         log_id=str(uuid.uuid4()),
         feed_id=feed.id,
         partition_key=partition_key,
         source_file=batch.source,
         file_sha256=sha256,
-        status="loaded",
+        status="loaded" if into_history_of is None else "superseded",
         rows_received=batch.rows_received,
         rows_loaded=batch.rows_loaded,
         rows_quarantined=batch.rows_quarantined,
         quarantined_by_reason=batch.quarantined_by_reason(),
-        message="; ".join(batch.warnings) or None,
+        message="; ".join(messages) or None,
+        superseded_by_batch=None if into_history_of is None else into_history_of[1],
     )
     ensure_feed_tables(con, feed)
     con.execute("BEGIN TRANSACTION")
     try:
-        if replaces_earlier:
+        if replaces_earlier and into_history_of is None:
             superseded = run_sql(
                 con,
                 sql_text("current_loads.sql"),
@@ -235,13 +273,25 @@ def write_batch(
                 con.unregister("superseded")
         con.register("incoming", batch.rows)
         columns = ", ".join(quote_ident(c) for c in feed.column_names)
-        con.execute(
-            f"""
-            INSERT INTO raw.{table} ({columns}, _partition, _source_file, _file_sha256, _row_number, _batch_id, _loaded_at)
-            SELECT {columns}, $partition, $source_file, $sha, _row_number, $batch_id, now() FROM incoming
-            """,
-            {"partition": partition_key, "source_file": batch.source, "sha": sha256, "batch_id": batch_id},
-        )
+        lineage = "_partition, _source_file, _file_sha256, _row_number, _batch_id, _loaded_at"
+        values = "$partition, $source_file, $sha, _row_number, $batch_id, now()"
+        params = {
+            "partition": partition_key,
+            "source_file": batch.source,
+            "sha": sha256,
+            "batch_id": batch_id,
+        }
+        if into_history_of is None:
+            con.execute(
+                f"INSERT INTO raw.{table} ({columns}, {lineage}) SELECT {columns}, {values} FROM incoming",
+                params,
+            )
+        else:
+            con.execute(
+                f"INSERT INTO raw_history.{table} ({columns}, {lineage}, _superseded_by_batch, _superseded_at) "
+                f"SELECT {columns}, {values}, $newer_batch, now() FROM incoming",
+                params | {"newer_batch": into_history_of[1]},
+            )
         con.unregister("incoming")
         if batch.quarantined:
             quarantine = pa.table(
