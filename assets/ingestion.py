@@ -121,6 +121,18 @@ def _run_metadata(results: "list[IngestionResult]") -> dict:
     }
 
 
+def _late_update_metadata(late: "list[IngestionResult]") -> dict:
+    """Late updates fetched for days before the run's (kept apart: they are not this partition's rows)."""
+    if not late:
+        return {}
+    changed = {r.partition_key: r.rows_loaded for r in late if r.entries}
+    return {
+        "late_update_days_checked": len(late),
+        "late_update_rows": sum(changed.values()),
+        "late_updates_by_day": MetadataValue.json(changed),
+    }
+
+
 def build_ingestion_asset(catalog: Catalog, feed: Feed) -> AssetsDefinition:
     delivery = feed.delivery
     connection = getattr(delivery, "connection", None)
@@ -181,10 +193,28 @@ def _define(catalog, feed, delivery, connection, resource_keys, partitioned) -> 
                     f" + quarantined {entry.rows_quarantined} {json.dumps(entry.quarantined_by_reason)}"
                 )
             results.append(result)
-        metadata = _run_metadata(results)
+        late = []
+        if isinstance(delivery, HttpDelivery) and delivery.late_update_days and partitioned:
+            from citybrain.ingest.pipeline import ingest_http_late_updates
+
+            api = getattr(context.resources, connection)
+            late = ingest_http_late_updates(
+                feed,
+                api.resolved_url(),
+                warehouse,
+                list(partition_keys),
+                batch_id,
+                api.session(),
+                api.timeout_seconds,
+            )
+            for entry in (e for r in late for e in r.entries):
+                context.log.info(
+                    f"late updates of {entry.partition_key}: {entry.rows_loaded} record(s) changed"
+                )
+        metadata = _run_metadata(results) | _late_update_metadata(late)
         if settings.raw_parquet_enabled():  # the raw layer as Parquet for Spark (docs/SCALE.md)
             metadata["parquet_lake"] = write_parquet_lake(warehouse, feed.id)
-        problems = [p for r in results for p in r.problems]
+        problems = [p for r in results + late for p in r.problems]
         if problems:
             raise Failure(description=f"{feed.id}: " + "; ".join(problems), metadata=metadata)
         return MaterializeResult(metadata=metadata)

@@ -120,6 +120,9 @@ class HttpDelivery(_Strict):
     since_param: str = "updated_since"
     records_field: str = "data"
     timeout_seconds: float = Field(default=30.0, gt=0)
+    # Records change after delivery (a ticket closed days later): each night also re-asks the API, with each
+    # day's cursor (since_param), for the changes to the days received this many days before the run.
+    late_update_days: int = Field(default=0, ge=0, le=366)
 
 
 Delivery = Annotated[FileDelivery | SqlDelivery | HttpDelivery, Field(discriminator="kind")]

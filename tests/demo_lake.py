@@ -49,7 +49,13 @@ def demo_lake(home: Path, counties: list[str], days: list[str], **config) -> Ite
             yield summary
 
 
-def run_nightly(start: str, end: str, prefixes: tuple[str, ...] | None = None, checks: bool = True):
+def run_nightly(
+    start: str,
+    end: str,
+    prefixes: tuple[str, ...] | None = None,
+    checks: bool = True,
+    keys: set[str] | None = None,
+):
     """The city_nightly job over [start, end] in one run, in process; ``prefixes`` limits it to assets
     whose key starts with one of them (e.g. ("raw", "reference") for ingestion only). ``checks=False``
     leaves out the asset checks (GX suites, freshness; not the dbt tests) for tests about something else."""
@@ -64,8 +70,12 @@ def run_nightly(start: str, end: str, prefixes: tuple[str, ...] | None = None, c
         )
         defs = Definitions.merge(defs, Definitions(jobs=[unchecked]))
     selection = None
-    if prefixes:
-        selection = [k for k in defs.resolve_asset_graph().executable_asset_keys if k.path[0] in prefixes]
+    if prefixes or keys:  # keys: asset keys as "a/b" strings, added to what the prefixes select
+        selection = [
+            k
+            for k in defs.resolve_asset_graph().executable_asset_keys
+            if k.path[0] in (prefixes or ()) or k.to_user_string() in (keys or set())
+        ]
     job = defs.resolve_job_def("city_nightly" if checks else "city_nightly_unchecked")
     tags = {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
     with DagsterInstance.ephemeral() as instance:

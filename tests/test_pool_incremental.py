@@ -11,6 +11,7 @@ from tests.demo_lake import demo_lake, run_nightly
 DAYS = ["2026-11-18", "2026-11-19", "2026-11-20"]
 COUNTIES = ["330106", "320505"]  # Hangzhou Xihu and Suzhou Huqiu: two provinces' worth of codes
 SALT = "a fixed salt so that both lakes derive the same pseudonyms"
+LOAD_TIMES = {"last_loaded_at"}  # when the lake received a record: differs between two lakes by design
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,7 @@ def test_nightly_runs_equal_one_backfill(lakes):
                     "AND table_schema = 'pool' AND table_name = ? ORDER BY ordinal_position",
                     [table],
                 ).fetchall()
+                if name not in LOAD_TIMES
             )
             for a, b in (("backfill", "nightly"), ("nightly", "backfill")):
                 (diff,) = con.execute(

@@ -7,12 +7,13 @@ Kept free of Dagster so it can be tested and benchmarked on its own; the Dagster
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 import requests
 import sqlalchemy as sa
 
-from citybrain.catalog import Feed, FileDelivery
+from citybrain.catalog import Feed, FileDelivery, HttpDelivery
 from citybrain.ingest import http_feed, sql_feed
 from citybrain.ingest.batch import DeliveryError
 from citybrain.ingest.file_readers import read_delivery
@@ -214,7 +215,11 @@ def _log_refused(con, feed, partition_key, problem: DeliveryError, batch_id: str
     )
 
 
-def _ingest_fetched(feed, warehouse, partition_key, batch_id, started, fetch) -> IngestionResult:
+def _ingest_fetched(
+    feed, warehouse, partition_key, batch_id, started, fetch, skip_empty: bool = False
+) -> IngestionResult:
+    """One cursor fetch into the raw layer. ``skip_empty``: a fetch that returns nothing is not logged
+    (the nightly re-asking of earlier days for late updates, which mostly finds none)."""
     result = IngestionResult(feed.id, partition_key)
     with open_warehouse(warehouse) as con:
         cursor = load_cursor(con, feed.id, partition_key)
@@ -225,6 +230,8 @@ def _ingest_fetched(feed, warehouse, partition_key, batch_id, started, fetch) ->
         with open_warehouse(warehouse) as con:
             _log_refused(con, feed, partition_key, exc, batch_id, started)
             result.rows_current = current_row_count(con, feed, partition_key)
+        return result
+    if skip_empty and batch.rows_received == 0:
         return result
     with open_warehouse(warehouse) as con:
         result.entries.append(
@@ -282,3 +289,46 @@ def ingest_http(
         started,
         lambda cursor: http_feed.fetch_day(session, base_url, feed, partition_key, cursor, timeout_seconds),
     )
+
+
+def late_update_days(feed: Feed, run_days: list[str]) -> list[str]:
+    """The received days before the run whose changes the run also fetches (``late_update_days`` of the
+    delivery), oldest first; the run's own days are fetched anyway."""
+    delivery = feed.delivery
+    assert isinstance(delivery, HttpDelivery)
+    first = min(date.fromisoformat(d) for d in run_days)
+    days = [(first - timedelta(days=n)).isoformat() for n in range(delivery.late_update_days, 0, -1)]
+    return [d for d in days if d not in run_days]
+
+
+def ingest_http_late_updates(
+    feed: Feed,
+    base_url: str,
+    warehouse: Path,
+    run_days: list[str],
+    batch_id: str,
+    session: requests.Session | None = None,
+    timeout_seconds: float | None = None,
+) -> list[IngestionResult]:
+    """Fetch what changed since the last fetch in the days received before the run (a ticket closed days
+    later): each day with its own stored cursor, so only changed records come back. Days never fetched are
+    left to a backfill of their own; fetches that find nothing are not logged."""
+    with open_warehouse(warehouse) as con:
+        days = [d for d in late_update_days(feed, run_days) if load_cursor(con, feed.id, d) is not None]
+    session = session or http_feed.make_session()
+    results = []
+    for day in days:
+        results.append(
+            _ingest_fetched(
+                feed,
+                warehouse,
+                day,
+                batch_id,
+                utcnow(),
+                lambda cursor, day=day: http_feed.fetch_day(
+                    session, base_url, feed, day, cursor, timeout_seconds
+                ),
+                skip_empty=True,
+            )
+        )
+    return results

@@ -24,9 +24,17 @@ with versions as (
     where ticket_id is not null
 ),
 
+-- The run's days, and every earlier day that received a changed ticket since the last build (late updates,
+-- fetched nightly by updated_since for the catalog's late_update_days): those days are rebuilt whole.
 windowed as (
     select * from versions
     where true {{ partition_window('received_date') }}
+    {%- if is_incremental() and 'last_loaded_at' in adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list %}
+        or received_date in (
+            select received_date from versions
+            where _loaded_at > (select max(last_loaded_at) from {{ this }})
+        )
+    {%- endif %}
 ),
 
 ranked as (
@@ -36,7 +44,8 @@ ranked as (
             partition by ticket_id
             order by updated_at desc nulls last, _loaded_at desc, _row_number desc
         ) as recency,
-        min(case when status <> '受理' then updated_at end) over (partition by ticket_id) as first_progress_at
+        min(case when status <> '受理' then updated_at end) over (partition by ticket_id) as first_progress_at,
+        max(_loaded_at) over (partition by ticket_id) as last_loaded_at
     from windowed
 ),
 
@@ -66,6 +75,7 @@ select
     coalesce(status = '已办结', false) as is_closed,
     closed_at,
     updated_at as last_updated_at,
+    last_loaded_at,
     case
         when responded_at >= received_at
         then cast({{ dbt.datediff('received_at', 'responded_at', 'second') }} as double) / 3600
