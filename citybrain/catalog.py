@@ -145,6 +145,9 @@ class Feed(_Strict):
     key: list[str] = Field(min_length=1)
     columns: list[Column] = Field(min_length=1)
     description: str | None = None
+    # A day may bring no records (a service centre closed at the weekend): a delivery that arrived with no
+    # records is a quiet day, and the tables built from it publish an empty day. Off: an empty day is a fault.
+    quiet_days: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> Feed:
@@ -168,6 +171,8 @@ class Feed(_Strict):
                 raise ValueError("snapshot: 'incremental' needs a sql or http delivery with a cursor")
         elif self.snapshot == "full":
             raise ValueError("snapshot: a sql or http delivery is read incrementally; use 'incremental'")
+        if self.quiet_days and self.partitioning != "daily":
+            raise ValueError("quiet_days: only a daily-partitioned feed has days that can be quiet")
         if isinstance(delivery, SqlDelivery) and self.partitioning != "none":
             raise ValueError("partitioning: a sql feed is read by its cursor, not by day; use 'none'")
         if isinstance(delivery, HttpDelivery) and self.partitioning != "daily":

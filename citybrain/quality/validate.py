@@ -170,7 +170,48 @@ def run_values(con: duckdb.DuckDBPyConnection, suite: SuiteSpec, partition: str 
         county_codes=[c[0] for c in counties],
         county_centroids=[(c[1], c[2]) for c in counties if c[1] is not None],
         trailing_counts=trailing,
+        quiet_day=partition is not None and _quiet_day(con, suite, partition),
     )
+
+
+def _daily_feeds_of(suite: SuiteSpec) -> list:
+    """The daily-partitioned catalog feeds a dataset is built from: a raw feed itself, or the raw feeds
+    upstream of a dbt model (through any models and snapshots)."""
+    catalog = load_catalog(settings.catalog_path())
+    if suite.schema_name == "raw":
+        names: tuple[str, ...] = (suite.table_name,)
+    else:
+        names = _model_feeds(_file_key(_manifest_path())).get(suite.table_name, ())
+    return [catalog.by_id[n] for n in names if n in catalog.by_id and catalog.by_id[n].is_partitioned]
+
+
+@cache
+def _model_feeds(key: tuple[str, float]) -> dict[str, tuple[str, ...]]:
+    """Model name -> the raw feeds upstream of it, from the manifest (read once per manifest version)."""
+    from citybrain.lineage.tables import upstream_feeds
+
+    manifest = json.loads(Path(key[0]).read_text(encoding="utf-8"))
+    return {
+        node["name"]: tuple(upstream_feeds(manifest, uid))
+        for uid, node in manifest["nodes"].items()
+        if node["resource_type"] == "model"
+    }
+
+
+def _quiet_day(con: duckdb.DuckDBPyConnection, suite: SuiteSpec, partition: str) -> bool:
+    """Every daily feed behind the dataset declares quiet_days and delivered ``partition`` with no records."""
+    feeds = _daily_feeds_of(suite)
+    if not feeds or not all(f.quiet_days for f in feeds):
+        return False
+    for feed in feeds:
+        deliveries, rows = con.execute(
+            "SELECT count(*), coalesce(sum(rows_loaded), 0) FROM raw.ingestion_log "
+            "WHERE feed_id = ? AND partition_key = ? AND status = 'loaded'",
+            [feed.id, partition],
+        ).fetchone()
+        if deliveries == 0 or rows > 0:
+            return False
+    return True
 
 
 def _city_counties() -> list[tuple[str, float, float]]:
