@@ -7,9 +7,16 @@ skips it and the previous published version stays live. Which tier each table go
 classification tightened in dbt takes effect at the next publication.
 """
 
+import json
+import os
+from datetime import UTC, datetime
+
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
+from assets.dbt import GOVERNANCE_STORE
+from citybrain.catalog import load_catalog
 from citybrain.ingest.warehouse import warehouse_lock
+from citybrain.lineage.columns import column_origins
 from citybrain.publication import classification_from_manifest, publish, tier_paths
 from orchestration.dbt_project import citybrain_dbt_project, parsed_manifest
 from orchestration.resources import PublicationResource, WarehouseResource
@@ -45,16 +52,24 @@ def pool_publication(
     from citybrain.quality.data_docs import data_docs_index
 
     path = warehouse.resolved_path()
-    with warehouse_lock(path):
-        published = publish(
-            path,
-            context.run.run_id,
-            run_days(context.run.tags),
-            classification_from_manifest(citybrain_dbt_project.manifest_path),
-            directory=publication.resolved_directory(),
-            keep=publication.resolved_keep(),
-        )
+    manifest_path = citybrain_dbt_project.manifest_path
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))  # grades, quasi-identifiers, lineage
+    try:
+        with warehouse_lock(path):
+            published = publish(
+                path,
+                context.run.run_id,
+                run_days(context.run.tags),
+                classification_from_manifest(manifest_path),
+                directory=publication.resolved_directory(),
+                keep=publication.resolved_keep(),
+                manifest=manifest,
+            )
+    except Exception:
+        emit_lineage(context, None, manifest)
+        raise
     context.log.info(f"published pool version {published.version}: {published.paths}")
+    emit_lineage(context, published, manifest)
     table_rows = "\n".join(
         f"| {tier} | {name} | {rows:,} |"
         for tier, tables in published.tables.items()
@@ -68,6 +83,7 @@ def pool_publication(
             "version_files": MetadataValue.json(published.paths),
             "tables": MetadataValue.md("| tier | table | rows |\n|---|---|---|\n" + table_rows),
             "withheld_restricted": MetadataValue.json(published.withheld),
+            "reidentification_risk": MetadataValue.json(published.reidentification),
             "dagster/row_count": published.row_count,
             "deliveries": published.deliveries,
             "expectations_evaluated": published.checks_evaluated,
@@ -76,3 +92,50 @@ def pool_publication(
             "data_docs": MetadataValue.path(str(data_docs_index())),
         }
     )
+
+
+def emit_lineage(context: AssetExecutionContext, published, manifest: dict) -> None:
+    """OpenLineage events of this publication (or its failure) when CITYBRAIN_OPENLINEAGE_URL is set; a catalog
+    that cannot be reached is logged, never fails the publication."""
+    from citybrain.lineage import openlineage
+
+    if not openlineage.configured():
+        return
+    record = context.instance.get_run_record_by_id(context.run.run_id)
+    started = (
+        datetime.fromtimestamp(record.start_time, UTC).isoformat() if record and record.start_time else None
+    )
+    job = context.run.job_name if context.run else "city_nightly"
+    try:
+        if published is None:
+            events = openlineage.failure_events(context.run.run_id, job, started)
+        else:
+            events = openlineage.publication_events(
+                context.run.run_id,
+                job,
+                published.version,
+                {name: rows for tables in published.tables.values() for name, rows in tables.items()},
+                published_lineage(published),
+                manifest,
+                column_origins(
+                    manifest, load_catalog(), citybrain_dbt_project.project_dir / "target" / GOVERNANCE_STORE
+                ),
+                started,
+            )
+        openlineage.emit(events)
+        context.log.info(f"OpenLineage: {len(events)} events sent to {os.environ[openlineage.URL_ENV]}")
+    except Exception as error:  # noqa: BLE001 - lineage is reported, never a reason to fail the publication
+        context.log.warning(f"OpenLineage events not sent: {type(error).__name__}: {error}")
+
+
+def published_lineage(published) -> list[dict]:
+    """meta.table_lineage of every tier of the version just published."""
+    import duckdb
+
+    rows: list[dict] = []
+    for version_file in published.paths.values():
+        with duckdb.connect(version_file, read_only=True) as con:
+            result = con.execute("SELECT * FROM meta.table_lineage")
+            names = [d[0] for d in result.description]
+            rows += [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+    return rows

@@ -7,8 +7,10 @@ data). Each pool table belongs to one tier, its dbt model's ``config.meta.classi
 * ``conditional`` → ``<pool dir>/conditional/citybrain_conditional.duckdb``;
 * ``restricted`` → never copied: it stays in the warehouse.
 
-A pool table without a classification stops the publication (nobody decided who may read it). Every tier
-file is one complete published version, and one publication gives all tiers the same version id:
+A pool table without a classification stops the publication (nobody decided who may read it), and so does
+the privacy gate (``citybrain/privacy/publication_gate.py``, given the dbt manifest): data graded important or
+core bound for the open tier, or a conditional table whose smallest equivalence class is below the minimum.
+Every tier file is one complete published version, and one publication gives all tiers the same version id:
 
 1. each tier's tables are copied into ``<tier>/versions/<version>.duckdb`` (written under a temporary name,
    checkpointed, fsynced, made read-only, then renamed);
@@ -40,7 +42,7 @@ import os
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -121,6 +123,10 @@ class Publication:
     checks_evaluated: int
     checks_failed_warning: int
     kept_versions: list[str]
+    # GB/T 43697 grades of the published tables and the re-identification risk of the conditional ones
+    # (citybrain/privacy/publication_gate.py); empty when published without a manifest.
+    grades: dict[str, dict] = field(default_factory=dict)
+    reidentification: dict[str, dict] = field(default_factory=dict)
 
     @property
     def row_count(self) -> int:
@@ -134,16 +140,19 @@ def publish(
     classification: Mapping[str, str | None],
     directory: Path | None = None,
     keep: int = DEFAULT_KEEP,
+    manifest: Mapping | None = None,
 ) -> Publication:
     """Copy the warehouse's pool schema, tier by tier, into a new version and make it live, atomically per tier.
 
-    ``classification`` maps each pool table to its tier (see ``classification_from_manifest``). The caller
-    holds the warehouse lock (the warehouse is attached read-only). Success and refusal are both audited."""
+    ``classification`` maps each pool table to its tier (see ``classification_from_manifest``). With the dbt
+    ``manifest``, the privacy gate runs too (grades, re-identification risk: privacy/publication_gate.py).
+    The caller holds the warehouse lock (the warehouse is attached read-only). Success and refusal are both
+    audited."""
     from citybrain.access import audit
 
     try:
         recover(directory)
-        publication = _publish(warehouse, run_id, partitions, classification, directory, keep)
+        publication = _publish(warehouse, run_id, partitions, classification, directory, keep, manifest)
     except Exception as error:
         audit.append(
             "publication", outcome="error", run_id=run_id, detail=str(error), via="pipeline", user=None
@@ -173,11 +182,12 @@ def _audit_published(publication: Publication, detail: str) -> None:
     )
 
 
-def _publish(warehouse, run_id, partitions, classification, directory, keep) -> Publication:
+def _publish(warehouse, run_id, partitions, classification, directory, keep, manifest=None) -> Publication:
     if keep < 1:
         raise ValueError("keep must be at least 1: the live version is always kept")
     directory = directory or pool_dir()
     assignment, withheld = _assign_tiers(warehouse, classification)
+    privacy = _privacy_gate(warehouse, assignment, manifest) if manifest is not None else None
     now = datetime.now(UTC)
     version = f"{now:%Y%m%dT%H%M%S%f}Z_{re.sub(r'[^0-9a-z]', '', run_id.lower())[:8] or 'manual'}"
     finals: dict[str, Path] = {}
@@ -191,7 +201,16 @@ def _publish(warehouse, run_id, partitions, classification, directory, keep) -> 
             temporary.unlink(missing_ok=True)
             try:
                 tables[tier], deliveries, evaluated, warnings = _write_version(
-                    temporary, warehouse, assignment[tier], tier, version, run_id, now, partitions
+                    temporary,
+                    warehouse,
+                    assignment[tier],
+                    tier,
+                    version,
+                    run_id,
+                    now,
+                    partitions,
+                    privacy,
+                    manifest,
                 )
                 _fsync(temporary)
                 os.chmod(temporary, 0o444)  # a published version is never changed
@@ -221,6 +240,8 @@ def _publish(warehouse, run_id, partitions, classification, directory, keep) -> 
         checks_evaluated=evaluated,
         checks_failed_warning=warnings,
         kept_versions=[],
+        grades=privacy.grade_record() if privacy else {},
+        reidentification=privacy.risk_record() if privacy else {},
     )
     # From here on the publication completes even if this process dies: recover() rolls it forward.
     intent = directory / INTENT_FILE
@@ -385,7 +406,26 @@ def _assign_tiers(warehouse: Path, classification: Mapping[str, str | None]):
     return assignment, withheld
 
 
-def _write_version(path, warehouse, names, tier, version, run_id, now, partitions):
+def _privacy_gate(warehouse: Path, assignment: dict[str, list[str]], manifest: Mapping):
+    """Grades and re-identification risk of the tables as chosen for each tier; refuses on a violation."""
+    import duckdb
+
+    from citybrain.privacy import publication_gate
+
+    with duckdb.connect(config=duckdb_config()) as con:
+        con.execute(f"ATTACH '{_sql_path(warehouse)}' AS warehouse (READ_ONLY)")
+        report = publication_gate.check(con, "warehouse", assignment, manifest, PUBLISHED_SCHEMA)
+    if report.problems:
+        raise PublicationError(
+            "refusing to publish the pool (privacy rules, docs/GOVERNANCE.md):\n  - "
+            + "\n  - ".join(report.problems)
+        )
+    return report
+
+
+def _write_version(
+    path, warehouse, names, tier, version, run_id, now, partitions, privacy=None, manifest=None
+):
     import duckdb
 
     con = duckdb.connect(str(path), config=duckdb_config())
@@ -403,6 +443,13 @@ def _write_version(path, warehouse, names, tier, version, run_id, now, partition
                 f'SELECT count(*) FROM "{PUBLISHED_SCHEMA}"."{name}"'
             ).fetchone()
         con.execute("CREATE SCHEMA meta")
+        from citybrain.privacy import publication_gate
+
+        publication_gate.write_meta(con, names, privacy)
+        if tier == "open":  # optional differential privacy (catalog/privacy.yaml); off: nothing happens
+            from citybrain.privacy import dp
+
+            dp.apply(con, PUBLISHED_SCHEMA, names, run_id, version)
         # The deliveries behind this version: every delivery currently loaded into the raw layer.
         con.execute(
             "CREATE TABLE meta.deliveries AS SELECT feed_id, provider, partition_key, source_file, file_sha256, "
@@ -410,6 +457,10 @@ def _write_version(path, warehouse, names, tier, version, run_id, now, partition
             "FROM warehouse.raw.ingestion_log WHERE status = 'loaded'"
         )
         (deliveries,) = con.execute("SELECT count(*) FROM meta.deliveries").fetchone()
+        if manifest is not None:  # which of them each table was built from (citybrain trace)
+            from citybrain.lineage.tables import write_table_lineage
+
+            write_table_lineage(con, names, manifest, PUBLISHED_SCHEMA)
         evaluated = warnings = 0
         if _has_table(con, "quality", "expectation_results"):
             con.execute(

@@ -32,7 +32,7 @@ CATALOG = {
 
 
 def _column(tier="open", pii="none"):
-    return {"config": {"meta": {"classification": tier, "pii": pii}}}
+    return {"config": {"meta": {"classification": tier, "pii": pii, "grade": "general"}}}
 
 
 def manifest(pool_sql: str, columns: dict, tier: str = "conditional", staging_sql: str | None = None) -> dict:
@@ -54,7 +54,8 @@ def manifest(pool_sql: str, columns: dict, tier: str = "conditional", staging_sq
             "model.cb.people_pool": {
                 "resource_type": "model", "name": "people_pool", "schema": "pool", "alias": "people_pool",
                 "depends_on": {"nodes": ["model.cb.stg_people"]}, "compiled_code": pool_sql,
-                "checksum": {"checksum": "p1"}, "columns": columns, "config": {"meta": {"classification": tier}},
+                "checksum": {"checksum": "p1"}, "columns": columns,
+                "config": {"meta": {"classification": tier, "grade": "general", "quasi_identifiers": []}},
             },
         },
     }  # fmt: skip
@@ -122,6 +123,7 @@ def test_missing_and_inconsistent_classification():
     )
     assert rules(check_manifest(m, CATALOG)) == {
         ("sex", "missing_classification"),
+        ("sex", "missing_grade"),  # an empty meta lacks its grade too
         ("district", "missing_classification"),
     }
     m["nodes"]["model.cb.people_pool"]["columns"]["sex"] = _column("open")

@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from tests.demo_lake import demo_lake, ingest, run_nightly
+from tests.services import lineage_receiver
 
 DAYS = ["2026-11-19", "2026-11-20"]
 COUNTIES = ["330102", "330105", "310115"]  # two Hangzhou districts and Shanghai Pudong: across provinces
@@ -20,9 +21,14 @@ COUNTIES = ["330102", "330105", "310115"]  # two Hangzhou districts and Shanghai
 @pytest.fixture(scope="module")
 def city(tmp_path_factory):
     home = tmp_path_factory.mktemp("city")
-    with demo_lake(home, COUNTIES, DAYS, residents=3000, defect_rate=0.03) as summary:
+    with (
+        demo_lake(home, COUNTIES, DAYS, residents=3000, defect_rate=0.03) as summary,
+        lineage_receiver() as (lineage_url, lineage_events),
+        pytest.MonkeyPatch.context() as mp,
+    ):
+        mp.setenv("CITYBRAIN_OPENLINEAGE_URL", lineage_url)
         result = run_nightly(DAYS[0], DAYS[-1])
-        yield {"home": home, "summary": summary, "result": result}
+        yield {"home": home, "summary": summary, "result": result, "lineage_events": lineage_events}
 
 
 def sql(home, query, params=None):
@@ -149,7 +155,10 @@ def test_the_pool_is_built_with_indicators_for_every_district(city):
         sql(home, "SELECT district_code, est_resident_population FROM pool.ind_district_monthly")
     )
     assert set(indicators) == set(COUNTIES)
-    registered = dict(sql(home, "SELECT district_code, count(*) FROM pool.dim_resident GROUP BY 1"))
+    # Registered residents before dim_resident's k-anonymity suppression (docs/GOVERNANCE.md).
+    registered = dict(
+        sql(home, "SELECT district_code, count(*) FROM intermediate.int_people__residents GROUP BY 1")
+    )
     assert dict(sql(home, "SELECT district_code, registered_population FROM pool.ind_district_monthly")) == {
         c: registered.get(c, 0) for c in COUNTIES
     }
@@ -157,6 +166,33 @@ def test_the_pool_is_built_with_indicators_for_every_district(city):
     truth = residents.groupby("home_county").size().to_dict()
     for county in COUNTIES:
         assert abs(indicators[county] - truth[county]) <= 0.2 * truth[county], county
+
+
+def test_published_conditional_tables_meet_the_minimum_equivalence_class(city):
+    """Every conditional table published with quasi-identifiers is k-anonymous over them, recomputed here
+    with a plain GROUP BY over the published tier; the tier's meta says the same; nothing in the open tier
+    is graded above general (GB/T 37964, GB/T 43697; docs/GOVERNANCE.md)."""
+    from citybrain.privacy.config import min_equivalence_class
+
+    k = min_equivalence_class()
+    pool = city["home"] / "pool"
+    with duckdb.connect(str(pool / "conditional" / "citybrain_conditional.duckdb"), read_only=True) as con:
+        measured = con.execute(
+            "SELECT table_name, quasi_identifiers, smallest_class, unique_records FROM meta.reidentification_risk"
+        ).fetchall()
+        assert {t for t, qis, _, _ in measured if qis} >= {"dim_resident", "fct_insurance_enrolment"}
+        for table, qis, smallest, unique in measured:
+            if not qis:
+                continue
+            columns = ", ".join(f'"{c}"' for c in qis)
+            (recomputed, singles) = con.execute(
+                f"SELECT min(n), count(*) FILTER (WHERE n = 1) "
+                f'FROM (SELECT count(*) AS n FROM pool."{table}" GROUP BY {columns})'
+            ).fetchone()
+            assert recomputed >= k and (recomputed, singles) == (smallest, unique), table
+    with duckdb.connect(str(pool / "open" / "citybrain_open.duckdb"), read_only=True) as con:
+        grades = {g for (g,) in con.execute("SELECT DISTINCT grade FROM meta.data_grades").fetchall()}
+    assert grades == {"general"}
 
 
 def test_the_parquet_lake_rebuilds_the_same_pool(city, tmp_path):
@@ -192,3 +228,63 @@ def test_the_parquet_lake_rebuilds_the_same_pool(city, tmp_path):
         for name in pool:
             result = parity.compare_table(con, name, f'pool."{name}"', f'from_raw.pool."{name}"')
             assert result.equal, (name, result.problems)
+
+
+def test_trace_names_the_delivered_files_behind_a_day_and_a_row(city, capsys):
+    """`citybrain trace`: the files, hashes and runs behind a published table, day or row, checked against
+    the landing zone's bytes hashed here."""
+    import hashlib
+
+    from orchestration.cli import main
+
+    home, run_id = city["home"], city["result"].run_id
+    day = DAYS[-1]
+    landing_file = f"egov/applications_{day.replace('-', '')}.csv"
+    digest = hashlib.sha256((home / "landing" / landing_file).read_bytes()).hexdigest()
+
+    assert main(["trace", "pool.fct_service_application", "--date", day, "--json"]) == 0
+    traced = json.loads(capsys.readouterr().out)
+    assert traced["published_by_run"] == run_id and traced["day"] == day
+    egov = [d for d in traced["deliveries"] if d["feed_id"] == "egov_applications"]
+    assert [(d["source_file"], d["file_sha256"], d["loaded_by_run"]) for d in egov] == [
+        (landing_file, digest, run_id)
+    ]
+    other_day = DAYS[0].replace("-", "")
+    assert not any(other_day in d["source_file"] for d in traced["deliveries"])
+
+    (application_id,) = sql(
+        home,
+        "SELECT application_id FROM pool.fct_service_application WHERE submitted_date = ? LIMIT 1",
+        [day],
+    )[0]
+    assert main(["trace", "pool.fct_service_application", "--key", f"application_id={application_id}",
+                 "--user", "demo_researcher", "--json"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["deliveries"] == traced["deliveries"]
+
+    assert main(["trace", "pool.dim_enterprise"]) == 0  # a dimension: the current registry snapshot
+    text = capsys.readouterr().out
+    entities = next((home / "landing" / "market_regulation").glob("legal_entities_*.jsonl"))
+    assert entities.relative_to(home / "landing").as_posix() in text
+    assert hashlib.sha256(entities.read_bytes()).hexdigest()[:16] in text
+
+
+def test_the_publication_is_sent_as_openlineage_events(city):
+    """START and COMPLETE of the publishing run reached the loopback receiver, naming the raw feeds with the
+    delivered files' hashes as inputs and the published tables, with column lineage, as outputs."""
+    import hashlib
+
+    events = city["lineage_events"]
+    assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
+    assert {e["run"]["runId"] for e in events} == {city["result"].run_id}
+    assert all(e["path"] == "/api/v1/lineage" for e in events)
+    complete = events[-1]
+    outputs = {o["name"]: o for o in complete["outputs"]}
+    published = sql(city["home"], "SELECT count(*) FROM pool.dim_enterprise")[0][0]
+    assert outputs["pool.dim_enterprise"]["outputFacets"]["outputStatistics"]["rowCount"] == published
+    assert "pool.dim_resident" in outputs and "pool.fct_presence_hourly" in outputs
+    name = outputs["pool.dim_enterprise"]["facets"]["columnLineage"]["fields"]["name"]["inputFields"]
+    assert {(f["name"], f["field"]) for f in name} == {("raw.legal_entities", "name")}
+    inputs = {i["name"]: i for i in complete["inputs"]}
+    entities = next((city["home"] / "landing" / "market_regulation").glob("legal_entities_*.jsonl"))
+    delivered = inputs["raw.legal_entities"]["facets"]["citybrain_deliveries"]["deliveries"]
+    assert [d["sha256"] for d in delivered] == [hashlib.sha256(entities.read_bytes()).hexdigest()]

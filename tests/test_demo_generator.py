@@ -266,9 +266,28 @@ def test_registry_id_defects_are_what_the_manifest_says(city, catalog, manifest,
         assert ids[i].endswith("x") and ids[i].upper() == clean[i]
     for i in rows("fullwidth_digits"):
         assert not ids[i].isascii() and ids[i].translate(FULLWIDTH_BACK) == clean[i]
-    retired = set(truth["divisions"].loc[truth["divisions"]["status"] == "retired", "code"])
+    # Stale codes and their successors from the official record (catalog/division_changes.csv), which
+    # the demo reads itself; where a township decides, the address names it.
+    with open(settings.REPO_ROOT / "catalog" / "division_changes.csv", encoding="utf-8", newline="") as f:
+        record = list(csv.DictReader(f))
+    allowed = {(r["old_code"], r["new_codes"], "") for r in record if r["kind"] in ("rename", "merge")}
+    for r in record:
+        for part in filter(None, r["townships"].split(";")):
+            target, _, towns = part.partition(":")
+            allowed |= {(r["old_code"], target, t) for t in towns.split("|")}
+        if r["kind"] == "split" and r["apportion_to"] != r["old_code"]:
+            allowed.add((r["old_code"], r["apportion_to"], ""))
+    details = dict(zip(m["row_number"].astype(int), m["detail"], strict=True))
     for i in rows("retired_district_code"):
-        assert records[i - 1][6] in retired
+        d = dict(kv.split("=", 1) for kv in details[i].split(" "))
+        assert (
+            records[i - 1][6] == d["delivered"] and (d["delivered"], d["current"], d["township"]) in allowed
+        )
+        assert d["township"] in records[i - 1][7]
+    without = {r["old_code"] for r in record if r["kind"] == "retired"}
+    assert rows("retired_code_without_successor")
+    for i in rows("retired_code_without_successor"):
+        assert records[i - 1][6] in without
     for i, detail in zip(rows("duplicate_row"), m.loc[m["defect"] == "duplicate_row", "detail"], strict=True):
         assert records[i - 1] == records[int(detail.removeprefix("copy of row ")) - 1]
     flagged = {int(r) for r in m["row_number"]}
@@ -444,6 +463,36 @@ def test_hotline_store_versions(city, manifest):
         assert any(ch.isdigit() for ch in by_ticket[key][0]["description"])
 
 
+def test_hotline_descriptions_come_with_their_labels(city, manifest, truth):
+    """ground_truth/hotline_text_labels.jsonl: every ticket's description as the API serves it, with the
+    span of each name, address, phone, ID, ... written into it (the scrubber's benchmark reads these)."""
+    labels = {
+        r["ticket_id"]: r
+        for r in map(
+            json.loads, (city.ground_truth / "hotline_text_labels.jsonl").read_text("utf-8").splitlines()
+        )
+    }
+    served = {
+        v["ticket_id"]: v["description"]
+        for p in city.hotline_store.glob("tickets_*.jsonl")
+        for v in map(json.loads, p.read_text("utf-8").splitlines())
+    }
+    assert labels.keys() == served.keys()
+    assert all(labels[t]["text"] == d for t, d in served.items())
+    spans = [(s, r["text"]) for r in labels.values() for s in r["spans"]]
+    assert {s["kind"] for s, _ in spans} >= {"name", "address", "mobile", "resident_id"}
+    assert all(0 <= s["start"] < s["end"] <= len(text) for s, text in spans)
+    residents = set(truth["residents"]["name"])
+    named = [text[s["start"] : s["end"]] for s, text in spans if s["kind"] == "name"]
+    assert sum(n in residents for n in named) > 0.5 * len(named)  # mostly the city's own people
+    for s, text in spans:
+        if s["kind"] == "resident_id":  # an ID of 18 (stdnum-valid) or the legacy 15 digits
+            number = text[s["start"] : s["end"]].replace(" ", "").upper()
+            assert ric.is_valid(number) or (len(number) == 15 and number.isdigit())
+    for key in _defects(manifest, "api:hotline_tickets", "pii_in_description")["record_key"]:
+        assert {s["kind"] for s in labels[key]["spans"]} & {"mobile", "resident_id"}
+
+
 # -- configuration ----------------------------------------------------------------------------------------
 def test_default_counties_are_hangzhou_now():
     h = divisions.history()
@@ -454,8 +503,16 @@ def test_default_counties_are_hangzhou_now():
 
 def test_divisions_ground_truth(truth):
     d = truth["divisions"].set_index("code")
-    assert d.loc["330103", "status"] == "retired" and d.loc["330103", "maps_to"] in DEFAULT_COUNTIES
+    assert (
+        d.loc["330103", "status"] == "retired" and d.loc["330103", "maps_to"] == "330105"
+    )  # 国函〔2021〕22号
     assert d.loc["330125", "maps_to"] == "330110"  # 余杭县 lives on as 余杭区 (lineage)
+    jianggan = d.loc[["330104"]]  # split: 下沙/白杨街道 to 钱塘区, the rest to 上城区
+    assert set(zip(jianggan["maps_to"], jianggan["township"].fillna(""), strict=True)) == {
+        ("330102", ""),
+        ("330114", "下沙街道"),
+        ("330114", "白杨街道"),
+    }
     assert d.loc["330113", "centroid_source"] == "approximate"
     assert d.loc["330106", "centroid_source"] == "cpca"
 
@@ -496,7 +553,7 @@ def test_cross_province_city(tmp_path):
     allowed = set(divisions_csv["code"])
     assert {r[6] for r in records if len(r) == len(header)} <= allowed
     assert set(codes) <= {r[6] for r in records if len(r) == len(header)}
-    assert {"310103", "320502"} <= set(divisions_csv.loc[divisions_csv["status"] == "retired", "code"])
+    assert {"310119", "330104"} <= set(divisions_csv.loc[divisions_csv["status"] == "retired", "code"])
 
 
 def test_zero_defect_rate_injects_nothing(tmp_path):

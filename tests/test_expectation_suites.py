@@ -56,6 +56,7 @@ def _run_values(suite, trailing: list[int]) -> RunValues:
         "county_codes": COUNTIES,
         "county_centroids": CENTROIDS,
         "trailing_counts": trailing,
+        "quiet_day": False,
     }
     return RunValues(**{f.name: values[f.name] for f in fields(RunValues)})
 

@@ -25,9 +25,19 @@ def test_the_scanner_finds_planted_leaks(tmp_path):
             ") AS v(a, b, n)"
         )
         con.execute("CREATE TABLE pool.u AS SELECT '王芳的邻居' AS note")  # ...not inside text
+        con.execute(
+            "CREATE TABLE pool.v AS SELECT * FROM (VALUES "
+            "('投诉人住文华路12号3幢2单元501室'), "  # a home down to the room
+            "('阳光花园7栋1102室漏水'), "  # building and room, no unit
+            "('浙江省杭州市西湖区文华路123号'), "  # a house number alone: facilities publish theirs
+            "('3号楼大厅')"  # a building alone: no one's home
+            ") AS v(place)"
+        )
     findings = scan_tier_file(path, ["欧阳明", "王芳", "李"])
     kinds = sorted((f.kind, f.match) for f in findings)
     assert kinds == [
+        ("dwelling", "3幢2单元501室"),
+        ("dwelling", "7栋1102室"),
         ("mobile", "13812345678"),
         ("registry_name", "欧阳明"),
         ("registry_name", "欧阳明"),

@@ -16,13 +16,17 @@ import duckdb
 import pandas as pd
 import pytest
 
+from citybrain.settings import REPO_ROOT
 from citybrain.transform import udfs
 from tests.demo_lake import dbt_build, demo_lake, ingest
 
 DAYS = ["2026-11-19", "2026-11-20"]
-# Two Hangzhou districts with codes retired by redistricting (下城 330103 → 330102, 萧山市 330181 → 330109)
-# and Shanghai Pudong: across provinces.
-COUNTIES = ["330102", "330109", "310115"]
+# Hangzhou districts touched by redistricting, by the official record (catalog/division_changes.csv): 江干
+# 330104 split in 2021 (its 下沙/白杨 streets to 钱塘 330114, the rest to 上城 330102), 萧山 330109 gave five
+# streets to 钱塘, 下城 330103 merged into 拱墅 330105, 余杭 330110's 临平 townships became 临平 330113,
+# 萧山市 330181 → 330109; and Shanghai Pudong (南汇 310119 merged in 2009): across provinces. The demo
+# writes stale codes with the township in the address where one decides.
+COUNTIES = ["330102", "330109", "330105", "330113", "330114", "310115"]
 PEOPLE_MODELS = [
     "dim_resident",
     "dim_enterprise",
@@ -33,6 +37,7 @@ PEOPLE_MODELS = [
 PEOPLE_SELECTION = [
     *(f"+{m}" for m in PEOPLE_MODELS),
     "+int_identity__rejected_identifiers",
+    "+int_divisions__unmapped_codes",
     "+snap_household_registry",
     "+snap_legal_entities",
     "dim_district",  # the relationships tests' parent
@@ -83,6 +88,8 @@ def ground_truth(home: Path) -> dict:
         "bad_check": clean_ids("bad_check_digit"),
         "bad_check_records": len(bad_rows) + len(bad_copies),
         "not_registered": clean_ids("bad_check_digit") | quarantined,
+        # delivered with a retired code the record of changes gives no successor: no district
+        "orphaned": {d["record_key"] for d in registry if d["defect"] == "retired_code_without_successor"},
     }
 
 
@@ -98,17 +105,54 @@ def keys_of(city, ids) -> set[str]:
     return {city["key"][i] for i in ids}
 
 
+# Every valid registered resident, before dim_resident's k-anonymity suppression (indicators count here).
+RESIDENTS = "intermediate.int_people__residents"
+
+
 def test_registered_population_per_district_equals_valid_registry_residents(city):
     residents = city["residents"]
     valid = residents[~residents["id_number"].isin(city["not_registered"])]
-    expected = Counter(valid["home_county"])
-    actual = dict(sql(city["home"], "SELECT district_code, count(*) FROM pool.dim_resident GROUP BY 1"))
+    orphaned = valid["id_number"].isin(city["orphaned"])
+    # Stale codes go to the successor the official record names (township in the address for a split);
+    # a retired code without a recorded successor gives no district, never a guessed one.
+    expected = Counter(valid.loc[~orphaned, "home_county"]) + Counter({None: int(orphaned.sum())})
+    actual = dict(sql(city["home"], f"SELECT district_code, count(*) FROM {RESIDENTS} GROUP BY 1"))
     assert actual == dict(expected)
-    assert set(actual) == set(COUNTIES)  # retired hukou codes were mapped to current districts
-    (keys,) = sql(city["home"], "SELECT count(DISTINCT resident_key) FROM pool.dim_resident")[0]
+    assert orphaned.any() and set(actual) == {*COUNTIES, None}
+    (keys,) = sql(city["home"], f"SELECT count(DISTINCT resident_key) FROM {RESIDENTS}")[0]
     assert keys == len(valid)
-    in_pool = {k for (k,) in sql(city["home"], "SELECT resident_key FROM pool.dim_resident")}
+    in_pool = {k for (k,) in sql(city["home"], f"SELECT resident_key FROM {RESIDENTS}")}
     assert in_pool == keys_of(city, valid["id_number"])
+
+
+def test_dim_resident_leaves_out_exactly_the_residents_of_small_equivalence_classes(city):
+    """k-anonymity (GB/T 37964): from the ground truth, group the valid residents by sex, 5-year age band,
+    school stage and district; dim_resident holds exactly those whose group has at least k members."""
+    from citybrain.privacy.config import min_equivalence_class
+
+    k = min_equivalence_class()
+    residents = city["residents"]
+    valid = residents[~residents["id_number"].isin(city["not_registered"])].copy()
+    as_of = date.fromisoformat(DAYS[-1])
+    born = pd.to_datetime(valid["birth_date"]).dt.date
+    age = pd.Series(
+        [as_of.year - b.year - ((as_of.month, as_of.day) < (b.month, b.day)) for b in born], index=valid.index
+    )
+    valid["band"] = ["85+" if a >= 85 else f"{a // 5 * 5:02d}-{a // 5 * 5 + 4:02d}" for a in age]
+    valid["stage"] = ["primary" if 6 <= a <= 11 else "junior" if 12 <= a <= 14 else "-" for a in age]
+    # the pool's district: none for a record whose retired code has no recorded successor
+    valid["district"] = valid["home_county"].where(~valid["id_number"].isin(city["orphaned"]), "-")
+    size = valid.groupby(["sex", "band", "stage", "district"])["id_number"].transform("size")
+    kept = keys_of(city, valid.loc[size >= k, "id_number"])
+    assert 0 < len(kept) < len(valid)  # a 3,000-resident city has small classes: some are suppressed
+    in_pool = {key for (key,) in sql(city["home"], "SELECT resident_key FROM pool.dim_resident")}
+    assert in_pool == kept
+    (smallest,) = sql(
+        city["home"],
+        "SELECT min(n) FROM (SELECT count(*) AS n FROM pool.dim_resident "
+        "GROUP BY sex, age_band, school_stage, district_code)",
+    )[0]
+    assert smallest >= k
 
 
 def test_ages_and_school_stages_follow_the_ground_truth(city):
@@ -121,9 +165,9 @@ def test_ages_and_school_stages_follow_the_ground_truth(city):
         city["key"][i]: ("85+" if a >= 85 else f"{a // 5 * 5:02d}-{a // 5 * 5 + 4:02d}")
         for i, a in zip(valid["id_number"], age, strict=True)
     }
-    actual = dict(sql(city["home"], "SELECT resident_key, age_band FROM pool.dim_resident"))
+    actual = dict(sql(city["home"], f"SELECT resident_key, age_band FROM {RESIDENTS}"))
     assert actual == band
-    (primary,) = sql(city["home"], "SELECT count(*) FROM pool.dim_resident WHERE school_stage = 'primary'")[0]
+    (primary,) = sql(city["home"], f"SELECT count(*) FROM {RESIDENTS} WHERE school_stage = 'primary'")[0]
     assert primary == sum(6 <= a <= 11 for a in age)
 
 
@@ -131,7 +175,7 @@ def test_legacy_15_digit_ids_join_the_same_person_across_departments(city):
     home, legacy = city["home"], city["legacy"]
     assert legacy
     legacy_keys = keys_of(city, legacy)
-    in_pool = {k for (k,) in sql(home, "SELECT resident_key FROM pool.dim_resident")}
+    in_pool = {k for (k,) in sql(home, f"SELECT resident_key FROM {RESIDENTS}")}
     assert legacy_keys <= in_pool
     insured = set(city["residents"].query("employed")["id_number"])
     legacy_insured = keys_of(city, legacy & insured)
@@ -147,7 +191,7 @@ def test_legacy_15_digit_ids_join_the_same_person_across_departments(city):
     applicants = sql(
         home,
         "SELECT applicant_key, resident_key IS NOT NULL FROM pool.fct_service_application a "
-        "LEFT JOIN pool.dim_resident r ON a.applicant_key = r.resident_key WHERE applicant_kind = 'person'",
+        f"LEFT JOIN {RESIDENTS} r ON a.applicant_key = r.resident_key WHERE applicant_kind = 'person'",
     )
     unregistered = keys_of(city, city["not_registered"])
     assert applicants
@@ -268,7 +312,7 @@ def test_registry_snapshot_keeps_only_pseudonymous_columns(city):
     (current,) = sql(
         home, "SELECT count(*) FROM snapshots.snap_household_registry WHERE dbt_valid_to IS NULL"
     )[0]
-    (residents,) = sql(home, "SELECT count(*) FROM pool.dim_resident")[0]
+    (residents,) = sql(home, f"SELECT count(*) FROM {RESIDENTS}")[0]
     assert current == residents
 
 
@@ -284,7 +328,9 @@ def test_registry_snapshot_tells_where_a_resident_lived_on_a_date(city, tmp_path
     warehouse = tmp_path / "warehouse.duckdb"
     shutil.copyfile(city["home"] / "warehouse.duckdb", warehouse)
     residents = city["residents"]
-    clean = residents[~residents["id_number"].isin(city["not_registered"] | city["legacy"])]
+    clean = residents[
+        ~residents["id_number"].isin(city["not_registered"] | city["legacy"] | city["orphaned"])
+    ]
     mover = clean[clean["home_county"] == COUNTIES[0]].iloc[0]
     key = city["key"][mover["id_number"]]
     con = duckdb.connect(str(warehouse))
@@ -325,3 +371,61 @@ def test_registry_snapshot_tells_where_a_resident_lived_on_a_date(city, tmp_path
     assert versions == [(COUNTIES[0], False), (COUNTIES[1], True)]
     assert on_date == [(COUNTIES[0],)]
     assert others_changed == 1
+
+
+# -- division changes (catalog/division_changes.csv) -------------------------------------------------------
+def _registry_defects(city, kind: str) -> list[dict]:
+    """Registry defects of a kind, with their detail 'current=.. delivered=.. township=..' parsed."""
+    return [
+        {**d, **dict(kv.split("=", 1) for kv in d["detail"].split(" "))}
+        for d in city["defects"]
+        if d["feed"] == "household_registry" and d["defect"] == kind
+    ]
+
+
+def test_stale_division_codes_go_to_the_successor_the_official_record_names(city):
+    """Each registry record the demo delivered with a code from before a redistricting is in the county
+    the official record names: merges (下城 -> 拱墅), renames, a split decided by the township its address
+    names (江干 with 白杨/下沙街道 -> 钱塘, else -> 上城) and a transfer (萧山's 河庄.. streets -> 钱塘).
+    Expected values are the demo's, which reads the record itself (not the pipeline's crosswalk)."""
+    stale = _registry_defects(city, "retired_district_code")
+    got = dict(
+        sql(
+            city["home"],
+            "SELECT _row_number, district_code FROM staging.stg_household_registry WHERE _row_number IN "
+            f"({', '.join(d['row_number'] for d in stale)})",
+        )
+    )
+    assert got == {int(d["row_number"]): d["current"] for d in stale}
+    assert {"330103", "330104"} <= {d["delivered"] for d in stale}
+    assert any(d["township"] for d in stale)  # a split or transfer decided by township
+
+
+def test_retired_code_without_successor_is_reported_not_guessed(city):
+    """A retired code the record of changes gives no successor for: the record keeps no district and is
+    counted under reason retired_code_without_successor (duplicates of such a record too)."""
+    orphans = _registry_defects(city, "retired_code_without_successor")
+    rows = {d["row_number"] for d in orphans}
+    copies = [
+        d
+        for d in city["defects"]
+        if d["feed"] == "household_registry"
+        and d["defect"] == "duplicate_row"
+        and d["detail"].removeprefix("copy of row ") in rows
+    ]
+    with open(REPO_ROOT / "catalog" / "division_changes.csv", encoding="utf-8", newline="") as f:
+        without = {r["old_code"] for r in csv.DictReader(f) if r["kind"] == "retired"}
+    assert orphans and {d["delivered"] for d in orphans} <= without
+    districts = sql(
+        city["home"],
+        "SELECT DISTINCT district_code FROM staging.stg_household_registry WHERE _row_number IN "
+        f"({', '.join(rows)})",
+    )
+    assert districts == [(None,)]
+    reported = sql(
+        city["home"],
+        "SELECT district_code_delivered, records FROM intermediate.int_divisions__unmapped_codes "
+        "WHERE feed = 'household_registry' AND reason = 'retired_code_without_successor'",
+    )
+    assert {c for c, _ in reported} == {d["delivered"] for d in orphans}
+    assert sum(n for _, n in reported) == len(orphans) + len(copies)

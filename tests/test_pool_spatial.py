@@ -183,8 +183,9 @@ def test_night_presence_matches_the_residents_of_each_district(lake):
     truth = residents.groupby("home_county").size()
     night = query(
         lake,
+        # the fused values before small-cell suppression (the open table hides small cells)
         f"""SELECT district_code, hour_start, sum(est_population) AS est
-            FROM pool.fct_presence_hourly
+            FROM pool.fct_presence_hourly_unsuppressed
             WHERE hour(timezone('Asia/Shanghai', hour_start)) IN ({", ".join(map(str, NIGHT_HOURS))})
             GROUP BY ALL""",
     )
@@ -231,7 +232,7 @@ def test_missing_hours_renormalise_over_the_other_operators(lake):
 def test_od_flows_match_the_expected_trips(lake):
     residents = pd.read_parquet(lake["truth"] / "residents.parquet")
     codes = json.loads((lake["truth"] / "summary.json").read_text())["config"]["counties"]
-    fused = query(lake, "SELECT * FROM pool.fct_od_daily")
+    fused = query(lake, "SELECT * FROM pool.fct_od_daily_unsuppressed")  # before small-cell suppression
     assert len(fused) == len(DAYS) * len(codes) ** 2
     assert (fused["operators_reporting"] == 3).all()
     for day, flows in fused.groupby("stat_date"):
@@ -263,3 +264,20 @@ def test_a_daily_rerun_replaces_its_day_only(lake):
         "SELECT stat_date, count(*) AS n, sum(est_population) AS p FROM pool.fct_presence_hourly GROUP BY 1 ORDER BY 1",
     )
     pd.testing.assert_frame_equal(before, after)
+
+
+def test_facility_types_follow_the_departments_vocabulary_in_the_catalog(lake, catalog):
+    """dim_facility reads each department's words from the catalog (sources.yaml vocabularies), not from SQL:
+    every category delivered gets the type the catalog names for it, an unlisted one the 'other' type."""
+    for feed, column, other in (
+        ("medical_facilities", "category", "other_medical"),
+        ("schools", "stage", "other_school"),
+    ):
+        vocabulary = catalog.feed(feed).vocabularies[column]
+        rows = query(
+            lake, "SELECT DISTINCT category, facility_type FROM pool.dim_facility WHERE source = ?", [feed]
+        )
+        assert len(rows) >= 2, feed
+        for category, facility_type in rows.itertuples(index=False):
+            assert facility_type == vocabulary.get(category, other), (feed, category)
+        assert set(rows["facility_type"]) - {other}, feed  # the demo's words are in the catalog

@@ -7,7 +7,9 @@ What it looks for, in every text column of every table of a tier file:
 * a mainland mobile number: ``1[3-9]`` and 9 more digits, not inside a longer run of digits or Latin letters
   (hex pseudonyms, H3 cells); a ``+86`` prefix and spaces or dashes inside are tolerated;
 * a person's name from the household registry: a cell equal to a registered name, or free text containing
-  a registered name of three or more characters (two-character names occur inside ordinary words).
+  a registered name of three or more characters (two-character names occur inside ordinary words);
+* a home address: a dwelling written down to building and unit or room (``3幢2单元501室``, ``7栋1102室``).
+  A house number alone is not reported: hospitals and schools are published with theirs.
 
 Used by the tests on a real published demo lake and usable by an operator on any tier file.
 """
@@ -27,13 +29,15 @@ DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
 MOBILE = re.compile(r"(?<![0-9A-Za-z])(?:\+?86)?(1[3-9][0-9]{9})(?![0-9A-Za-z])")
 SEPARATOR_IN_NUMBER = re.compile(r"(?<=[0-9])[ \-](?=[0-9])")
 MIN_CONTAINED_NAME = 3
+# A dwelling: building then unit or room (Arabic or Chinese numerals).
+DWELLING = r"[0-9一二三四五六七八九十]+(幢|栋|号楼|座)[0-9一二三四五六七八九十]*(单元)?[0-9]+(室|户)?|[0-9]+单元[0-9]+室?"
 
 
 @dataclass(frozen=True)
 class Finding:
     table: str
     column: str
-    kind: str  # resident_id | mobile | registry_name
+    kind: str  # resident_id | mobile | registry_name | dwelling
     value: str  # the offending cell (truncated)
     match: str
 
@@ -74,6 +78,11 @@ def scan_tier_file(path: Path, names: Iterable[str], schema: str = "pool", limit
                 [limit],
             ).fetchall():
                 findings.append(Finding(f"{schema}.{table}", column, "registry_name", value[:80], name))
+            for value, match in con.execute(
+                f"SELECT v, regexp_extract(v, ?) FROM ({cells}) WHERE regexp_matches(v, ?) ORDER BY 1 LIMIT ?",
+                [DWELLING, DWELLING, limit],
+            ).fetchall():
+                findings.append(Finding(f"{schema}.{table}", column, "dwelling", value[:80], match))
     return findings
 
 

@@ -33,7 +33,9 @@ from citybrain.demo import (
     od,
     operators,
     population,
+    redistricting,
     registry,
+    ticket_text,
 )
 from citybrain.demo.manifest import Manifest
 from citybrain.demo.rngs import rng_for
@@ -103,7 +105,8 @@ def generate_demo_city(config: DemoConfig) -> GenerationSummary:
     started = time.perf_counter()
     cfg = config.resolved()
     counties = divisions.current_counties(cfg.counties)  # raises ValueError on unknown/retired codes
-    retired = divisions.retired_codes(counties)
+    stale = redistricting.stale_codes(counties)  # old codes from the official record, not the crosswalk
+    orphans = redistricting.codes_without_successor(counties)
     landing, demo = cfg.landing, cfg.demo_dir
     days = cfg.dates
     end = cfg.end_date
@@ -133,10 +136,10 @@ def generate_demo_city(config: DemoConfig) -> GenerationSummary:
     _release_memory()
 
     files = [
-        registry.write_household_registry(landing, people, retired, end, rate, rng("registry"), manifest),
-        entities.write_legal_entities(
-            landing, firms, retired, end, rate, rng("entities", "defects"), manifest
+        registry.write_household_registry(
+            landing, people, stale, orphans, end, rate, rng("registry"), manifest
         ),
+        entities.write_legal_entities(landing, firms, stale, end, rate, rng("entities", "defects"), manifest),
     ]
     _release_memory()
     medical = facilities.build_medical(rng("medical"), counties, people, end)
@@ -155,8 +158,9 @@ def generate_demo_city(config: DemoConfig) -> GenerationSummary:
     _release_memory()
 
     versions = hotline.build_versions(
-        rng("hotline"), people, counties, days, max(20, cfg.residents // 2000), rate, manifest
-    )
+        rng("hotline"), people, counties, days, max(20, cfg.residents // 2000), rate, manifest,
+        labels_path=demo / "ground_truth" / ticket_text.CORPUS_FILE,
+    )  # fmt: skip
     hotline.write_store(demo / "hotline_store", versions)
     manifest.rows_written["api:hotline_tickets"] = int(versions["ticket_id"].nunique())
     del versions
@@ -182,7 +186,17 @@ def generate_demo_city(config: DemoConfig) -> GenerationSummary:
     files += [od.od_file(op, d) for op in "ABC" for d in days]
 
     truth = demo / "ground_truth"
-    _write_truth(truth, counties, retired, people, firms, medical, schools, cells, shares)
+    _write_truth(
+        truth,
+        counties,
+        pd.concat([stale, orphans.assign(status="retired")]),
+        people,
+        firms,
+        medical,
+        schools,
+        cells,
+        shares,
+    )
     seconds = time.perf_counter() - started
     summary_config = {k: (str(v) if isinstance(v, Path | date) else v) for k, v in asdict(cfg).items()}
     manifest.write(truth, summary_config, seconds)
@@ -235,17 +249,25 @@ def _hide_some_employers(
     firms.loc[firms.index[hidden], "in_entity_registry"] = False
 
 
-def _write_truth(truth: Path, counties, retired, people, firms, medical, schools, cells, shares) -> None:
+def _write_truth(truth: Path, counties, stale, people, firms, medical, schools, cells, shares) -> None:
     truth.mkdir(parents=True, exist_ok=True)
-    divisions.division_table(counties, retired).to_csv(
-        truth / "divisions.csv", index=False, lineterminator="\n"
-    )
+    _division_truth(counties, stale).to_csv(truth / "divisions.csv", index=False, lineterminator="\n")
     _write_residents(truth / "residents.parquet", people)
     firms.to_parquet(truth / "enterprises.parquet", index=False)
     medical.to_parquet(truth / "medical_facilities.parquet", index=False)
     schools.to_parquet(truth / "schools.parquet", index=False)
     cells.to_parquet(truth / "operator_c_cells.parquet", index=False)
     shares.to_parquet(truth / "market_share.parquet", index=False)
+
+
+def _division_truth(counties: pd.DataFrame, stale: pd.DataFrame) -> pd.DataFrame:
+    """divisions.csv: the configured counties, then every old code the demo may deliver with the current
+    county it stands for (and the township the record then names; no county for a retired code without
+    recorded successor) - from the official record of changes."""
+    current = counties.assign(status="current", maps_to=counties["code"], township="", year=pd.NA, kind="")
+    columns = ["code", "name", "status", "maps_to", "township", "year", "kind"]
+    geo = ["city_code", "city_name", "province_code", "province_name", "lng", "lat", "centroid_source"]
+    return pd.concat([current[columns + geo], stale[columns]], ignore_index=True)
 
 
 TRUTH_ROW_GROUP = 1024 * 1024  # pyarrow's default row-group size: the file equals one ``to_parquet``

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from citybrain.demo import defects
+from citybrain.demo import defects, places, ticket_text
 from citybrain.demo.manifest import CONTENT, Manifest
 
 FEED, SOURCE = "hotline_tickets", "api:hotline_tickets"
@@ -38,7 +38,8 @@ HOUR_WEIGHTS = np.array(
     [1, 0.5, 0.3, 0.3, 0.3, 0.5, 1, 3, 6, 8, 8, 7, 5, 6, 7, 7, 6, 5, 4, 4, 3, 2, 1.5, 1], float
 )
 CONTENT_KINDS = ["pii_in_description", "closed_before_received", "late_update"]
-CALLER_COLUMNS = ["home_county", "work_county", "address", "phone", "id_number"]
+CALLER_COLUMNS = ["home_county", "work_county", "name", "phone", "id_number"]
+NAMED_PEOPLE = 5000  # residents a description may name besides the caller (a sample, for any city size)
 
 
 def _fmt(ts: pd.Series | pd.DatetimeIndex) -> np.ndarray:
@@ -52,11 +53,6 @@ def _rows(frame: pd.DataFrame, rows: np.ndarray, columns: list[str]) -> pd.DataF
     )
 
 
-def _street(address: pd.Series) -> pd.Series:
-    """Where the problem is: the street address without the flat (callers name a place, not a room)."""
-    return pd.Series(address.to_numpy(dtype=object)).str.replace(r"号.*$", "号", regex=True)
-
-
 def build_versions(
     rng: np.random.Generator,
     residents: pd.DataFrame,
@@ -65,8 +61,13 @@ def build_versions(
     per_day: int,
     rate: float,
     manifest: Manifest,
+    labels_path: Path | None = None,
 ) -> pd.DataFrame:
-    """All versions of the tickets received in ``days`` (updated no later than the end of the last day)."""
+    """All versions of the tickets received in ``days`` (updated no later than the end of the last day).
+
+    Descriptions are written by ``ticket_text`` with labelled personal data (names, addresses, phones, IDs,
+    cards, plates, e-mail), on a random stream of their own so the tickets' other draws do not move;
+    ``labels_path`` receives the labels (ground truth for the scrubber's benchmark and tests)."""
     counts = np.maximum(1, rng.poisson(per_day, len(days)))
     n = int(counts.sum())
     day = np.repeat(np.array([pd.Timestamp(d) for d in days]), counts)
@@ -91,7 +92,7 @@ def build_versions(
             "channel": rng.choice(CHANNELS[0], n, p=CHANNELS[1]),
             "category": cat,
             "district_code": district,
-            "description": pd.Series(texts).str.cat(_street(who["address"]), sep="，地点：").to_numpy(),
+            "description": texts,
             "caller_phone": who["phone"].to_numpy(dtype=object),
             "handling_unit": unit,
         }
@@ -113,13 +114,17 @@ def build_versions(
             "late_update": (alloc["late_update"], np.asarray(late_ok)),
         },
     )
-    # PII in free text: the caller dictates a phone number and/or an ID number.
+    # PII in free text: every description may carry some (labelled); these callers surely dictate a phone
+    # number and/or an ID number.
     i = rows["pii_in_description"]
     kind = rng.choice(["phone", "id", "both"], len(i))
-    phone_txt = "，联系电话" + who["phone"].to_numpy(dtype=object)[i]
-    id_txt = "，本人身份证号" + who["id_number"].to_numpy(dtype=object)[i]
-    extra = np.where(kind == "phone", phone_txt, np.where(kind == "id", id_txt, phone_txt + id_txt))
-    tickets.loc[i, "description"] = tickets.loc[i, "description"] + extra
+    must = [()] * n
+    for row, k in zip(i, kind, strict=True):
+        must[row] = {"phone": ("mobile",), "id": ("resident_id",), "both": ("mobile", "resident_id")}[k]
+    prefixes = dict(zip(counties["code"], places.address_prefix(counties), strict=True))
+    tickets["description"], spans = _describe(rng.spawn(1)[0], tickets, who, residents, prefixes, must)
+    if labels_path is not None:
+        ticket_text.write_labels(labels_path, tickets, spans)
     manifest.add(FEED, SOURCE, CONTENT, "pii_in_description", None, tickets.loc[i, "ticket_id"], kind)
 
     v1 = tickets.assign(status="受理", closed_at=None, updated_at=tickets["received_at"], version=1)
@@ -154,6 +159,24 @@ def build_versions(
     )
     versions = pd.concat([v1, v2, v3, v4], ignore_index=True)
     return versions.sort_values(["ticket_id", "version"], ignore_index=True)
+
+
+def _describe(rng, tickets: pd.DataFrame, who: pd.DataFrame, residents: pd.DataFrame, prefixes, must):
+    """Each ticket's description (its complaint, then what the caller adds) and its labelled spans."""
+    others = residents["name"].iloc[rng.integers(0, len(residents), NAMED_PEOPLE)].to_numpy(dtype=object)
+    writer = ticket_text.TicketWriter(
+        rng, list(prefixes.values()), others, int(rng.integers(2**31)), list(prefixes)
+    )
+    texts, spans = [], []
+    callers = zip(who["name"], who["phone"], who["id_number"], strict=True)
+    for complaint, district, (name, phone, id_number), forced in zip(
+        tickets["description"], tickets["district_code"], callers, must, strict=True
+    ):
+        caller = ticket_text.Caller(str(name), str(phone), str(id_number))
+        text, ticket_spans = writer.describe(complaint, caller, prefixes[district], forced)
+        texts.append(text)
+        spans.append(ticket_spans)
+    return np.array(texts, dtype=object), spans
 
 
 def write_store(store_dir: Path, versions: pd.DataFrame) -> list[Path]:

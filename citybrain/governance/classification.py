@@ -9,7 +9,11 @@ wrong audience. This module fails the build instead, on three rules:
    columns (or more strictly than all of them) is a violation; a column labelled less strictly than a
    source column it is derived from (unmasked) is one too;
 3. no open or conditional model exposes a column derived from a restricted PII source column (catalog)
-   unless the derivation goes through a masking function.
+   unless the derivation goes through a masking function;
+4. every pool model and column carries its GB/T 43697-2024 grade (``meta.grade``), and nothing graded
+   important or core is marked open (governance/grades.py);
+5. every conditional model declares its quasi-identifiers (``meta.quasi_identifiers``), each a column of
+   the model (privacy/reidentification.py; publication measures them).
 
 Rules 2 and 3 use column lineage computed with sqlglot over the compiled SQL of the dbt nodes (manifest
 ``compiled_code``), walking refs back to the sources. Masking is recognised by the function names the
@@ -54,6 +58,7 @@ class Violation:
     model: str
     column: str | None
     rule: str  # missing_classification | tier_mismatch | column_below_source | unmasked_restricted_pii | lineage_unknown
+    # | missing_grade | grade_below_column | graded_data_in_open_tier | quasi_identifiers
     message: str
 
     def __str__(self) -> str:
@@ -421,6 +426,7 @@ def check_manifest(
                         f"model is {tier} but its strictest column is {strictest} (a model's tier is the strictest of its columns)",
                     )
                 )  # fmt: skip
+    violations += grade_and_quasi_identifier_violations(manifest)
 
     wanted = set(models) if models is not None else None
     targets = [uid for uid, node in pool.items() if wanted is None or uid in wanted or node["name"] in wanted]
@@ -458,6 +464,20 @@ def check_manifest(
                         )
                     )  # fmt: skip
     return violations
+
+
+def grade_and_quasi_identifier_violations(manifest: Mapping[str, Any]) -> list[Violation]:
+    """Rules 4 and 5: the grade vocabulary and the quasi-identifier declarations have their own modules
+    (also used at publication); here they become build violations."""
+    from citybrain.governance.grades import check_grades, grades_from_manifest
+    from citybrain.privacy.reidentification import check_declarations
+
+    found = [
+        Violation(p.table, p.column, p.rule, p.message)
+        for p in check_grades(grades_from_manifest(manifest).values())
+    ]
+    found += [Violation(p.table, None, p.rule, p.message) for p in check_declarations(manifest)]
+    return found
 
 
 def check_built(

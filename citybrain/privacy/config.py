@@ -33,3 +33,21 @@ def small_cell_k() -> int:
     if k < 2:
         raise ValueError(f"{privacy_path()}: small_cell_k must be at least 2, got {k}")
     return k
+
+
+def min_equivalence_class() -> int:
+    """Smallest equivalence class (k of k-anonymity, GB/T 37964) a conditional record-level table may have
+    over its quasi-identifiers when published; a smaller class blocks the publication."""
+    settings = privacy_settings()
+    if "min_equivalence_class" not in settings:
+        raise ValueError(f"{privacy_path()}: min_equivalence_class is not set (the minimum k, e.g. 5)")
+    k = int(settings["min_equivalence_class"])
+    if k < 2:
+        raise ValueError(f"{privacy_path()}: min_equivalence_class must be at least 2, got {k}")
+    return k
+
+
+def differential_privacy_section() -> dict[str, Any]:
+    """The ``differential_privacy`` section (empty when absent: off). Parsed and validated by
+    ``citybrain.privacy.dp.dp_settings``."""
+    return privacy_settings().get("differential_privacy") or {}

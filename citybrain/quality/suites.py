@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from citybrain import settings
 from citybrain.catalog import SAFE_LOADER
+from citybrain.quality.small_cells import rule_small_cells
 
 EXPECTATIONS_DIR = settings.REPO_ROOT / "expectations"
 GX_SEVERITY = {"blocking": "critical", "warning": "warning"}
@@ -353,4 +354,5 @@ RULES = {
     "citybrain_valid_share": rule_valid_share,
     "citybrain_no_personal_identifiers": rule_no_personal_identifiers,
     "citybrain_quarantine_share": rule_quarantine_share,
+    "citybrain_small_cells": rule_small_cells,  # citybrain/quality/small_cells.py
 }

@@ -86,6 +86,7 @@ class DataItem:
     data_type: str
     classification: str
     pii: str = ""
+    grade: str = ""  # 数据级别 (GB/T 43697-2024): general | important | core; feeds: graded by their provider
 
 
 @dataclass
@@ -118,6 +119,12 @@ class Resource:
     version: str | None  # 数据版本 (publication version)
     related_codes: list[str] = field(default_factory=list)  # 关联资源代码
     items: list[DataItem] = field(default_factory=list)  # 数据项
+    differential_privacy: str = ""  # 差分隐私: budget spent, when the table is released with DP noise
+    grade: str = ""  # 数据级别 (GB/T 43697-2024) of a pool table: general | important | core
+    quasi_identifiers: list[str] = field(default_factory=list)  # 准标识符 (conditional tables)
+    smallest_equivalence_class: int | None = None  # 最小等价类 as last published
+    unique_share: float | None = None  # 唯一记录占比 as last published
+    reidentification_risk: str = ""  # 重标识风险, in words
 
     @property
     def item_count(self) -> int:
@@ -312,10 +319,22 @@ def _share_conditions(
     return text
 
 
-def _open_conditions(classification: str) -> str:
+def _open_conditions(classification: str, small_cells: bool = False) -> str:
+    """开放条件. ``small_cells``: an open table whose counts of people or trips are suppressed below k (it
+    has ``*_suppressed`` flag columns); the text states k from catalog/privacy.yaml, the one the models and
+    the publication check use. Conditional record-level tables are not small-cell suppressed, so their text
+    does not say so (docs/GOVERNANCE.md "Small-cell suppression")."""
+    if classification == "open" and small_cells:
+        from citybrain.privacy.config import small_cell_k
+
+        k = small_cell_k()
+        return (
+            f"无；人数、人次小于 {k} 的单元格已抑制（置空并标记），并做互补抑制，"
+            f"被抑制的值不能由公开的合计或差值推算"
+        )
     return {
         "open": "无",
-        "conditional": "经申请审核、签订数据使用协议后在授权范围内使用；小样本单元已抑制",
+        "conditional": "经申请审核、签订数据使用协议后在授权范围内使用",
         "restricted": "不予开放",
     }[classification]
 
@@ -329,6 +348,41 @@ def _quality(history: RunHistory, suite: str, prefer_run: str | None) -> tuple[f
         score_percent(score.passed, score.evaluated),
         f"{suite}: {score.passed}/{score.evaluated} 项校验通过（运行 {score.run_id[:8]}，{when}）",
     )
+
+
+def _differential_privacy(periods: list[dict] | None) -> str:
+    """The budget of a table published with differential-privacy noise, e.g. "ε≤1/期（预算 3），2 期，
+    单期累计最高 ε=2"; empty when the table carries no noise (docs/GOVERNANCE.md)."""
+    if not periods:
+        return ""
+    per_release = max(p["epsilon"] for p in periods)
+    budget = max(p["budget"] for p in periods)
+    most = max(p["spent_total"] for p in periods)
+    return (
+        f"差分隐私（OpenDP 拉普拉斯机制）：每期发布 ε≤{per_release:g}（每期预算 {budget:g}），"
+        f"{len(periods)} 期，单期累计最高 ε={most:g}"
+    )
+
+
+def _privacy_fields(node: dict, risk: dict | None) -> dict:
+    """Grade (declared in the model's meta) and re-identification risk (measured by the last publication
+    of the table, citybrain/privacy/publication_gate.py) of a pool resource."""
+    meta = _node_meta(node)
+    qis = meta.get("quasi_identifiers")
+    fields = {"grade": str(meta.get("grade") or ""), "quasi_identifiers": list(qis or [])}
+    if qis == []:
+        fields["reidentification_risk"] = "无准标识符（记录不描述个人的可识别属性）"
+    if not risk:
+        return fields
+    smallest, unique = risk.get("smallest_class"), risk.get("unique_share")
+    fields.update(smallest_equivalence_class=smallest, unique_share=unique)
+    if qis:
+        fields["reidentification_risk"] = (
+            f"准标识符 {'、'.join(qis)}；最小等价类 {smallest if smallest is not None else '—'}"
+            f"（要求≥{risk.get('min_equivalence_class')}，k-匿名）；唯一记录 {risk.get('unique_records', 0)} 条"
+            f"（{100 * (unique or 0):.2f}%）；{risk.get('records', 0)} 条记录，{risk.get('classes', 0)} 个等价类"
+        )
+    return fields
 
 
 def _feed_format(feed: Feed) -> str:
@@ -434,6 +488,7 @@ def _pool_resource(
                 data_type=column.get("data_type") or "",
                 classification=str(meta.get("classification") or ""),
                 pii="" if meta.get("pii") in (None, "none") else str(meta["pii"]),
+                grade=str(meta.get("grade") or ""),
             )
         )
     declared = _node_meta(node).get("classification")
@@ -468,7 +523,7 @@ def _pool_resource(
         share_conditions=_share_conditions(classification, KIND_POOL, restricted, []),
         share_method=POOL_SHARE_METHOD[classification],
         open_type=OPEN_TYPE[classification],
-        open_conditions=_open_conditions(classification),
+        open_conditions=_open_conditions(classification, any(i.name.endswith("_suppressed") for i in items)),
         update_cycle=CADENCE_ZH[cycle],
         update_cycle_code=cycle,
         last_updated=release.published_at if release else None,
@@ -478,6 +533,8 @@ def _pool_resource(
         version=release.version if release else None,
         related_codes=feed_codes,
         items=items,
+        differential_privacy=_differential_privacy(history.privacy.get(table)),
+        **_privacy_fields(node, history.reidentification.get(table)),
     )
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from citybrain import settings
+from citybrain.governance.grades import grade_label
 from citybrain.resource_catalog.build import (
     CLASSIFICATION_ZH,
     ResourceCatalog,
@@ -60,6 +61,12 @@ CSV_COLUMNS = [
     ("共享方式", "share_method"),
     ("开放类型", "open_type"),
     ("开放条件", "open_conditions"),
+    ("差分隐私", "differential_privacy"),
+    (
+        "数据级别",
+        "grade",
+    ),  # GB/T 43697-2024 一般/重要/核心数据 (the column 数据分级 above is the sharing tier)
+    ("重标识风险", "reidentification_risk"),
     ("更新周期", "update_cycle"),
     ("最后更新时间", "last_updated"),
     ("记录数", "row_count"),
@@ -79,6 +86,7 @@ ITEM_COLUMNS = [
     ("数据类型", "data_type"),
     ("数据分级", "classification"),
     ("个人信息类型", "pii"),
+    ("数据级别", "grade"),
 ]
 
 
@@ -133,6 +141,8 @@ def write_csv(catalog: ResourceCatalog, path: Path) -> None:
                     row.append(items_text(r))
                 elif attr == "classification":
                     row.append(f"{r.classification}（{CLASSIFICATION_ZH.get(r.classification, '')}）")
+                elif attr == "grade":
+                    row.append(grade_label(r.grade) if r.grade else "")
                 else:
                     row.append(_cell(getattr(r, attr)))
             writer.writerow(row)
@@ -144,7 +154,18 @@ def write_items_csv(catalog: ResourceCatalog, path: Path) -> None:
         writer.writerow([header for header, _ in ITEM_COLUMNS])
         for r in catalog.resources:
             for item in r.items:
-                writer.writerow([r.code, r.name, *(_cell(getattr(item, a)) for _, a in ITEM_COLUMNS[2:])])
+                writer.writerow(
+                    [
+                        r.code,
+                        r.name,
+                        *(
+                            grade_label(item.grade)
+                            if a == "grade" and item.grade
+                            else _cell(getattr(item, a))
+                            for _, a in ITEM_COLUMNS[2:]
+                        ),
+                    ]
+                )
 
 
 def write_json(catalog: ResourceCatalog, path: Path) -> None:
@@ -172,6 +193,7 @@ def render_html(catalog: ResourceCatalog) -> str:
         open_types=["无条件开放", "有条件开放", "不予开放"],
         classification_zh=CLASSIFICATION_ZH,
         items_text=items_text,
+        grade_label=grade_label,
     )
 
 

@@ -66,6 +66,10 @@ class RunHistory:
     # suite -> {run_id -> score}
     scores: dict[str, dict[str, SuiteScore]] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)  # what was read, for the export's provenance
+    # table -> per-period differential-privacy budget of the latest open version (meta.privacy_budget)
+    privacy: dict[str, list[dict]] = field(default_factory=dict)
+    # table -> re-identification risk measured by its latest publication (None: not measured)
+    reidentification: dict[str, dict | None] = field(default_factory=dict)
 
     def latest_score(self, suite: str, prefer_run: str | None = None) -> SuiteScore | None:
         """The suite's outcomes in ``prefer_run`` if it checked the suite, else in its latest run."""
@@ -153,6 +157,18 @@ def latest_releases(records: list[dict]) -> dict[str, TableRelease]:
                 tiers=tiers,
             )
     return releases
+
+
+def latest_risks(records: list[dict]) -> dict[str, dict | None]:
+    """For every table, the re-identification risk its latest publication recorded (``reidentification``
+    of the record, citybrain/privacy/publication_gate.py), None when that publication did not measure it."""
+    ordered = sorted(enumerate(records), key=lambda ir: (str(ir[1].get("published_at") or ""), ir[0]))
+    risks: dict[str, dict | None] = {}
+    for _, record in ordered:
+        measured = record.get("reidentification") if isinstance(record.get("reidentification"), dict) else {}
+        for name in publication_tables(record):
+            risks[name] = measured.get(name)
+    return risks
 
 
 def _version_files(records: list[dict]) -> list[Path]:
@@ -248,6 +264,33 @@ def _read_version_meta(path: Path, history: RunHistory) -> bool:
         con.close()
 
 
+def _read_privacy_budget(version_files: list[Path]) -> dict[str, list[dict]]:
+    """The differential-privacy budget recorded in the newest open version (none when DP is off)."""
+    import duckdb
+
+    for path in version_files:
+        if path.parent.parent.name != "open" or not path.exists():
+            continue
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error:
+            continue
+        try:
+            if not _has_table(con, "meta", "privacy_budget"):
+                return {}
+            budget: dict[str, list[dict]] = {}
+            for table, period, epsilon, spent_total, limit in con.execute(
+                "SELECT table_name, period, epsilon, spent_total, budget FROM meta.privacy_budget ORDER BY 1, 2"
+            ).fetchall():
+                budget.setdefault(table, []).append(
+                    {"period": period, "epsilon": epsilon, "spent_total": spent_total, "budget": limit}
+                )
+            return budget
+        finally:
+            con.close()
+    return {}
+
+
 def load_history(
     publications_log: Path, warehouse: Path | None = None, live_pool: Path | None = None
 ) -> RunHistory:
@@ -255,10 +298,12 @@ def load_history(
     history = RunHistory()
     history.publications = read_publications(publications_log)
     history.tables = latest_releases(history.publications)
+    history.reidentification = latest_risks(history.publications)
     if history.publications:
         history.sources.append(str(publications_log))
     if warehouse is not None and warehouse.exists() and _read_warehouse(warehouse, history):
         history.sources.append(str(warehouse))
+    history.privacy = _read_privacy_budget(_version_files(history.publications))
     if not history.feeds or not history.scores:
         candidates = _version_files(history.publications) + ([live_pool] if live_pool else [])
         for path in candidates:

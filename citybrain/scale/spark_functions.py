@@ -21,5 +21,10 @@ def register(spark) -> None:
     }
     for name, function, _parameters, returns in udfs.functions():
         spark.udf.register(name, udfs.null_safe(function), types[returns])
+    # Free text is scrubbed with the registry's names, read from the lake (udfs.lake_scrubber).
+    spark.udf.register("cb_scrub_text", udfs.null_safe(udfs.lake_scrubber()), types["varchar"])
     for statement in udfs.sql_statements(SQL_FUNCTIONS):
         spark.sql(statement)
+    from citybrain.privacy import small_cells
+
+    small_cells.register(spark, engine="spark")  # cb_small_cell_k(): k of catalog/privacy.yaml

@@ -8,6 +8,7 @@ unset (``memory_limit`` takes no percentage and an empty ``temp_directory`` turn
 
 from dbt.adapters.duckdb.plugins import BasePlugin
 
+from citybrain.privacy import small_cells
 from citybrain.settings import duckdb_config
 from citybrain.transform import udfs
 
@@ -18,7 +19,9 @@ class Plugin(BasePlugin):
             quoted = value.replace("'", "''")
             conn.execute(f"SET {name} = '{quoted}'")
         udfs.register(conn)
+        small_cells.register(conn)  # cb_small_cell_k(): k of catalog/privacy.yaml
 
     def configure_cursor(self, cursor):
         # Python UDFs are shared with the connection's cursors; temporary SQL macros are not.
         udfs.register_sql_macros(cursor)
+        small_cells.register(cursor)

@@ -166,32 +166,66 @@ def _salted_pseudonym():
     return cb_pseudonym
 
 
-# Candidates in free text. A resident ID is 17 digits and a digit or X not touching other letters or digits;
-# a mobile number is 1[3-9] and 9 more digits (optionally grouped 3-4-4 by spaces or hyphens) not touching
-# other digits. Only candidates that validate are replaced (see scrub_text).
-_ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
-_MOBILE_IN_TEXT = re.compile(r"(?<![0-9])1[3-9][0-9](?:[ -]?[0-9]{4}){2}(?![0-9])")
-
-
-def mask_id(value: str) -> str:
-    """First 6 and last 4 characters kept (the SQL macro cb_mask_id does the same in the pool)."""
-    return "*" * len(value) if len(value) <= 10 else value[:6] + "*" * (len(value) - 10) + value[-4:]
-
-
 def scrub_text(value: str) -> str:
-    """Free text with every valid resident ID and mobile number masked for display (110105********002X,
-    138****1234), everything else untouched: an 18-digit order number whose check digit fails, amounts
-    and shorter numbers stay. Validation is why this is Python (python-stdnum's GB 11643 rules)."""
+    """Free text with personal data masked (citybrain/privacy/scrub.py: IDs, bank cards, phones, e-mail,
+    plates, addresses, names), ordinary numbers untouched. This one has no registry names (names are found
+    by jieba alone): DuckDB registers ``_connection_scrubber``, Spark ``lake_scrubber``, which have them."""
+    return _default_scrubber().scrub(value)
 
-    def resident_id(match: re.Match) -> str:
-        number = match.group(0)
-        return mask_id(number.upper()) if ric_problem(number) is None else number
 
-    def mobile(match: re.Match) -> str:
-        digits = re.sub(r"[ -]", "", match.group(0))
-        return digits[:3] + "****" + digits[-4:]
+@functools.cache
+def _default_scrubber():
+    from citybrain.privacy.scrub import Scrubber
 
-    return _MOBILE_IN_TEXT.sub(mobile, _ID_IN_TEXT.sub(resident_id, value))
+    return Scrubber()
+
+
+def _connection_scrubber(con):
+    """``cb_scrub_text`` whose name dictionary is the registry in ``con``'s warehouse, read on the first
+    text scrubbed (a dbt run that scrubs nothing never pays for it) through a cursor of its own."""
+    import threading
+
+    state: dict = {}
+    lock = threading.Lock()
+
+    def cb_scrub_text(value: str) -> str:
+        if "scrubber" not in state:
+            with lock:
+                if "scrubber" not in state:
+                    from citybrain.privacy.name_dictionary import registry_names
+                    from citybrain.privacy.scrub import Scrubber
+
+                    cursor = con.cursor()
+                    try:
+                        state["scrubber"] = Scrubber(registry_names(cursor))
+                    finally:
+                        cursor.close()
+        return state["scrubber"].scrub(value)
+
+    return cb_scrub_text
+
+
+def lake_scrubber():
+    """``cb_scrub_text`` for Spark, which has no warehouse connection: the registry's names are read from
+    the Parquet lake both engines build from ($CITYBRAIN_LAKE, through DuckDB views of it), on each Python
+    worker's first text, so both engines scrub with the same dictionary."""
+    state: dict = {}
+
+    def cb_scrub_text(value: str) -> str:
+        if "scrubber" not in state:
+            import duckdb
+
+            from citybrain import settings
+            from citybrain.lake.parquet_lake import duckdb_views
+            from citybrain.privacy.name_dictionary import registry_names
+            from citybrain.privacy.scrub import Scrubber
+
+            with duckdb.connect() as con:
+                duckdb_views(con, settings.lake_dir())
+                state["scrubber"] = Scrubber(registry_names(con))
+        return state["scrubber"].scrub(value)
+
+    return cb_scrub_text
 
 
 SQL_MACROS = Path(__file__).with_name("sql") / "masking.sql"
@@ -222,10 +256,11 @@ def _second(f):
     return lambda lng, lat: r[1] if (r := f(lng, lat)) else None
 
 
-def functions() -> list[tuple[str, object, list[str], str]]:
+def functions(con=None) -> list[tuple[str, object, list[str], str]]:
     """Every Python domain function: (SQL name, function, parameter types, return type), types as
     ``varchar | double | integer | date``. One table for both engines: DuckDB (``register``) and Spark
-    (``citybrain/scale/spark_functions.py``) map the type names to their own."""
+    (``citybrain/scale/spark_functions.py``) map the type names to their own. ``con``: the DuckDB connection
+    the functions are registered on, whose warehouse gives cb_scrub_text its registry names."""
     return [
         ("cb_halfwidth", halfwidth, ["varchar"], "varchar"),
         ("cb_ric_normalize", ric_normalize, ["varchar"], "varchar"),
@@ -242,7 +277,7 @@ def functions() -> list[tuple[str, object, list[str], str]]:
         ("cb_h3_lat", h3_lat, ["varchar"], "double"),
         ("cb_h3_lng", h3_lng, ["varchar"], "double"),
         ("cb_pseudonym", _salted_pseudonym(), ["varchar"], "varchar"),
-        ("cb_scrub_text", scrub_text, ["varchar"], "varchar"),
+        ("cb_scrub_text", scrub_text if con is None else _connection_scrubber(con), ["varchar"], "varchar"),
     ]
 
 
@@ -251,7 +286,7 @@ def register(con) -> None:
     from duckdb import sqltypes as t
 
     types = {"varchar": t.VARCHAR, "double": t.DOUBLE, "integer": t.INTEGER, "date": t.DATE}
-    for name, function, parameters, returns in functions():
+    for name, function, parameters, returns in functions(con):
         # SPECIAL null handling: the functions may return NULL (e.g. *_problem for a valid value), which
         # DuckDB's DEFAULT handling forbids; NULL input still gives NULL output (vectorized skips it).
         con.create_function(

@@ -23,7 +23,8 @@
 {% macro duckdb__mask_name(expr) %}cb_mask_name({{ expr }}){% endmacro %}
 {% macro spark__mask_name(expr) %}cb_mask_name({{ expr }}){% endmacro %}
 
-{#- Free text with valid resident IDs and mobile numbers masked as above; other numbers untouched. -#}
+{#- Free text de-identified (citybrain/privacy/scrub.py): valid IDs, cards, phones, e-mail, plates, person names
+    (the warehouse registry's as dictionary) and addresses below the township masked; other numbers untouched. -#}
 {% macro scrub_text(expr) %}{{ return(adapter.dispatch('scrub_text', 'citybrain')(expr)) }}{% endmacro %}
 {% macro duckdb__scrub_text(expr) %}cb_scrub_text({{ expr }}){% endmacro %}
 {% macro spark__scrub_text(expr) %}cb_scrub_text({{ expr }}){% endmacro %}
@@ -69,13 +70,18 @@
 {% endmacro %}
 
 {#-
-  Small-cell suppression of a count of people in an open table: a count from 1 to var('small_cell_k') - 1
-  (default k = 10) becomes null; 0 and counts of at least k stay. `small_cell(count_expr)` is the flag
-  column that goes with it (true where suppressed), so a null is never mistaken for "unknown".
+  Small-cell suppression of a count of people in an open table: a count above 0 and below k becomes null;
+  0 and counts of at least k stay. `small_cell(count_expr)` is the flag column that goes with it (true where
+  suppressed), so a null is never mistaken for "unknown". k is `small_cell_k()`: the SQL function
+  cb_small_cell_k() that citybrain/privacy/small_cells.py defines on every connection from
+  catalog/privacy.yaml (the one home of k; no dbt var). Estimated, fractional populations are counts of
+  people too: 0.4 of a person is suppressed. Complementary suppression (a cell of at least k hidden so a
+  suppressed one cannot be recovered from a published total) is macros/small_cells.sql.
 -#}
+{% macro small_cell_k() -%}cb_small_cell_k(){%- endmacro %}
 {% macro suppress_small(count_expr) -%}
-    case when ({{ count_expr }}) > 0 and ({{ count_expr }}) < {{ var('small_cell_k', 10) }} then null else ({{ count_expr }}) end
+    case when ({{ count_expr }}) > 0 and ({{ count_expr }}) < {{ small_cell_k() }} then null else ({{ count_expr }}) end
 {%- endmacro %}
 {% macro small_cell(count_expr) -%}
-    coalesce(({{ count_expr }}) > 0 and ({{ count_expr }}) < {{ var('small_cell_k', 10) }}, false)
+    coalesce(({{ count_expr }}) > 0 and ({{ count_expr }}) < {{ small_cell_k() }}, false)
 {%- endmacro %}

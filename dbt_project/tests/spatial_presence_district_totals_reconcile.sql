@@ -2,11 +2,12 @@
 -- district's cells equals Σ_operators (the operator's subscribers in the district) / Σ_operators share
 -- over the operators that reported the hour, scaled by var('presence_coverage'). Cells of a district
 -- share one denominator because an operator reporting the hour counts 0 where it lists no unit.
--- Reported in Dagster as a check of fct_presence_hourly (it runs with the daily facts).
-{{ config(meta={'dagster': {'ref': {'name': 'fct_presence_hourly'}}}) }}
+-- Checked on the fused values before small-cell suppression (fct_presence_hourly_unsuppressed: the open
+-- fct_presence_hourly hides small cells). Reported in Dagster as a check of that model.
+{{ config(meta={'dagster': {'ref': {'name': 'fct_presence_hourly_unsuppressed'}}}) }}
 with fused as (
     select district_code, stat_date, hour_start, sum(est_population) as est_population
-    from {{ get_where_subquery(ref('fct_presence_hourly')) }}  {#- the run's days (test_window.sql) #}
+    from {{ get_where_subquery(ref('fct_presence_hourly_unsuppressed')) }}  {#- the run's days (test_window.sql) #}
     group by district_code, stat_date, hour_start
 ),
 

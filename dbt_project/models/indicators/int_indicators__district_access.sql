@@ -1,5 +1,8 @@
 -- Per district and month: the share of estimated night-time residents whose grid centre lies within
 -- var('access_radius_m') of a medical facility (hospital or primary care) and of a primary school.
+-- Computed over the published cells of the open fct_presence_hourly (night hours, small cells and their
+-- complements left out): a share of the true totals, times the published district total, would give the
+-- sum over the near grids, a second margin whose hidden cells could be recovered (docs/GOVERNANCE.md).
 with grids as (
     select grid_id, district_code, center_lat, center_lng from {{ ref('dim_grid') }}
 ),
@@ -27,6 +30,18 @@ nearest as (
     group by g.grid_id
 ),
 
+published_night as (
+    -- person-hours of the published night cells per grid and month (a constant factor away from residents)
+    select
+        grid_id,
+        cast({{ dbt.date_trunc('month', 'stat_date') }} as date) as month,
+        sum(est_population) as night_population
+    from {{ ref('fct_presence_hourly') }}
+    where not est_population_suppressed
+        and {{ shanghai_hour('hour_start') }} in ({{ var('night_hours') | join(', ') }})
+    group by grid_id, cast({{ dbt.date_trunc('month', 'stat_date') }} as date)
+),
+
 weighted as (
     select
         g.district_code,
@@ -34,7 +49,7 @@ weighted as (
         n.night_population,
         coalesce(d.medical_m <= {{ var('access_radius_m') }}, false) as near_medical,
         coalesce(d.school_m <= {{ var('access_radius_m') }}, false) as near_school
-    from {{ ref('int_indicators__grid_night_population') }} as n
+    from published_night as n
     inner join grids as g on n.grid_id = g.grid_id
     left join nearest as d on n.grid_id = d.grid_id
 )

@@ -1,4 +1,7 @@
 -- Per district and month: telecom-estimated night-time residents and weekday daytime population.
+-- Both are plain sums of fused grid-hour cells over the district, scaled by one constant per month (the
+-- month's night hours, weekday day hours): the district totals that small-cell suppression of
+-- fct_presence_hourly protects (docs/GOVERNANCE.md). True values (fct_presence_hourly_unsuppressed).
 with grids as (
     select grid_id, district_code from {{ ref('dim_grid') }}
 ),
@@ -7,19 +10,30 @@ presence as (
     select
         p.grid_id,
         p.stat_date,
+        p.hour_start,
+        cast({{ dbt.date_trunc('month', 'p.stat_date') }} as date) as month,
         {{ shanghai_hour('p.hour_start') }} as local_hour,
         p.est_population
-    from {{ ref('fct_presence_hourly') }} as p
+    from {{ ref('fct_presence_hourly_unsuppressed') }} as p
 ),
 
-daytime as (
-    -- mean over the day hours of each weekday, summed over the district's grids
-    select g.district_code, p.stat_date, sum(p.est_population) / {{ var('day_hours') | length }} as day_population
-    from presence as p
+weekday_day as (
+    select * from presence
+    where local_hour in ({{ var('day_hours') | join(', ') }})
+      and {{ iso_day_of_week('stat_date') }} <= 5
+),
+
+day_hours as (
+    select month, count(distinct hour_start) as hours from weekday_day group by month
+),
+
+day_monthly as (
+    -- mean over the month's weekday day hours of the district's summed presence
+    select g.district_code, p.month, sum(p.est_population) / max(h.hours) as day_population
+    from weekday_day as p
     inner join grids as g on p.grid_id = g.grid_id
-    where p.local_hour in ({{ var('day_hours') | join(', ') }})
-      and {{ iso_day_of_week('p.stat_date') }} <= 5
-    group by g.district_code, p.stat_date
+    inner join day_hours as h on p.month = h.month
+    group by g.district_code, p.month
 ),
 
 night as (
@@ -27,15 +41,6 @@ night as (
     from {{ ref('int_indicators__grid_night_population') }} as n
     inner join grids as g on n.grid_id = g.grid_id
     group by g.district_code, n.month
-),
-
-day_monthly as (
-    select
-        district_code,
-        cast({{ dbt.date_trunc('month', 'stat_date') }} as date) as month,
-        avg(day_population) as day_population
-    from daytime
-    group by district_code, cast({{ dbt.date_trunc('month', 'stat_date') }} as date)
 )
 
 select

@@ -14,8 +14,8 @@
 -- The API serves each ticket's latest version at fetch time, so a ticket first fetched already closed has
 -- its response at closure at the latest. Closure time: hours from received_at to closed_at; null (and
 -- flagged) when closed_at is before received_at. The caller's phone is restricted and never enters the pool;
--- the free-text description does, scrubbed: valid resident IDs and mobile numbers in it are masked
--- (macros/masking.sql), other numbers (order numbers, amounts) stay.
+-- the free-text description does, scrubbed (macros/masking.sql -> citybrain/privacy/scrub.py): names, addresses,
+-- phones, IDs, bank cards, e-mail and plates in it are masked, other numbers (order numbers, amounts) stay.
 with versions as (
     select
         *,

@@ -8,61 +8,38 @@
         tags=['daily'],
     )
 }}
--- Daily trips between districts fused across the three operators (see docs/POOL_SPATIAL.md):
---   est_trips = Σ trips / Σ market_share (share of each operator in the origin district),
--- over the operators that delivered OD for the day (an operator missing the day adds neither trips nor
--- share); an operator that delivered the day but not the pair counts 0 trips for it.
-with trips as (
-    select *
-    from {{ ref('int_od__operator_trips') }}
-    where market_share is not null {{ partition_window('stat_date') }}
+-- Daily trips between districts, open: the fused estimate of fct_od_daily_unsuppressed (docs/POOL_SPATIAL.md) with
+-- small cells suppressed (docs/GOVERNANCE.md "Small-cell suppression"). A pair whose estimated or observed trips
+-- are above 0 and below k (catalog/privacy.yaml) is hidden, and so are complements in both margins of the day's OD matrix (trips
+-- out of an origin, trips into a destination): in each, the hidden cells are none or at least two summing to
+-- at least k. Crossed margins can need several passes (rounds); whatever is left is caught by the blocking
+-- check at publication. A pair hidden in an earlier build of the same day stays hidden.
+with fused as (
+    select * from {{ ref('fct_od_daily_unsuppressed') }}
+    where 1 = 1 {{ partition_window('stat_date') }}
 ),
 
-operator_days as (
-    select distinct operator, stat_date from trips
-),
-
-pairs as (
-    select distinct stat_date, origin_district_code, destination_district_code from trips
-),
-
-reporting as (
+cells as (
     select
-        pairs.stat_date,
-        pairs.origin_district_code,
-        pairs.destination_district_code,
-        operator_days.operator,
-        share.subscriber_share
-    from pairs
-    inner join operator_days on pairs.stat_date = operator_days.stat_date
-    inner join {{ ref('int_spatial__market_share') }} as share
-        on pairs.origin_district_code = share.district_code
-        and operator_days.operator = share.operator
-        and pairs.stat_date >= share.valid_from
-        and pairs.stat_date < share.valid_to
+        fused.*,
+        {{ was_suppressed('fused', 'est_trips_suppressed', ['origin_district_code', 'destination_district_code'], 'stat_date') }} as was_suppressed
+    from fused
 ),
 
-combined as (
-    select
-        reporting.*,
-        coalesce(trips.trips, 0) as operator_trips,
-        case when trips.suppressed_pairs > 0 then 1 else 0 end as has_suppressed
-    from reporting
-    left join trips
-        on reporting.stat_date = trips.stat_date
-        and reporting.origin_district_code = trips.origin_district_code
-        and reporting.destination_district_code = trips.destination_district_code
-        and reporting.operator = trips.operator
-)
+{{ complementary_suppression('cells', keys=['stat_date', 'origin_district_code', 'destination_district_code'],
+                             value='est_trips',
+                             groups=[['stat_date', 'origin_district_code'], ['stat_date', 'destination_district_code']],
+                             also=['observed_trips'],
+                             forced='was_suppressed', rounds=4) }}
 
 select
-    cast(stat_date as date) as stat_date,
-    cast(origin_district_code as {{ dbt.type_string() }}) as origin_district_code,
-    cast(destination_district_code as {{ dbt.type_string() }}) as destination_district_code,
-    cast(sum(operator_trips) / sum(subscriber_share) as double) as est_trips,
-    cast(sum(operator_trips) as double) as observed_trips,
-    cast(sum(subscriber_share) as double) as share_covered,
-    cast(count(*) as integer) as operators_reporting,
-    cast(sum(has_suppressed) as integer) as suppressed_operators
-from combined
-group by stat_date, origin_district_code, destination_district_code
+    stat_date,
+    origin_district_code,
+    destination_district_code,
+    cast(case when suppressed then null else est_trips end as double) as est_trips,
+    cast(case when suppressed then null else observed_trips end as double) as observed_trips,
+    share_covered,
+    operators_reporting,
+    suppressed_operators,
+    suppressed as est_trips_suppressed
+from protected

@@ -1,9 +1,12 @@
 -- Indicators per district and month that no single department can compute: registered (police)
 -- against telecom-estimated population, and public services per estimated resident.
 -- "Residents" below = telecom-estimated night-time residents (int_indicators__district_presence).
--- Open tier: the counts of people (registered population, school-age children, insured employees) go
--- through suppress_small (macros/masking.sql): a count from 1 to var('small_cell_k') - 1 is null with its
--- *_suppressed flag true, and so is every ratio computed from it (it would give the count back).
+-- Open tier: the counts of people (registered population, school-age children, insured employees, and the
+-- estimated night-time and daytime populations) go through suppress_small (macros/masking.sql): above 0 and
+-- below k (catalog/privacy.yaml) is null with its *_suppressed flag true, and so is every ratio computed
+-- from it (it would give the count back). No total over districts is published, so these need no
+-- complements; the estimated populations are sums of grid cells whose suppression in fct_presence_hourly
+-- is complemented per district and hour (docs/GOVERNANCE.md "Small-cell suppression").
 -- Ratios divide doubles: a decimal literal (1.0 * n) stays a decimal of limited scale on Spark.
 with months as (
     select distinct district_code, month from {{ ref('int_indicators__district_presence') }}
@@ -12,7 +15,7 @@ with months as (
 registered as (
     select district_code, count(*) as registered_population,
         sum(case when school_stage = 'primary' then 1 else 0 end) as primary_school_age_children
-    from {{ ref('dim_resident') }}
+    from {{ ref('int_people__residents') }}  -- before dim_resident's k-anonymity suppression
     group by district_code
 ),
 
@@ -68,12 +71,14 @@ select
     m.month,
     cast({{ suppress_small('coalesce(r.registered_population, 0)') }} as bigint) as registered_population,
     {{ small_cell('coalesce(r.registered_population, 0)') }} as registered_population_suppressed,
-    p.night_population as est_resident_population,
-    p.day_population as est_daytime_population,
+    {{ suppress_small('p.night_population') }} as est_resident_population,
+    {{ small_cell('p.night_population') }} as est_resident_population_suppressed,
+    {{ suppress_small('p.day_population') }} as est_daytime_population,
+    {{ small_cell('p.day_population') }} as est_daytime_population_suppressed,
     cast(coalesce(f.hospital_beds, 0) as bigint) as hospital_beds,
     cast(coalesce(f.doctors, 0) as bigint) as doctors,
-    1000.0 * coalesce(f.hospital_beds, 0) / nullif(p.night_population, 0) as beds_per_1000_residents,
-    1000.0 * coalesce(f.doctors, 0) / nullif(p.night_population, 0) as doctors_per_1000_residents,
+    1000.0 * coalesce(f.hospital_beds, 0) / nullif({{ suppress_small('p.night_population') }}, 0) as beds_per_1000_residents,
+    1000.0 * coalesce(f.doctors, 0) / nullif({{ suppress_small('p.night_population') }}, 0) as doctors_per_1000_residents,
     cast(coalesce(f.primary_school_seats, 0) as bigint) as primary_school_seats,
     cast({{ suppress_small('coalesce(r.primary_school_age_children, 0)') }} as bigint) as primary_school_age_children,
     {{ small_cell('coalesce(r.primary_school_age_children, 0)') }} as primary_school_age_children_suppressed,
@@ -81,7 +86,7 @@ select
     a.share_near_medical as share_residents_near_medical,
     a.share_near_primary_school as share_residents_near_primary_school,
     cast(coalesce(t.hotline_tickets, 0) as bigint) as hotline_tickets,
-    10000.0 * coalesce(t.hotline_tickets, 0) / nullif(p.night_population, 0) as tickets_per_10k_residents,
+    10000.0 * coalesce(t.hotline_tickets, 0) / nullif({{ suppress_small('p.night_population') }}, 0) as tickets_per_10k_residents,
     t.median_response_hours,
     t.median_closure_hours,
     cast(coalesce(s.service_applications, 0) as bigint) as service_applications,
