@@ -89,7 +89,45 @@ def _build(
         # The quality gate and publication read the pool from the DuckDB warehouse: bring Spark's in.
         imported = import_spark_pool(path, manifest, events) if on_spark else None
     _keep_parse_state(target, parse_state)
-    yield from with_row_counts(events, path, imported)
+    yield from with_column_lineage(with_row_counts(events, path, imported), manifest)
+
+
+def with_column_lineage(events, manifest: dict) -> Iterator:
+    """Add ``dagster/column_lineage`` (raw feed columns each pool column is derived from, unmasked) to the
+    outputs of the pool models built: the Dagster UI shows it on the asset's columns. Read from the compiled
+    SQL the classification check has just stored (citybrain/lineage/columns.py)."""
+    from dagster import TableColumnDep, TableColumnLineage
+
+    from citybrain.lineage.columns import column_origins
+
+    events = list(events)
+    built = [
+        e.metadata["unique_id"].value for e in events if isinstance(e, Output) and "unique_id" in e.metadata
+    ]
+    store = citybrain_dbt_project.project_dir / "target" / GOVERNANCE_STORE
+    origins = column_origins(manifest, load_catalog(), store, only=built)
+    nodes = manifest.get("nodes", {})
+    for event in events:
+        unique_id = (
+            event.metadata["unique_id"].value
+            if isinstance(event, Output) and "unique_id" in event.metadata
+            else None
+        )
+        node = nodes.get(unique_id or "", {})
+        columns = origins.get(node.get("alias") or node.get("name") or "")
+        if columns:
+            lineage = TableColumnLineage(
+                deps_by_column={
+                    column: [
+                        TableColumnDep(asset_key=AssetKey(relation.split(".", 1)), column_name=source)
+                        for relation, source in sources
+                    ]
+                    for column, sources in columns.items()
+                    if sources
+                }
+            )
+            event = event.with_metadata({**event.metadata, "dagster/column_lineage": lineage})
+        yield event
 
 
 def sync_parquet_lake(warehouse_path: Path) -> None:

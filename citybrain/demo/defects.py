@@ -200,21 +200,20 @@ def write_bytes(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def retired_codes_for(rng: np.random.Generator, current: np.ndarray, retired: pd.DataFrame) -> np.ndarray:
-    """A retired code per record, preferring one that redistricting mapped onto the record's county.
+def stale_rows_for(rng: np.random.Generator, current: np.ndarray, stale: pd.DataFrame) -> np.ndarray:
+    """Per record, a row of ``stale`` (redistricting.stale_codes) whose successor is the record's county,
+    or -1 when the record of changes has none for it.
 
-    Among those, codes retired since 1995 come first: a stale record is more likely years old than decades.
+    Changes since 1995 come first: a stale record is more likely years old than decades.
     """
-    recent = (retired["last_year"] >= 1995).to_numpy()
-    maps_to = retired["maps_to"].to_numpy(dtype=object)
-    retired_codes = retired["code"].to_numpy(dtype=object)
+    recent = (stale["year"] >= 1995).to_numpy()
+    maps_to = stale["maps_to"].to_numpy(dtype=object)
     candidates: dict[str, np.ndarray] = {}  # per current code: the same for every record of it
-    out = np.empty(len(current), dtype=object)
+    out = np.full(len(current), -1, dtype=np.int64)
     for j, code in enumerate(current):
         if code not in candidates:
             mine = maps_to == code
-            options = (mine & recent, mine, recent, np.ones(len(retired_codes), dtype=bool))
-            candidates[code] = next((retired_codes[m] for m in options if m.any()), retired_codes[:0])
+            candidates[code] = np.flatnonzero(mine & recent if (mine & recent).any() else mine)
         cand = candidates[code]
         if len(cand):
             out[j] = cand[int(rng.integers(len(cand)))]

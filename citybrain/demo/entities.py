@@ -8,7 +8,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from citybrain.demo import defects, idnumbers, places, vocab
+from citybrain.demo import defects, idnumbers, places, redistricting, vocab
 from citybrain.demo.manifest import CONTENT, RAW, Manifest
 from citybrain.ingest import reasons
 
@@ -96,7 +96,7 @@ def capital_text(capital: pd.Series) -> pd.Series:
 
 
 def write_legal_entities(
-    landing, ents: pd.DataFrame, retired: pd.DataFrame, end_date: date, rate: float, rng, manifest: Manifest
+    landing, ents: pd.DataFrame, stale: pd.DataFrame, end_date: date, rate: float, rng, manifest: Manifest
 ) -> str:
     """One full snapshot: the enterprises the registry knows, with its defects; returns the file name."""
     rel = f"market_regulation/legal_entities_{end_date:%Y%m%d}.jsonl"
@@ -108,6 +108,11 @@ def write_legal_entities(
     raw = [reasons.INVALID_JSON, reasons.NOT_A_JSON_OBJECT, reasons.MISSING_KEY]
     counts = defects.allocate(n, content + raw, rate)
     wanted = {kind: (counts[kind], None) for kind in content + raw}
+    # a stale code only where the record of changes has one for the enterprise's county
+    wanted["retired_district_code"] = (
+        counts["retired_district_code"] if len(stale) else 0,
+        out["district_code"].isin(set(stale["maps_to"])).to_numpy(),
+    )
     rows = defects.pick(rng, n, wanted)
 
     clean_uscc = out["uscc"].copy()
@@ -122,8 +127,9 @@ def write_legal_entities(
         FEED, rel, CONTENT, "capital_as_text", i + 1, out.loc[i, "uscc"], out.loc[i, "registered_capital"]
     )
     i = rows["retired_district_code"]
-    if len(retired):
-        old = defects.retired_codes_for(rng, out.loc[i, "district_code"].to_numpy(), retired)
+    if len(i):
+        current = out.loc[i, "district_code"].to_numpy(dtype=object)
+        chosen = stale.iloc[defects.stale_rows_for(rng, current, stale)].set_axis(i)
         manifest.add(
             FEED,
             rel,
@@ -131,9 +137,15 @@ def write_legal_entities(
             "retired_district_code",
             i + 1,
             out.loc[i, "uscc"],
-            "current=" + out.loc[i, "district_code"] + " delivered=" + old,
+            "current="
+            + out.loc[i, "district_code"]
+            + " delivered="
+            + chosen["code"]
+            + " township="
+            + chosen["township"],
         )
-        out.loc[i, "district_code"] = old
+        out.loc[i, "district_code"] = chosen["code"].to_numpy(dtype=object)
+        out.loc[i, "address"] = redistricting.stale_addresses(out.loc[i, "address"], chosen)
 
     records = out.astype(object).where(out.notna(), None).to_dict("records")
     lines = [json.dumps(r, ensure_ascii=False) for r in records]

@@ -7,7 +7,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from citybrain.demo import defects, idnumbers
+from citybrain.demo import defects, idnumbers, redistricting
 from citybrain.demo.manifest import CONTENT, RAW, Manifest
 from citybrain.ingest import reasons
 
@@ -19,6 +19,7 @@ CONTENT_KINDS = [
     "bad_check_digit",
     "fullwidth_digits",
     "retired_district_code",
+    "retired_code_without_successor",
     "duplicate_row",
 ]
 RAW_KINDS = [reasons.COLUMN_COUNT_MISMATCH, reasons.UNDECODABLE_BYTES, reasons.MISSING_KEY]
@@ -30,7 +31,8 @@ SOURCE_COLUMNS = {"hukou_district": "home_county"}  # delivered column -> reside
 def write_household_registry(
     landing,
     residents: pd.DataFrame,
-    retired: pd.DataFrame,
+    stale: pd.DataFrame,
+    orphans: pd.DataFrame,
     end_date: date,
     rate: float,
     rng,
@@ -49,7 +51,7 @@ def write_household_registry(
     # Content defects on the clean rows (duplicates are added afterwards, as extra records).
     born_1900s = _flag(residents["birth_date"], lambda t: t.str[:2].eq("19"))
     ends_x = residents["id_number"].str[-1].eq("X").to_numpy()
-    targets = set(retired["maps_to"]) if len(retired) else set()
+    targets = set(stale["maps_to"]) if len(stale) else set()
     wanted = {
         "legacy_15_digit_id": (counts["legacy_15_digit_id"], born_1900s),
         "lowercase_x_check_digit": (counts["lowercase_x_check_digit"], ends_x),
@@ -57,10 +59,14 @@ def write_household_registry(
             counts["retired_district_code"],
             residents["home_county"].isin(targets).to_numpy() if targets else None,
         ),
+        "retired_code_without_successor": (
+            counts["retired_code_without_successor"] if len(orphans) else 0,
+            None,
+        ),
         "bad_check_digit": (counts["bad_check_digit"], None),
         "fullwidth_digits": (counts["fullwidth_digits"], None),
     }
-    if not len(retired):
+    if not len(stale):
         wanted["retired_district_code"] = (0, None)
     rows = defects.pick(rng, n, wanted)
     del born_1900s, ends_x
@@ -69,7 +75,7 @@ def write_household_registry(
     def clean_ids(i: np.ndarray) -> pd.Series:
         return pd.Series(clean.iloc[i].to_numpy(dtype=object), index=i, dtype=object)
 
-    changed: dict[str, list[pd.Series]] = {"id_number": [], "hukou_district": []}
+    changed: dict[str, list[pd.Series]] = {"id_number": [], "hukou_district": [], "address": []}
     notes: dict[str, np.ndarray] = {}
     i = rows["legacy_15_digit_id"]
     changed["id_number"].append(clean_ids(i).map(idnumbers.to_legacy_15))
@@ -83,9 +89,28 @@ def write_household_registry(
     changed["id_number"].append(clean_ids(i).map(idnumbers.to_fullwidth))
     i = rows["retired_district_code"]
     if len(i):
+        # A code from before a redistricting, from the official record (redistricting.stale_codes); for a
+        # split or transfer the address names the township that decides, as the old record would.
         current = residents["home_county"].iloc[i].to_numpy(dtype=object)
-        old = defects.retired_codes_for(rng, current, retired)
-        notes["retired_district_code"] = "current=" + current + " delivered=" + old
+        chosen = stale.iloc[defects.stale_rows_for(rng, current, stale)].reset_index(drop=True)
+        old = chosen["code"].to_numpy(dtype=object)
+        notes["retired_district_code"] = (
+            "current="
+            + current
+            + " delivered="
+            + old
+            + " township="
+            + chosen["township"].to_numpy(dtype=object)
+        )
+        changed["hukou_district"].append(pd.Series(old, index=i, dtype=object))
+        addresses = pd.Series(residents["address"].iloc[i].to_numpy(dtype=object), index=i, dtype=object)
+        changed["address"].append(redistricting.stale_addresses(addresses, chosen.set_axis(i)))
+    i = rows["retired_code_without_successor"]
+    if len(i):
+        # A retired code of the city the record of changes gives no successor for: no district to expect.
+        current = residents["home_county"].iloc[i].to_numpy(dtype=object)
+        old = orphans["code"].to_numpy(dtype=object)[rng.integers(0, len(orphans), len(i))]
+        notes["retired_code_without_successor"] = "current=" + current + " delivered=" + old
         changed["hukou_district"].append(pd.Series(old, index=i, dtype=object))
     overrides = {c: _overrides(parts) for c, parts in changed.items()}
 

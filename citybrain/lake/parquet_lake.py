@@ -34,7 +34,9 @@ SMALL_TABLES = (
     ("raw", "quarantine"),
     ("reference", "city_counties"),
     ("reference", "division_crosswalk"),
+    ("reference", "division_townships"),
     ("reference", "feeds"),
+    ("reference", "vocabularies"),
     ("quality", "expectation_results"),
 )
 BOOKKEEPING = {"ingestion_log", "quarantine", "feed_cursor"}

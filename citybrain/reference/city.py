@@ -44,17 +44,35 @@ def write_city(path: Path, counties: list[str], name_zh: str = "", name_en: str 
 
 def reference_tables(city: City) -> dict[str, pd.DataFrame]:
     """city_counties: the configured counties with centroids; division_crosswalk: every current code of
-    the city mapped to itself and every code retired by redistricting mapped to its successor.
+    the city mapped to itself and every code retired by redistricting mapped to its successor by the
+    record of changes (catalog/division_changes.csv); division_townships: the townships (乡镇街道) whose
+    naming in a record decides a split or transfer.
 
-    Only codes whose successor is one of the configured counties are in the crosswalk: a retired code
-    that redistricting moved to a county outside the city then yields no district (the pool keeps the
-    delivered code), instead of a district the city's dimension does not have."""
+    A retired code of the city with no recorded successor stays in the crosswalk with maps_to null
+    (mapping 'no_recorded_successor'): the pool reports its records, it never guesses a district. A
+    retired code whose successor is a county outside the configured city is left out, so it yields no
+    district (the pool keeps the delivered code) instead of one the city's dimension does not have."""
     from citybrain.reference import divisions
 
     counties = divisions.current_counties(city.counties)
+    configured = set(counties["code"])
     retired = divisions.retired_codes(counties)
-    retired = retired[retired["maps_to"].isin(set(counties["code"]))]
-    table = divisions.division_table(counties, retired)
+    keep = retired["maps_to"].isin(configured) | (
+        retired["maps_to"].isna() & retired["city_code"].isin(set(counties["city_code"]))
+    )
+    table = divisions.division_table(counties, retired[keep])
     crosswalk = table[["code", "name", "status", "maps_to", "mapping", "first_year", "last_year"]].copy()
+    crosswalk["mapping"] = [
+        divisions.successor(c).mapping if m == "self" else m
+        for c, m in zip(crosswalk["code"], crosswalk["mapping"], strict=True)
+    ]
+    crosswalk["source"] = [divisions.successor(c).source for c in crosswalk["code"]]
+    # Township rules of every code that may lead into the city - also a code outside it that kept its
+    # number while some townships went into the city (余杭区 330110 -> 临平区 330113).
+    record = divisions.changes()
+    split_codes = record.loc[record["kind"].isin(["split", "transfer"]), "old_code"]
+    codes = sorted(set(crosswalk["code"]) | set(retired["code"]) | set(split_codes))
+    townships = divisions.township_rules(codes)
+    townships = townships[townships["maps_to"].isin(configured)].reset_index(drop=True)
     counties = counties.assign(city_name_zh=city.name_zh, city_name_en=city.name_en)
-    return {"city_counties": counties, "division_crosswalk": crosswalk}
+    return {"city_counties": counties, "division_crosswalk": crosswalk, "division_townships": townships}

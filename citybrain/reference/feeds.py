@@ -34,3 +34,16 @@ def feed_table(catalog: Catalog) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def vocabulary_table(catalog: Catalog) -> pd.DataFrame:
+    """Every feed's declared vocabularies (catalog ``vocabularies``): feed_id, column_name, value, code."""
+    import pandas as pd
+
+    rows = [
+        {"feed_id": feed.id, "column_name": column, "value": value, "code": code}
+        for feed in catalog.feeds
+        for column, mapping in feed.vocabularies.items()
+        for value, code in mapping.items()
+    ]
+    return pd.DataFrame(rows, columns=["feed_id", "column_name", "value", "code"])

@@ -6,18 +6,7 @@ with medical as (
     select
         'medical:' || facility_id as facility_key,
         'medical_facilities' as source,
-        case category
-            when '综合医院' then 'hospital'
-            when '专科医院' then 'hospital'
-            when '中医医院' then 'hospital'
-            when '社区卫生服务中心' then 'community_health_centre'
-            when '社区卫生服务站' then 'community_health_centre'
-            when '卫生院' then 'township_health_centre'
-            when '乡镇卫生院' then 'township_health_centre'
-            when '诊所' then 'clinic'
-            when '门诊部' then 'clinic'
-            else 'other_medical'
-        end as facility_type,
+        coalesce(kind.code, 'other_medical') as facility_type,
         category,
         name,
         district_code,
@@ -34,6 +23,9 @@ with medical as (
         _loaded_at,
         _row_number
     from {{ ref('stg_medical_facilities') }}
+    -- the health commission's categories, mapped in the catalog (sources.yaml vocabularies)
+    left join {{ source('reference', 'vocabularies') }} as kind
+        on kind.feed_id = 'medical_facilities' and kind.column_name = 'category' and kind.value = category
     where facility_id is not null and (lng is not null or outside_city)
 ),
 
@@ -41,14 +33,7 @@ schools as (
     select
         'school:' || school_id as facility_key,
         'schools' as source,
-        case stage
-            when '小学' then 'primary_school'
-            when '初中' then 'junior_school'
-            when '九年一贯制' then 'nine_year_school'
-            when '高中' then 'high_school'
-            when '完全中学' then 'high_school'
-            else 'other_school'
-        end as facility_type,
+        coalesce(kind.code, 'other_school') as facility_type,
         stage as category,
         name,
         district_code,
@@ -65,6 +50,8 @@ schools as (
         _loaded_at,
         _row_number
     from {{ ref('stg_schools') }}
+    left join {{ source('reference', 'vocabularies') }} as kind
+        on kind.feed_id = 'schools' and kind.column_name = 'stage' and kind.value = stage
     where school_id is not null and (lng is not null or outside_city)
 ),
 

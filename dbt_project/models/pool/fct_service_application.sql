@@ -38,8 +38,14 @@ ranked as (
         row_number() over (
             partition by application_id
             order by _loaded_at desc, _row_number desc
-        ) as recency
+        ) as recency,
+        channel_vocabulary.code as channel_code
     from windowed
+    -- the service centre's channel names, mapped in the catalog (sources.yaml vocabularies)
+    left join {{ source('reference', 'vocabularies') }} as channel_vocabulary
+        on channel_vocabulary.feed_id = 'egov_applications'
+        and channel_vocabulary.column_name = 'channel'
+        and channel_vocabulary.value = windowed.channel
 )
 
 select
@@ -56,7 +62,7 @@ select
         end as {{ dbt.type_string() }}
     ) as applicant_key,
     cast(channel as {{ dbt.type_string() }}) as channel,
-    coalesce(channel = '网上', false) as is_online,
+    coalesce(channel_code = 'online', false) as is_online,
     cast(visits as integer) as visits,
     visits <= 1 as at_most_one_visit,  -- 最多跑一次; null when visits is unknown
     completed_at,

@@ -29,10 +29,18 @@ renamed as (
         _batch_id,
         _loaded_at
     from source
+),
+
+-- A split or transferred code goes by the township (乡镇街道) its address names (macros/divisions.sql).
+township as (
+    {{ township_successors('renamed', 'district_code_delivered', 'address') }}
 )
 
 select
     renamed.*,
-    crosswalk.maps_to as district_code
+    coalesce(township.maps_to, crosswalk.maps_to) as district_code
 from renamed
 left join crosswalk on renamed.district_code_delivered = crosswalk.code
+left join township
+    on renamed.district_code_delivered = township.code
+    and renamed.address = township.text

@@ -48,6 +48,11 @@ capital as (
             else 1.0  -- a bare number is already 万元 (the catalog's unit)
         end as capital_unit_wan
     from renamed
+),
+
+-- A split or transferred code goes by the township (乡镇街道) its address names (macros/divisions.sql).
+township as (
+    {{ township_successors('renamed', 'district_code_delivered', 'address') }}
 )
 
 select
@@ -60,7 +65,7 @@ select
     capital_number * capital_unit_wan as registered_capital_wan,
     established_on,
     district_code_delivered,
-    crosswalk.maps_to as district_code,
+    coalesce(township.maps_to, crosswalk.maps_to) as district_code,
     industry_code,
     status,
     address,
@@ -72,3 +77,6 @@ select
     _loaded_at
 from capital
 left join crosswalk on capital.district_code_delivered = crosswalk.code
+left join township
+    on capital.district_code_delivered = township.code
+    and capital.address = township.text
