@@ -121,9 +121,11 @@ def trace(
             "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' AND table_name = 'check_results'"
         ).fetchone()[0]:
             result = con.execute(
-                "SELECT suite, partition_key, expectation, severity, success, unexpected_count FROM meta.check_results "
-                "WHERE suite = ? OR suite LIKE ? ORDER BY severity, expectation",
-                [f"{PUBLISHED_SCHEMA}.{table}", f"%.{table}"],
+                "SELECT suite, partition_key, expectation, column_name, severity, success, unexpected_count "
+                "FROM meta.check_results WHERE (suite = ? OR suite LIKE ?) "
+                "AND (CAST(? AS VARCHAR) IS NULL OR partition_key IS NULL OR partition_key = ?) "
+                "ORDER BY severity, partition_key, expectation",
+                [f"{PUBLISHED_SCHEMA}.{table}", f"%.{table}", day, day],
             )
             names = [d[0] for d in result.description]
             checks = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
@@ -145,5 +147,9 @@ def format_trace(t: Trace) -> str:
     failed = [c for c in t.checks if not c["success"]]
     lines.append(f"  checks in the publishing run: {len(t.checks)} evaluated, {len(failed)} failed")
     for c in failed:
-        lines.append(f"    FAILED {c['severity']}: {c['expectation']} ({c['unexpected_count']} unexpected)")
+        where = f"[{c['partition_key']}] " if c["partition_key"] else ""
+        column = f" on {c['column_name']}" if c["column_name"] else ""
+        lines.append(
+            f"    FAILED {c['severity']}: {where}{c['expectation']}{column} ({c['unexpected_count']} unexpected)"
+        )
     return "\n".join(lines)
