@@ -86,16 +86,21 @@ def quasi_identifiers_from_manifest(
     model declares none). Open and restricted models are left out: open data is aggregated (small cells
     are suppressed instead) and restricted data is never published."""
     declared: dict[str, tuple[str, ...] | None] = {}
-    for node in manifest.get("nodes", {}).values():
-        if node.get("resource_type") != "model" or (node.get("schema") or "").lower() != schema:
-            continue
-        meta = _meta(node)
-        if meta.get("classification") != CONDITIONAL:
-            continue
+    for node, meta in _conditional_models(manifest, schema):
         value = meta.get(META_KEY)
         table = node.get("alias") or node["name"]
         declared[table] = tuple(value) if isinstance(value, list | tuple) else value
     return declared
+
+
+def _conditional_models(manifest: Mapping[str, Any], schema: str):
+    """(node, meta) of every conditional model built into ``schema``."""
+    for node in manifest.get("nodes", {}).values():
+        if node.get("resource_type") != "model" or (node.get("schema") or "").lower() != schema:
+            continue
+        meta = _meta(node)
+        if meta.get("classification") == CONDITIONAL:
+            yield node, meta
 
 
 def check_declarations(
@@ -103,12 +108,7 @@ def check_declarations(
 ) -> list[QuasiIdentifierProblem]:
     """Every conditional model declares its quasi-identifiers as a list of its own columns."""
     problems = []
-    for node in manifest.get("nodes", {}).values():
-        if node.get("resource_type") != "model" or (node.get("schema") or "").lower() != schema:
-            continue
-        meta = _meta(node)
-        if meta.get("classification") != CONDITIONAL:
-            continue
+    for node, meta in _conditional_models(manifest, schema):
         name = node["name"]
         value = meta.get(META_KEY)
         if value is None:
