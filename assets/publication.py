@@ -1,8 +1,11 @@
 """The publication asset: the last step of write-audit-publish.
 
-It depends on every model dbt builds into the ``pool`` schema, so Dagster starts it only when they were
-all built in this run and their blocking checks (GX suites, dbt tests) passed. A failed gate therefore
-skips it and the previous published version stays live. Which tier each table goes to is its model's
+It depends on every model dbt builds into the ``pool`` schema, so Dagster starts it once they were all
+built in this run and their checks ran. A failed blocking expectation does not skip it: the tables built
+from the dataset it failed on are held back (previous content kept, marked stale in ``meta.stale_tables``,
+``citybrain/staleness.py``) and the others are published; the stale tables are in this asset's metadata,
+in ``citybrain status`` and in the run's alert (``orchestration/sensors.py``). A model dbt could not build
+or an error-severity dbt test (keys, contracts) still fails its step, and then nothing is published. Which tier each table goes to is its model's
 ``config.meta.classification``, read from the dbt manifest when the asset runs (not at import), so a
 classification tightened in dbt takes effect at the next publication.
 """
@@ -22,6 +25,7 @@ from orchestration.dbt_project import citybrain_dbt_project, parsed_manifest
 from orchestration.resources import PublicationResource, WarehouseResource
 
 PUBLISHED_SCHEMA = "pool"
+STALE_METADATA = "stale_tables"  # read by the run's alert (orchestration/sensors.py)
 
 
 def pool_model_keys() -> list[AssetKey]:
@@ -69,6 +73,10 @@ def pool_publication(
         emit_lineage(context, None, manifest)
         raise
     context.log.info(f"published pool version {published.version}: {published.paths}")
+    for table, hold in published.stale.items():
+        context.log.warning(
+            f"{table} held back ({'whole' if hold['whole'] else 'some days'}): {hold['reason']}"
+        )
     emit_lineage(context, published, manifest)
     table_rows = "\n".join(
         f"| {tier} | {name} | {rows:,} |"
@@ -89,6 +97,7 @@ def pool_publication(
             "expectations_evaluated": published.checks_evaluated,
             "expectation_warnings": published.checks_failed_warning,
             "kept_versions": MetadataValue.json(published.kept_versions),
+            STALE_METADATA: MetadataValue.json(published.stale),
             "data_docs": MetadataValue.path(str(data_docs_index())),
         }
     )

@@ -1,8 +1,13 @@
 """Great Expectations suites as Dagster asset checks: the quality gate in front of publication.
 
-Each dataset with a suite in ``expectations/`` gets two checks: ``gx_blocking`` (blocking, severity
-ERROR: a failure stops every downstream asset, publication included) and ``gx_warnings`` (severity WARN,
-never stops anything). One check per suite and severity rather than one per expectation: a suite is one
+Each dataset with a suite in ``expectations/`` gets two checks: ``gx_blocking`` and ``gx_warnings``.
+``gx_blocking`` is a Dagster blocking check, so the steps downstream of a dataset wait for it, but a failure
+does not stop them: it holds back, at publication, the pool tables built from that dataset, which keep their
+previous version and are marked stale (``citybrain/staleness.py``: publication per table, not all or
+nothing). Dagster would skip every later step, the whole pool's publication included, on a failed blocking
+check of severity ERROR, so the failure is reported with severity WARN and says what it holds back; the
+decision is taken from ``quality.expectation_results``, where the expectation keeps severity ``blocking``.
+``gx_warnings`` reports and never holds anything back. One check per suite and severity rather than one per expectation: a suite is one
 GX validation per partition, the asset page stays readable next to the dbt tests, and the check's
 metadata lists each failed expectation with its unexpected count and examples while Data Docs hold
 every detail.
@@ -124,10 +129,7 @@ def _partitions(suite: SuiteSpec, days: list[str], warehouse) -> list[str | None
 
 def _results(suite: SuiteSpec, runs: list, docs, context):
     key = AssetKey(suite.asset_path)
-    for check, severity, level in (
-        (BLOCKING_CHECK, "blocking", AssetCheckSeverity.ERROR),
-        (WARNING_CHECK, "warning", AssetCheckSeverity.WARN),
-    ):
+    for check, severity in ((BLOCKING_CHECK, "blocking"), (WARNING_CHECK, "warning")):
         if AssetCheckKey(key, check) not in context.selected_asset_check_keys:
             continue
         outcomes = [o for r in runs for o in r.outcomes if o.severity == severity]
@@ -136,8 +138,8 @@ def _results(suite: SuiteSpec, runs: list, docs, context):
             asset_key=key,
             check_name=check,
             passed=not failed,
-            severity=level,
-            description=_summary(suite, outcomes, failed),
+            severity=AssetCheckSeverity.WARN,  # never ERROR: see the module docstring
+            description=_summary(suite, outcomes, failed, severity),
             metadata={
                 "suite": suite.dataset,
                 "suite_file": suite_file(suite),
@@ -151,11 +153,16 @@ def _results(suite: SuiteSpec, runs: list, docs, context):
         )
 
 
-def _summary(suite: SuiteSpec, outcomes: list, failed: list) -> str:
+def _summary(suite: SuiteSpec, outcomes: list, failed: list, severity: str) -> str:
     if not failed:
         return f"{len(outcomes)} expectations of {suite.dataset} passed."
     names = ", ".join(sorted({f"{o.rule}({o.column})" if o.column else o.rule for o in failed}))
-    return f"{len(failed)} of {len(outcomes)} expectations of {suite.dataset} failed: {names}"
+    held = (
+        " The pool tables built from it are held back at publication (previous version kept, marked stale)."
+        if severity == "blocking"
+        else ""
+    )
+    return f"{len(failed)} of {len(outcomes)} expectations of {suite.dataset} failed: {names}.{held}"
 
 
 def _failure(outcome) -> dict:

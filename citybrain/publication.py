@@ -23,7 +23,9 @@ Every tier file is one complete published version, and one publication gives all
    it, when, from which deliveries and with which check results; ``publications.jsonl`` lists them and the
    audit log gets one ``publication`` record.
 
-A run whose blocking checks fail never reaches this step, so the previous version stays live.
+A blocking check that fails does not stop the night: the tables built from the dataset it failed on are held
+back (``citybrain/staleness.py``): each keeps the live version's content and is listed, with why and since when,
+in ``meta.stale_tables``; every other table is published fresh.
 
 A publication killed at any point (SIGKILL, power loss, a full disk) leaves either the previous version live
 everywhere or, once every version file is complete, an intent record ``<pool dir>/.publishing.json`` that
@@ -127,6 +129,9 @@ class Publication:
     # (citybrain/privacy/publication_gate.py); empty when published without a manifest.
     grades: dict[str, dict] = field(default_factory=dict)
     reidentification: dict[str, dict] = field(default_factory=dict)
+    # Tables held back because a blocking check failed on what they are built from (citybrain/staleness.py):
+    # "pool.<table>" -> its meta.stale_tables record. Empty when every table was published fresh.
+    stale: dict[str, dict] = field(default_factory=dict)
 
     @property
     def row_count(self) -> int:
@@ -187,8 +192,15 @@ def _publish(warehouse, run_id, partitions, classification, directory, keep, man
         raise ValueError("keep must be at least 1: the live version is always kept")
     directory = directory or pool_dir()
     assignment, withheld = _assign_tiers(warehouse, classification)
-    privacy = _privacy_gate(warehouse, assignment, manifest) if manifest is not None else None
     now = datetime.now(UTC)
+    holds = (
+        _holds(warehouse, run_id, partitions, manifest, directory, assignment, now)
+        if manifest is not None
+        else {}
+    )
+    # A table held back whole keeps content that passed the gate when it was published.
+    fresh = {tier: [n for n in names if not _held_whole(holds, n)] for tier, names in assignment.items()}
+    privacy = _privacy_gate(warehouse, fresh, manifest) if manifest is not None else None
     version = f"{now:%Y%m%dT%H%M%S%f}Z_{re.sub(r'[^0-9a-z]', '', run_id.lower())[:8] or 'manual'}"
     finals: dict[str, Path] = {}
     tables: dict[str, dict[str, int]] = {}
@@ -211,6 +223,8 @@ def _publish(warehouse, run_id, partitions, classification, directory, keep, man
                     partitions,
                     privacy,
                     manifest,
+                    holds,
+                    tier_path(tier, directory),
                 )
                 _fsync(temporary)
                 os.chmod(temporary, 0o444)  # a published version is never changed
@@ -242,6 +256,7 @@ def _publish(warehouse, run_id, partitions, classification, directory, keep, man
         kept_versions=[],
         grades=privacy.grade_record() if privacy else {},
         reidentification=privacy.risk_record() if privacy else {},
+        stale={f"{PUBLISHED_SCHEMA}.{name}": hold.record() for name, hold in sorted(holds.items())},
     )
     # From here on the publication completes even if this process dies: recover() rolls it forward.
     intent = directory / INTENT_FILE
@@ -423,33 +438,163 @@ def _privacy_gate(warehouse: Path, assignment: dict[str, list[str]], manifest: M
     return report
 
 
+def _holds(warehouse, run_id, partitions, manifest, directory, assignment, now) -> dict:
+    """The tables this publication holds back (citybrain/staleness.py), from the run's failed blocking checks
+    and the holds recorded in the live versions."""
+    import duckdb
+
+    from citybrain import staleness
+
+    previous: dict = {}
+    live = None
+    for tier in PUBLISHED_TIERS:
+        path = tier_path(tier, directory)
+        if path.exists():
+            with duckdb.connect(str(path), read_only=True) as con:
+                previous |= staleness.read_holds(con)
+                live = live or con.execute("SELECT version FROM meta.publication").fetchone()[0]
+    with duckdb.connect(config=duckdb_config()) as con:
+        con.execute(f"ATTACH '{_sql_path(warehouse)}' AS warehouse (READ_ONLY)")
+        failures = (
+            staleness.failed_blocking_checks(con, run_id, schema="warehouse.quality")
+            if _has_table(con, "quality", "expectation_results")
+            else {}
+        )
+    tables = [n for names in assignment.values() for n in names]
+    return staleness.decide(
+        tables, manifest, PUBLISHED_SCHEMA, failures, previous, list(partitions), now.isoformat(), live
+    )
+
+
+def _held_whole(holds: Mapping, name: str) -> bool:
+    hold = holds.get(name.lower())
+    return hold is not None and hold.whole
+
+
+def _copy_table(con, name: str, hold, previous: bool, day_column: str | None) -> bool:
+    """Create pool.<name> in the version being written: fresh from the warehouse, the previous version's
+    content (held back whole), or fresh except its held days (taken from the previous version). False when
+    a table held back whole was never published before (then it is left out)."""
+    table = f'"{PUBLISHED_SCHEMA}"."{name}"'
+    if hold is None:
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM warehouse.{table}")
+        return True
+    has_previous = previous and bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'previous' AND schema_name = ? "
+            "AND table_name = ?",
+            [PUBLISHED_SCHEMA, name],
+        ).fetchone()[0]
+    )
+    if hold.whole:
+        if not has_previous:
+            hold.kept_version = None
+            return False
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM previous.{table}")
+        return True
+    held = "[" + ", ".join("'" + d.replace("'", "''") + "'" for d in hold.held_days) + "]"
+    day = f'CAST("{day_column}" AS VARCHAR)'
+    kept = (
+        f" UNION ALL BY NAME SELECT * FROM previous.{table} WHERE list_contains({held}, {day})"
+        if has_previous
+        else ""
+    )
+    con.execute(
+        f"CREATE TABLE {table} AS SELECT * FROM warehouse.{table} WHERE NOT list_contains({held}, {day}){kept}"
+    )
+    return True
+
+
+def _keep_held_lineage(con, holds: Mapping, names: list[str], day_columns: Mapping[str, str]) -> None:
+    """meta.table_lineage of a held-back table is the previous version's (its content is), and of a table
+    with held days the previous version's for those days."""
+    if not any(n.lower() in holds for n in names):
+        return
+    has_previous = bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'previous' AND schema_name = 'meta' "
+            "AND table_name = 'table_lineage'"
+        ).fetchone()[0]
+    )
+    for name in names:
+        hold = holds.get(name.lower())
+        if hold is None:
+            continue
+        if hold.whole:
+            con.execute("DELETE FROM meta.table_lineage WHERE table_name = ?", [name])
+            if has_previous:
+                con.execute(
+                    "INSERT INTO meta.table_lineage BY NAME SELECT * FROM previous.meta.table_lineage "
+                    "WHERE table_name = ?",
+                    [name],
+                )
+        elif day_columns.get(name.lower()):
+            con.execute(
+                "DELETE FROM meta.table_lineage WHERE table_name = ? AND list_contains(?, CAST(day AS VARCHAR))",
+                [name, hold.held_days],
+            )
+            if has_previous:
+                con.execute(
+                    "INSERT INTO meta.table_lineage BY NAME SELECT * FROM previous.meta.table_lineage "
+                    "WHERE table_name = ? AND list_contains(?, CAST(day AS VARCHAR))",
+                    [name, hold.held_days],
+                )
+
+
 def _write_version(
-    path, warehouse, names, tier, version, run_id, now, partitions, privacy=None, manifest=None
+    path,
+    warehouse,
+    names,
+    tier,
+    version,
+    run_id,
+    now,
+    partitions,
+    privacy=None,
+    manifest=None,
+    holds=None,
+    previous_file: Path | None = None,
 ):
     import duckdb
 
+    from citybrain import staleness
+
+    holds = holds or {}
+    day_columns = staleness.day_columns(manifest, PUBLISHED_SCHEMA) if manifest is not None else {}
     con = duckdb.connect(str(path), config=duckdb_config())
     try:
         con.execute(f"ATTACH '{_sql_path(warehouse)}' AS warehouse (READ_ONLY)")
+        previous = bool(holds) and previous_file is not None and previous_file.exists()
+        if previous:  # a held-back table keeps the live version's content
+            con.execute(f"ATTACH '{_sql_path(previous_file)}' AS previous (READ_ONLY)")
         con.execute("BEGIN TRANSACTION")
         tables = {}
         con.execute(f'CREATE SCHEMA "{PUBLISHED_SCHEMA}"')
+        published = []
         for name in names:
-            con.execute(
-                f'CREATE TABLE "{PUBLISHED_SCHEMA}"."{name}" AS '
-                f'SELECT * FROM warehouse."{PUBLISHED_SCHEMA}"."{name}"'
-            )
+            hold = holds.get(name.lower())
+            if not _copy_table(con, name, hold, previous, day_columns.get(name.lower())):
+                continue  # held back and never published before: nothing to keep
+            published.append(name)
             (tables[f"{PUBLISHED_SCHEMA}.{name}"],) = con.execute(
                 f'SELECT count(*) FROM "{PUBLISHED_SCHEMA}"."{name}"'
             ).fetchone()
         con.execute("CREATE SCHEMA meta")
         from citybrain.privacy import publication_gate
 
-        publication_gate.write_meta(con, names, privacy)
+        publication_gate.write_meta(con, published, privacy)
+        staleness.write_holds(con, [holds[n.lower()] for n in names if n.lower() in holds], tier)
         if tier == "open":  # optional differential privacy (catalog/privacy.yaml); off: nothing happens
             from citybrain.privacy import dp
 
-            dp.apply(con, PUBLISHED_SCHEMA, names, run_id, version)
+            dp.apply(
+                con,
+                PUBLISHED_SCHEMA,
+                published,
+                run_id,
+                version,
+                kept=[n for n in published if _held_whole(holds, n)],
+            )
         # The deliveries behind this version: every delivery currently loaded into the raw layer.
         con.execute(
             "CREATE TABLE meta.deliveries AS SELECT feed_id, provider, partition_key, source_file, file_sha256, "
@@ -460,7 +605,8 @@ def _write_version(
         if manifest is not None:  # which of them each table was built from (citybrain trace)
             from citybrain.lineage.tables import write_table_lineage
 
-            write_table_lineage(con, names, manifest, PUBLISHED_SCHEMA)
+            write_table_lineage(con, published, manifest, PUBLISHED_SCHEMA)
+            _keep_held_lineage(con, holds, published, day_columns)
         evaluated = warnings = 0
         if _has_table(con, "quality", "expectation_results"):
             con.execute(
@@ -469,7 +615,8 @@ def _write_version(
                 [run_id],
             )
             evaluated, warnings = con.execute(
-                "SELECT count(*), count(*) FILTER (WHERE NOT success) FROM meta.check_results"
+                "SELECT count(*), count(*) FILTER (WHERE NOT success AND severity = 'warning') "
+                "FROM meta.check_results"
             ).fetchone()
         con.execute(
             "CREATE TABLE meta.publication AS SELECT ? AS version, ? AS run_id, ?::TIMESTAMPTZ AS published_at, "
@@ -478,6 +625,8 @@ def _write_version(
         )
         con.execute("COMMIT")
         con.execute("DETACH warehouse")
+        if previous:
+            con.execute("DETACH previous")
         con.execute("CHECKPOINT")
     finally:
         con.close()

@@ -4,6 +4,9 @@ The alert is always logged; when ``CITYBRAIN_ALERT_WEBHOOK_URL`` is set it is al
 (one attempt plus one retry on a connection error, a timeout, 429 or 5xx; 4 s timeout each). Sending
 never raises: a webhook that is down is logged, it must not break the sensor that reports the failure.
 
+A run that succeeds but held pool tables back at publication (``citybrain/staleness.py``) gets a
+``stale_tables`` alert (``build_stale_alert``) through the same webhook.
+
 Payload (``build_failure_alert``)::
 
     {"alert": "run_failure", "job": "city_nightly", "run_id": "…", "partition": "2026-11-20",
@@ -123,6 +126,51 @@ def build_failure_alert(instance: DagsterInstance, run: DagsterRun, failure_even
     }
 
 
+STALE_ASSET = "pool_publication"
+STALE_METADATA = "stale_tables"  # assets/publication.py
+
+
+def build_stale_alert(instance: DagsterInstance, run: DagsterRun) -> dict | None:
+    """The alert for a run that published with tables held back (stale), or None if it held none back.
+
+    Read from the run's ``pool_publication`` materialisation: its ``stale_tables`` metadata lists each
+    held-back table with why, since when and which days."""
+    stale: dict = {}
+    for record in instance.get_records_for_run(
+        run_id=run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
+    ).records:
+        materialization = record.event_log_entry.dagster_event.event_specific_data.materialization
+        if materialization.asset_key.to_user_string() != STALE_ASSET:
+            continue
+        value = materialization.metadata.get(STALE_METADATA)
+        stale = dict(value.value) if value is not None else {}
+    if not stale:
+        return None
+    record = instance.get_run_record_by_id(run.run_id)
+    ended = record.end_time if record is not None and record.end_time else time.time()
+    return {
+        "alert": "stale_tables",
+        "job": run.job_name,
+        "run_id": run.run_id,
+        "partition": _partition(run.tags),
+        "message": f"{len(stale)} pool table(s) held back: they keep their previous version",
+        "stale_tables": [
+            {
+                "table": table,
+                "whole": hold.get("whole"),
+                "reason": _clip(hold.get("reason")),
+                "stale_since": hold.get("stale_since"),
+                "held_days": hold.get("held_days") or [],
+                "kept_version": hold.get("kept_version"),
+            }
+            for table, hold in sorted(stale.items())
+        ],
+        "run_path": f"/runs/{run.run_id}",
+        "finished_at": datetime.fromtimestamp(ended, UTC).isoformat(timespec="seconds"),
+        "tags": {k: run.tags[k] for k in RUN_TAGS if k in run.tags},
+    }
+
+
 def minimal_failure_alert(run: DagsterRun, problem: str) -> dict:
     """The alert when the run's event log could not be read: same fields, details missing."""
     return {
@@ -142,6 +190,19 @@ def minimal_failure_alert(run: DagsterRun, problem: str) -> dict:
 
 def alert_text(payload: dict) -> str:
     """One readable paragraph for logs."""
+    if payload.get("alert") == "stale_tables":
+        lines = [
+            f"STALE TABLES: job {payload['job']} run {payload['run_id']}"
+            + (f" partition {payload['partition']}" if payload.get("partition") else "")
+            + f" ({payload['run_path']}): {payload['message']}"
+        ]
+        for table in payload["stale_tables"]:
+            days = f" days {', '.join(table['held_days'])}" if table["held_days"] else ""
+            scope = "whole table" if table["whole"] else "some days"
+            lines.append(
+                f"  {table['table']} ({scope}{days}, since {table['stale_since']}): {table['reason']}"
+            )
+        return "\n".join(lines)
     lines = [
         f"RUN FAILED: job {payload['job']} run {payload['run_id']}"
         + (f" partition {payload['partition']}" if payload.get("partition") else "")

@@ -144,21 +144,26 @@ def print_gate_summary(result) -> None:
     if not evaluations:
         return
     failed = [e for e in evaluations if not e.passed]
-    blocking = [e for e in failed if e.severity.value == "ERROR"]
+    blocking = [e for e in failed if e.severity.value == "ERROR" or e.blocking]
     print(f"\n  quality gate: {len(evaluations)} checks, {len(failed)} failed ({len(blocking)} blocking)")
-    for evaluation in sorted(failed, key=lambda e: (e.severity.value, e.asset_key.to_user_string())):
-        kind = "BLOCKING" if evaluation.severity.value == "ERROR" else "warning "
+    for evaluation in sorted(failed, key=lambda e: (e not in blocking, e.asset_key.to_user_string())):
+        kind = "BLOCKING" if evaluation in blocking else "warning "
         print(
             f"    {kind} {evaluation.asset_key.to_user_string()}:{evaluation.check_name}  {evaluation.description or ''}"
         )
-    published = any(
-        m.asset_key and m.asset_key.path == ["pool_publication"]
-        for m in result.get_asset_materialization_events()
-        for m in [m.event_specific_data.materialization]
-    )
+    publications = [
+        m
+        for event in result.get_asset_materialization_events()
+        for m in [event.event_specific_data.materialization]
+        if m.asset_key and m.asset_key.path == ["pool_publication"]
+    ]
     live = live_version()
-    if published:
+    if publications:
         print(f"  published pool version {live}: " + ", ".join(str(p) for p in tier_paths().values()))
+        stale = publications[-1].metadata.get("stale_tables")
+        for table, hold in sorted((stale.value if stale else {}).items()):
+            scope = "whole table" if hold["whole"] else "days " + ", ".join(hold["held_days"])
+            print(f"    STALE {table} ({scope}, previous content kept): {hold['reason']}")
     else:
         print(f"  pool NOT published in this run; live version stays {live or '(none yet)'}")
     if data_docs_index().exists():

@@ -165,6 +165,8 @@ def describe_step(step_key: str, step: _Step, end: DagsterEvent) -> list[str]:
         blocking = sorted({_check_name(c) for c in step.checks if _blocks(c)})
         if failed and blocking:  # name the checks rather than repeat Dagster's exception text
             suffix = "  FAILED: " + ", ".join(blocking)
+        elif blocking:  # the run goes on; the tables built from these datasets are held back at publication
+            suffix = "  HELD BACK: " + ", ".join(blocking)
         return [f"{'checks':<8} {step_key:<30} {_check_counts(step.checks)}{suffix}"]
     built = len(step.materializations)
     return [
@@ -209,7 +211,9 @@ def _dbt_counts(step: _Step) -> str:
 
 
 def _blocks(check) -> bool:
-    return not check.passed and check.severity == AssetCheckSeverity.ERROR
+    """A failed blocking check: severity ERROR, or a blocking check that holds tables back at publication
+    (reported as WARN so the run goes on: assets/quality.py)."""
+    return not check.passed and (check.severity == AssetCheckSeverity.ERROR or bool(check.blocking))
 
 
 def _check_name(check) -> str:
@@ -219,7 +223,7 @@ def _check_name(check) -> str:
 def _check_counts(checks: list) -> str:
     passed = sum(c.passed for c in checks)
     blocking = sum(_blocks(c) for c in checks)
-    warnings = sum(not c.passed and c.severity != AssetCheckSeverity.ERROR for c in checks)
+    warnings = sum(not c.passed and not _blocks(c) for c in checks)
     return f"{passed} passed, {blocking} failed blocking, {warnings} warning{'s' * (warnings != 1)}"
 
 

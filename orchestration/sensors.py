@@ -10,6 +10,8 @@
   ``build_landing_sensor``).
 * ``run_failure_alert`` (``@run_failure_sensor``) logs every failed run and POSTs it to
   ``$CITYBRAIN_ALERT_WEBHOOK_URL`` when set (``orchestration/alerts.py``). Default RUNNING.
+* ``stale_tables_alert`` (``@run_status_sensor`` on success) does the same for a run that succeeded but
+  held pool tables back at publication (stale: ``citybrain/staleness.py``). Default RUNNING.
 * ``freshness_checks_sensor``: Dagster's ``build_sensor_for_freshness_checks`` over the ``freshness``
   checks (``assets/freshness.py``), so a feed turns overdue in the UI without a run of its own. Default
   RUNNING: it reads the event log and launches check-only runs that touch no data.
@@ -25,9 +27,11 @@ from zoneinfo import ZoneInfo
 
 from dagster import (
     AssetChecksDefinition,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunFailureSensorContext,
     RunRequest,
+    RunStatusSensorContext,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
@@ -35,18 +39,20 @@ from dagster import (
     SupersessionWarning,
     build_sensor_for_freshness_checks,
     run_failure_sensor,
+    run_status_sensor,
     sensor,
 )
 
 from assets.ingestion import raw_asset_key
 from citybrain.catalog import Catalog, Feed, FileDelivery
 from citybrain.ingest.landing import any_day_glob, delivery_pattern, sha256_of
-from orchestration.alerts import build_failure_alert, minimal_failure_alert, send_alert
+from orchestration.alerts import build_failure_alert, build_stale_alert, minimal_failure_alert, send_alert
 from orchestration.jobs import raw_ingestion
 from orchestration.resources import LandingZoneResource
 
 LANDING_SENSOR = "landing_zone_sensor"
 FAILURE_SENSOR = "run_failure_alert"
+STALE_SENSOR = "stale_tables_alert"
 FRESHNESS_SENSOR = "freshness_checks_sensor"
 CURSOR_VERSION = 1
 SHA_PREFIX = 16  # hex digits of the SHA-256 kept in the cursor: enough to tell two versions apart
@@ -320,6 +326,22 @@ def run_failure_alert(context: RunFailureSensorContext) -> None:
     send_alert(payload, log=context.log)
 
 
+@run_status_sensor(
+    run_status=DagsterRunStatus.SUCCESS,
+    name=STALE_SENSOR,
+    default_status=DefaultSensorStatus.RUNNING,
+    monitor_all_code_locations=True,
+    description=(
+        "Alerts (log and $CITYBRAIN_ALERT_WEBHOOK_URL) when a run succeeded but its publication held pool "
+        "tables back: which, why, since when, which days."
+    ),
+)
+def stale_tables_alert(context: RunStatusSensorContext) -> None:
+    payload = build_stale_alert(context.instance, context.dagster_run)
+    if payload is not None:
+        send_alert(payload, log=context.log)
+
+
 # --- freshness ----------------------------------------------------------------------------------------
 
 
@@ -337,4 +359,9 @@ def build_freshness_sensor(freshness_checks: list[AssetChecksDefinition]) -> Sen
 
 
 def build_sensors(catalog: Catalog, freshness_checks: list[AssetChecksDefinition]) -> list[SensorDefinition]:
-    return [build_landing_sensor(catalog), run_failure_alert, build_freshness_sensor(freshness_checks)]
+    return [
+        build_landing_sensor(catalog),
+        run_failure_alert,
+        stale_tables_alert,
+        build_freshness_sensor(freshness_checks),
+    ]

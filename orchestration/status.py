@@ -83,6 +83,8 @@ def _published() -> dict | None:
     published["tiers"] = {
         tier: str(path) for tier, path in tier_paths().items() if tier in last.get("paths", {})
     }
+    # Tables the live version holds back (citybrain/staleness.py); records from before holds have none.
+    published["stale_tables"] = last.get("stale", {})
     return published
 
 
@@ -177,6 +179,12 @@ def print_status(status: dict) -> None:
     )
     for tier, path in (published or {}).get("tiers", {}).items():
         print(f"  {tier:<12} {path}")
+    stale = (published or {}).get("stale_tables", {})
+    if published:
+        print(f"\nstale tables (held back, previous content kept): {len(stale) or 'none'}")
+    for table, hold in sorted(stale.items()):
+        scope = "whole table" if hold["whole"] else "days " + ", ".join(hold["held_days"])
+        print(f"  {table:<40} {scope:<24} since {hold['stale_since']}: {hold['reason']}")
     if "warehouse_unavailable" in status:
         print(f"\nwarehouse busy or missing, details skipped: {status['warehouse_unavailable']}")
         return

@@ -55,8 +55,10 @@ def run_nightly(
     prefixes: tuple[str, ...] | None = None,
     checks: bool = True,
     keys: set[str] | None = None,
+    instance: DagsterInstance | None = None,
 ):
-    """The city_nightly job over [start, end] in one run, in process; ``prefixes`` limits it to assets
+    """The city_nightly job over [start, end] in one run, in process (in ``instance``, default a new ephemeral
+    one); ``prefixes`` limits it to assets
     whose key starts with one of them (e.g. ("raw", "reference") for ingestion only). ``checks=False``
     leaves out the asset checks (GX suites, freshness; not the dbt tests) for tests about something else."""
     from dagster import AssetSelection, Definitions, define_asset_job
@@ -78,9 +80,13 @@ def run_nightly(
         ]
     job = defs.resolve_job_def("city_nightly" if checks else "city_nightly_unchecked")
     tags = {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
-    with DagsterInstance.ephemeral() as instance:
+    if instance is not None:
         return job.execute_in_process(
             instance=instance, tags=tags, asset_selection=selection, raise_on_error=False
+        )
+    with DagsterInstance.ephemeral() as ephemeral:
+        return job.execute_in_process(
+            instance=ephemeral, tags=tags, asset_selection=selection, raise_on_error=False
         )
 
 

@@ -1,5 +1,7 @@
-"""The quality gate end to end: a good night publishes, a bad night is stopped and the last good version
-stays live, a reader in another process never gets an error, and Data Docs name every suite. The good
+"""The quality gate end to end: a good night publishes; a bad night holds back the tables built from what
+failed (they keep the good night's content, marked stale) and publishes the rest; a broken delivery fails
+ingestion and publishes nothing; a reader in another process never gets an error, and Data Docs name every
+suite. The good
 night's publication is also checked for governance: tiers follow the manifest, the open tier holds no
 resident ID, mobile number or registry name, and the publication is audited.
 
@@ -88,6 +90,7 @@ def lake(tmp_path_factory):
             report = json.loads(reader.communicate(timeout=120)[0])
         live_after_bad = live_version()
         status_after_bad = collect_status()
+        publications_after_bad = list_publications()
         good_od = (home / "landing" / OD_FILE.format(day=GOOD_DAYS[-1].replace("-", ""))).read_bytes()
         hostile_od = home / "landing" / OD_FILE.format(day=HOSTILE_DAY.replace("-", ""))
         hostile_od.parent.mkdir(parents=True)
@@ -101,6 +104,7 @@ def lake(tmp_path_factory):
             "bad": bad,
             "reader": report,
             "live_after_bad": live_after_bad,
+            "publications_after_bad": publications_after_bad,
             "hostile": hostile,
             "live_after_hostile": live_version(),
             "publications": list_publications(),
@@ -125,16 +129,24 @@ def test_a_good_night_passes_the_gate_and_publishes(lake):
     assert lake["good_version"] is not None
 
 
-def test_the_bad_night_is_stopped_and_the_previous_version_stays_live(lake):
+def test_the_bad_night_holds_back_what_failed_and_publishes_the_rest(lake):
     bad = lake["bad"]
     failed = [e for e in bad.get_asset_check_evaluations() if e.check_name == "gx_blocking" and not e.passed]
     assert failed, "the defect-ridden deliveries must fail a blocking check"
-    assert all(e.severity.value == "ERROR" for e in failed)
+    assert all(e.blocking and "held back at publication" in e.description for e in failed)
     quarantine = [e for e in failed if "citybrain_quarantine_share" in (e.description or "")]
     assert quarantine, [e.description for e in failed]
-    assert not _materialized(bad, "pool_publication")
-    assert lake["live_after_bad"] == lake["good_version"]
-    assert [p["version"] for p in lake["publications"]] == [lake["good_version"]]
+    assert _materialized(bad, "pool_publication")
+    good, bad_publication = lake["publications_after_bad"]
+    assert good["version"] == lake["good_version"] and lake["live_after_bad"] == bad_publication["version"]
+    stale = bad_publication["stale"]
+    assert stale, "the tables built from the failed deliveries are held back"
+    good_rows = {t: n for tables in good["tables"].values() for t, n in tables.items()}
+    bad_rows = {t: n for tables in bad_publication["tables"].values() for t, n in tables.items()}
+    for table, hold in stale.items():  # a held-back table keeps the good night's content
+        assert hold["whole"] and hold["kept_version"] == lake["good_version"], (table, hold)
+        assert bad_rows[table] == good_rows[table], table
+        assert hold["failed_checks"] and hold["reason"].startswith("blocking checks failed")
     # The failure names the failing expectations, with unexpected counts and example rows.
     metadata = quarantine[0].metadata
     details = metadata["failed"].value
@@ -155,7 +167,7 @@ def test_a_reader_during_the_failed_night_saw_the_live_version_without_error(lak
     report = lake["reader"]
     assert report["errors"] == []
     assert report["reads"] > 5
-    assert report["versions"] == [lake["good_version"]]
+    assert set(report["versions"]) <= {lake["good_version"], lake["live_after_bad"]}
 
 
 def test_the_published_version_is_traceable_to_run_and_files(lake):
@@ -165,7 +177,7 @@ def test_the_published_version_is_traceable_to_run_and_files(lake):
             "SELECT count(DISTINCT source_file), count(*) FILTER (WHERE file_sha256 IS NULL AND source_file NOT LIKE 'db:%' AND source_file NOT LIKE 'http:%') FROM meta.deliveries"
         ).fetchone()
         checks = con.execute("SELECT count(*), count(DISTINCT suite) FROM meta.check_results").fetchone()
-    assert run_id == lake["good"].run_id and partitions == GOOD_DAYS
+    assert run_id == lake["bad"].run_id and partitions == [BAD_DAY]
     assert files[0] > 16 and files[1] == 0
     assert checks[0] > 100 and checks[1] == len(load_suites())
 
@@ -197,7 +209,8 @@ def test_data_docs_render_each_run_once_and_cap_the_index(lake):
 
 def test_status_reports_the_failed_checks_and_the_live_version(lake):
     status = lake["status"]
-    assert status["published"]["version"] == lake["good_version"]
+    assert status["published"]["version"] == lake["live_after_bad"]
+    assert status["published"]["stale_tables"] == lake["publications_after_bad"][-1]["stale"]
     blocking = [c for c in status["failed_checks"] if c["severity"] == "blocking"]
     assert blocking and all(c["run_id"] == lake["bad"].run_id for c in blocking)
     assert any(c["expectation"] == "citybrain_quarantine_share" for c in blocking)
@@ -243,7 +256,7 @@ def test_no_small_cell_is_published_or_recoverable_in_the_open_tier(lake):
 
 def test_the_real_publication_follows_the_manifest_and_is_audited(lake):
     classification = classification_from_manifest(citybrain_dbt_project.manifest_path)
-    (publication,) = list_publications()
+    publication = list_publications()[0]
     assert publication["run_id"] == lake["good"].run_id
     for tier in ("open", "conditional"):
         with duckdb.connect(str(tier_path(tier)), read_only=True) as con:
@@ -256,8 +269,11 @@ def test_the_real_publication_follows_the_manifest_and_is_audited(lake):
         assert tables == {t for t, c in classification.items() if c == tier}
     restricted = [f"pool.{t}" for t, c in classification.items() if c == "restricted"]
     assert sorted(publication["withheld"]) == sorted(restricted)
-    (record,) = [r for r in audit.read_records() if r["action"] == "publication"]
-    assert (record["run_id"], record["outcome"]) == (lake["good"].run_id, "ok")
+    records = [r for r in audit.read_records() if r["action"] == "publication"]
+    assert [(r["run_id"], r["outcome"]) for r in records] == [
+        (lake["good"].run_id, "ok"),
+        (lake["bad"].run_id, "ok"),
+    ]
     # An analyst reaches the real published data through the access layer.
     frame = access.read_sql("SELECT count(*) AS n FROM pool.dim_district", user="demo_analyst")
     assert frame["n"].tolist()[0] == len(COUNTIES)
@@ -273,5 +289,5 @@ def test_a_truncated_delivery_fails_ingestion_by_name_and_the_live_pool_stays(la
     ]
     assert any("od_district.csv.gz" in m and "gzip" in m.lower() for m in failures), failures
     assert not _materialized(hostile, "pool_publication")
-    assert lake["live_after_hostile"] == lake["good_version"]
-    assert len(lake["publications"]) == 1, "neither the bad nor the hostile night published"
+    assert lake["live_after_hostile"] == lake["live_after_bad"]
+    assert len(lake["publications"]) == 2, "the hostile night published nothing"

@@ -516,7 +516,12 @@ def test_freshness_counts_deliveries_not_materialisations(catalog, monkeypatch):
 def test_definitions_carry_the_schedules_sensors_and_freshness_checks(catalog, repository):
     assert {s.name for s in repository.schedule_defs} == set(_schedules(catalog))
     sensors = {s.name: s for s in repository.sensor_defs}
-    assert set(sensors) == {"landing_zone_sensor", "run_failure_alert", "freshness_checks_sensor"}
+    assert set(sensors) == {
+        "landing_zone_sensor",
+        "run_failure_alert",
+        "stale_tables_alert",
+        "freshness_checks_sensor",
+    }
     assert sensors["landing_zone_sensor"].default_status.value == "STOPPED"
     assert sensors["run_failure_alert"].default_status.value == "RUNNING"
     check_keys = repository.asset_graph.asset_check_keys

@@ -50,6 +50,7 @@ class IngestionResult:
     unchanged: list[str] = field(default_factory=list)  # deliveries already loaded earlier
     problems: list[str] = field(default_factory=list)
     rows_current: int = 0
+    missing: bool = False  # nothing delivered at all (also listed in problems)
 
     @property
     def rows_received(self) -> int:
@@ -90,6 +91,7 @@ def ingest_files(
         files = []
         refused.append(exc)
     if not files and not refused and not result.problems:
+        result.missing = True
         what = f"partition {partition_key}" if partition_key else "the feed"
         result.problems.append(
             f"no delivery for {what}: nothing matches {delivery_pattern(feed, partition_key)!r} in {landing}"

@@ -245,11 +245,14 @@ class PeriodRelease:
     columns: dict[str, dict]  # column -> sensitivity, epsilon, scale
 
 
-def apply(con, schema: str, tables: list[str], run_id: str, version: str) -> list[PeriodRelease] | None:
+def apply(
+    con, schema: str, tables: list[str], run_id: str, version: str, kept: list[str] = ()
+) -> list[PeriodRelease] | None:
     """Add noise to the configured open tables in ``con`` (a version file being written, its tables already
     copied) and record the budget in ``meta.privacy_budget``. ``None`` when differential privacy is off:
     then nothing is read or written. Raises ``BudgetExceeded`` before any noise is drawn if a period would
-    go over its budget."""
+    go over its budget. ``kept``: tables held back at this publication (citybrain/staleness.py), whose
+    content is the previous version's, noise included: nothing is drawn or spent for them."""
     if not differential_privacy_section().get("enabled", False):
         return None  # off: not even the rest of the section is read
     config = dp_settings()
@@ -262,14 +265,14 @@ def apply(con, schema: str, tables: list[str], run_id: str, version: str) -> lis
     k = small_cell_k()
     config.ledger_dir.mkdir(parents=True, exist_ok=True)
     ledger = read_ledger(config.ledger_dir)
+    noised = {name: policy for name, policy in config.tables.items() if name not in kept}
     plans = {
-        name: _plan(con, schema, policy, k, ledger, config.ledger_dir)
-        for name, policy in config.tables.items()
+        name: _plan(con, schema, policy, k, ledger, config.ledger_dir) for name, policy in noised.items()
     }
     _refuse_over_budget(config, plans, ledger)
     now = datetime.now(UTC).isoformat()
     releases: list[PeriodRelease] = []
-    for name, policy in config.tables.items():
+    for name, policy in noised.items():
         releases += _release_table(
             con, schema, policy, k, plans[name], config.ledger_dir, ledger, run_id, version, now
         )
