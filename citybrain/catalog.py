@@ -56,6 +56,46 @@ class Provider(_Strict):
         return re.sub(r"[^a-z0-9]+", "_", self.en.lower()).strip("_")
 
 
+class Operator(_Strict):
+    """A telecom operator (运营商) whose subscribers the pool counts: 中国移动, 中国联通, 中国电信, 中国广电 ..."""
+
+    name: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+# What an operator feed delivers (docs/CATALOG.md "Operator feeds"): each kind is one common shape that the
+# operator models union over every declared feed of the kind, so a city with other operators adds feeds here.
+OperatorFeedKind = Literal["presence", "od", "cell_sites", "market_share"]
+# The spatial unit of a presence feed, i.e. how int_spatial__operator_units places it on the grid.
+PresenceUnit = Literal["h3", "gcj02_point", "wgs84_point", "cell_site"]
+OPERATOR_KINDS = ("presence", "od", "cell_sites")  # kinds delivered by one operator (market_share: by all)
+
+
+class OperatorFeed(_Strict):
+    """Which operator a telecom feed belongs to and what it delivers."""
+
+    kind: OperatorFeedKind
+    operator: str | None = None
+    unit: PresenceUnit | None = None
+    cell_sites: str | None = Field(default=None, pattern=IDENTIFIER)
+
+    @model_validator(mode="after")
+    def _check(self) -> OperatorFeed:
+        if self.kind in OPERATOR_KINDS and not self.operator:
+            raise ValueError(f"operator: a {self.kind} feed must name its operator (a key of `operators`)")
+        if self.kind == "market_share" and self.operator:
+            raise ValueError("operator: a market_share feed covers every operator (its `operator` column)")
+        if (self.kind == "presence") != (self.unit is not None):
+            raise ValueError(
+                "unit: a presence feed needs its spatial unit (h3, gcj02_point, wgs84_point, cell_site)"
+            )
+        if (self.unit == "cell_site") != (self.cell_sites is not None):
+            raise ValueError(
+                "cell_sites: the cell_sites feed placing the cells of a unit: cell_site presence feed"
+            )
+        return self
+
+
 class Connection(_Strict):
     """A department database or API. The URL is read from ``url_env`` when a run needs it."""
 
@@ -152,6 +192,9 @@ class Feed(_Strict):
     # pool code}. Models join reference.vocabularies instead of spelling one department's words in SQL, so a
     # city whose health commission says 综合性医院 or whose service centre says 网办 adds a line here.
     vocabularies: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # A telecom feed: its operator and what it delivers. The operator models union every feed of a kind
+    # (dbt var operator_feeds, macros/operator_feeds.sql) and the staging models read its operator code.
+    operator_feed: OperatorFeed | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Feed:
@@ -184,6 +227,10 @@ class Feed(_Strict):
             raise ValueError("partitioning: a sql feed is read by its cursor, not by day; use 'none'")
         if isinstance(delivery, HttpDelivery) and self.partitioning != "daily":
             raise ValueError("partitioning: an http feed is fetched per day; use 'daily'")
+        if self.operator_feed and self.operator_feed.kind in ("cell_sites", "market_share"):
+            needed = {"cell_sites": "cell_id", "market_share": "operator"}[self.operator_feed.kind]
+            if needed not in names:
+                raise ValueError(f"operator_feed: a {self.operator_feed.kind} feed needs a column {needed!r}")
         return self
 
     @property
@@ -210,6 +257,7 @@ class Catalog(_Strict):
     partitions: PartitionSettings
     connections: dict[str, Connection] = Field(default_factory=dict)
     providers: dict[str, Provider]
+    operators: dict[str, Operator] = Field(default_factory=dict)
     feeds: list[Feed] = Field(min_length=1)
 
     @cached_property
@@ -221,6 +269,10 @@ class Catalog(_Strict):
             return self.by_id[feed_id]
         except KeyError:
             raise KeyError(f"unknown feed {feed_id!r}; the catalog has {sorted(self.by_id)}") from None
+
+    def operator_feeds(self, kind: str) -> list[Feed]:
+        """The feeds delivering ``kind`` (presence, od, cell_sites, market_share), in catalog order."""
+        return [f for f in self.feeds if f.operator_feed and f.operator_feed.kind == kind]
 
 
 class CatalogError(ValueError):
@@ -280,9 +332,34 @@ def parse_catalog(raw: object, source: str = "<catalog>") -> Catalog:
                 problems.append(f"{where}: delivery.connection: unknown connection {connection!r}")
             elif conn.kind != feed.delivery.kind:
                 problems.append(f"{where}: delivery.connection: {connection!r} is a {conn.kind} connection")
+        problems += [f"{where}: operator_feed.{problem}" for problem in _operator_problems(catalog, feed)]
     if problems:
         raise CatalogError(f"{source}: invalid source catalog\n" + "\n".join(problems))
     return catalog
+
+
+def _operator_problems(catalog: Catalog, feed: Feed) -> list[str]:
+    """An operator feed's references: its operator is declared, its cell_sites feed is that operator's."""
+    declared = feed.operator_feed
+    if declared is None:
+        return []
+    problems = []
+    if declared.operator and declared.operator not in catalog.operators:
+        problems.append(
+            f"operator: unknown operator {declared.operator!r}; declared in `operators`: {sorted(catalog.operators)}"
+        )
+    if declared.cell_sites:
+        cells = catalog.by_id.get(declared.cell_sites)
+        cells_declared = cells.operator_feed if cells else None
+        if cells_declared is None or cells_declared.kind != "cell_sites":
+            problems.append(
+                f"cell_sites: {declared.cell_sites!r} is not a feed with operator_feed kind cell_sites"
+            )
+        elif cells_declared.operator != declared.operator:
+            problems.append(
+                f"cell_sites: {declared.cell_sites!r} is {cells_declared.operator}'s, not {declared.operator}'s"
+            )
+    return problems
 
 
 def load_catalog(path: Path | str | None = None) -> Catalog:

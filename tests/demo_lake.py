@@ -58,35 +58,35 @@ def run_nightly(
     instance: DagsterInstance | None = None,
 ):
     """The city_nightly job over [start, end] in one run, in process (in ``instance``, default a new ephemeral
-    one); ``prefixes`` limits it to assets
-    whose key starts with one of them (e.g. ("raw", "reference") for ingestion only). ``checks=False``
+    one); ``prefixes`` limits it to assets whose key starts with one of them (e.g. ("raw", "reference") for
+    ingestion only). ``checks=False``
     leaves out the asset checks (GX suites, freshness; not the dbt tests) for tests about something else."""
     from dagster import AssetSelection, Definitions, define_asset_job
 
     from orchestration.definitions import build_definitions
 
-    defs = build_definitions()
-    if not checks:
-        unchecked = define_asset_job(
-            "city_nightly_unchecked", selection=AssetSelection.all().without_checks()
-        )
-        defs = Definitions.merge(defs, Definitions(jobs=[unchecked]))
-    selection = None
-    if prefixes or keys:  # keys: asset keys as "a/b" strings, added to what the prefixes select
-        selection = [
-            k
-            for k in defs.resolve_asset_graph().executable_asset_keys
-            if k.path[0] in (prefixes or ()) or k.to_user_string() in (keys or set())
-        ]
-    job = defs.resolve_job_def("city_nightly" if checks else "city_nightly_unchecked")
-    tags = {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
-    if instance is not None:
+    with contextlib.ExitStack() as stack:
+        # The instance first: resolving the definitions reads the current instance's state storage, and a test
+        # that ran before may have left a closed one current.
+        if instance is None:
+            instance = stack.enter_context(DagsterInstance.ephemeral())
+        defs = build_definitions()
+        if not checks:
+            unchecked = define_asset_job(
+                "city_nightly_unchecked", selection=AssetSelection.all().without_checks()
+            )
+            defs = Definitions.merge(defs, Definitions(jobs=[unchecked]))
+        selection = None
+        if prefixes or keys:  # keys: asset keys as "a/b" strings, added to what the prefixes select
+            selection = [
+                k
+                for k in defs.resolve_asset_graph().executable_asset_keys
+                if k.path[0] in (prefixes or ()) or k.to_user_string() in (keys or set())
+            ]
+        job = defs.resolve_job_def("city_nightly" if checks else "city_nightly_unchecked")
+        tags = {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
         return job.execute_in_process(
             instance=instance, tags=tags, asset_selection=selection, raise_on_error=False
-        )
-    with DagsterInstance.ephemeral() as ephemeral:
-        return job.execute_in_process(
-            instance=ephemeral, tags=tags, asset_selection=selection, raise_on_error=False
         )
 
 

@@ -119,3 +119,45 @@ def test_cli_validate(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\nfeeds: []\n", encoding="utf-8")
     assert main(["catalog", "validate", str(bad)]) == 2
+
+
+def test_operators_are_declared_with_china_broadnet(catalog):
+    assert set(catalog.operators) == {"CMCC", "CUCC", "CTCC", "CBN"}
+    assert catalog.operators["CBN"].name == "中国广电"
+    assert [f.id for f in catalog.operator_feeds("od")] == ["operator_a_od", "operator_b_od", "operator_c_od"]
+    assert _feed(RAW, "operator_c_presence")["operator_feed"]["cell_sites"] == "operator_c_cells"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda r: _feed(r, "operator_a_od")["operator_feed"].update(operator="CMC"),
+            "feed 'operator_a_od' (feeds[12]): operator_feed.operator: unknown operator 'CMC'; declared in "
+            "`operators`: ['CBN', 'CMCC', 'CTCC', 'CUCC']",
+        ),
+        (
+            lambda r: _feed(r, "operator_b_presence")["operator_feed"].pop("operator"),
+            "feed 'operator_b_presence' (feeds[9]): operator_feed: operator: a presence feed must name its operator",
+        ),
+        (
+            lambda r: _feed(r, "operator_a_presence")["operator_feed"].pop("unit"),
+            "feed 'operator_a_presence' (feeds[8]): operator_feed: unit: a presence feed needs its spatial unit",
+        ),
+        (
+            lambda r: _feed(r, "operator_c_presence")["operator_feed"].update(cell_sites="operator_c_od"),
+            "operator_feed.cell_sites: 'operator_c_od' is not a feed with operator_feed kind cell_sites",
+        ),
+        (
+            lambda r: _feed(r, "operator_c_cells")["operator_feed"].update(operator="CMCC"),
+            "operator_feed.cell_sites: 'operator_c_cells' is CMCC's, not CTCC's",
+        ),
+        (
+            lambda r: _feed(r, "operator_market_share")["operator_feed"].update(operator="CMCC"),
+            "operator_feed: operator: a market_share feed covers every operator",
+        ),
+        (lambda r: r.pop("operators"), "operator_feed.operator: unknown operator 'CMCC'"),
+    ],
+)
+def test_invalid_operator_feed_is_reported(mutate, expected):
+    assert expected in _broken(mutate)

@@ -513,7 +513,7 @@ def test_divisions_ground_truth(truth):
         ("330114", "下沙街道"),
         ("330114", "白杨街道"),
     }
-    assert d.loc["330113", "centroid_source"] == "approximate"
+    assert d.loc["330113", "centroid_source"] == "boundary"  # newer than cpca: a point inside its polygon
     assert d.loc["330106", "centroid_source"] == "cpca"
 
 

@@ -24,7 +24,11 @@ from orchestration.dbt_project import citybrain_dbt_project
 SUITES = load_suites()
 BY_DATASET = {s.dataset: s for s in SUITES}
 COUNTIES = ["330102", "330105", "330106"]
-CENTROIDS = [(120.169312, 30.242404), (120.141406, 30.319037), (120.130194, 30.259463)]
+EXTENTS = {  # rough boxes of three Hangzhou districts (min_lng, min_lat, max_lng, max_lat)
+    COUNTIES[0]: (120.13, 30.19, 120.29, 30.40),
+    COUNTIES[1]: (120.09, 30.26, 120.21, 30.40),
+    COUNTIES[2]: (119.99, 30.08, 120.18, 30.36),
+}
 
 
 def _pool_models() -> dict[str, dict]:
@@ -54,7 +58,8 @@ def _run_values(suite, trailing: list[int]) -> RunValues:
         "dataset": suite.dataset,
         "expected_columns": expected_columns(suite),
         "county_codes": COUNTIES,
-        "county_centroids": CENTROIDS,
+        "county_extents": EXTENTS,
+        "county_extent_missing": {},
         "trailing_counts": trailing,
         "quiet_day": False,
     }

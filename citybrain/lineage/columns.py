@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 RAW_PREFIX = "raw."
+# The compiled SQL of the models each dbt step built (written by the step's classification check, beside the
+# project's manifest in dbt_project/target): the parse-time manifest has no compiled SQL to read lineage from.
+COMPILED_STORE = "governance_compiled_code.json"
 
 
 def column_origins(
@@ -50,3 +53,8 @@ def column_origins(
             for column, origins in relation.columns.items()
         }
     return result
+
+
+def feed_columns(origins: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """[(raw relation, column)] of ``column_origins`` as (feed id, column): raw.<feed> is the feed's table."""
+    return [(relation.removeprefix(RAW_PREFIX), column) for relation, column in origins]

@@ -11,7 +11,7 @@ Reference: ``expectations/README.md``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -124,8 +124,11 @@ class RunValues:
     dataset: str  # schema.table validated
     expected_columns: dict[str, str]  # column -> DuckDB type, as declared (catalog or dbt contract)
     county_codes: list[str]
-    county_centroids: list[tuple[float, float]]  # (lng, lat)
+    # The real extent of each configured county: code -> (min_lng, min_lat, max_lng, max_lat) of its boundary
+    # polygon (reference.county_boundaries), or None with the reason in county_extent_missing.
+    county_extents: dict[str, tuple[float, float, float, float] | None]
     trailing_counts: list[int]  # row counts of the partitions before the one validated, newest first
+    county_extent_missing: dict[str, str] = field(default_factory=dict)  # code -> why it has no extent
     # The partition is a quiet day: every daily feed it is built from declares quiet_days and delivered the
     # day with no records (docs/INGESTION.md), so an empty partition is the truth, not a hole.
     quiet_day: bool = False
@@ -246,29 +249,59 @@ def rule_current_divisions(
 
 
 def rule_within_region(
-    values: RunValues, partition: str | None, lng: str, lat: str, margin_km: float = 60.0, mostly: float = 1.0
+    values: RunValues, partition: str | None, lng: str, lat: str, tolerance_km: float = 2.0
 ) -> list:
-    """Coordinates inside the bounding box of the city's county centroids, widened by ``margin_km``."""
-    import great_expectations.expectations as gxe
+    """Coordinates inside the bounding box of some configured county's boundary polygon, widened by
+    ``tolerance_km`` (default 2 km: the grid's one edge cell, ~1 km, plus the GCJ-02 -> WGS-84 residual).
 
-    lngs = [c[0] for c in values.county_centroids]
-    lats = [c[1] for c in values.county_centroids]
-    margin_lat = margin_km / 111.0
-    margin_lng = margin_km / (111.0 * max(0.2, _cos_deg(sum(lats) / len(lats))))
-    box = {
-        "min_lng": round(min(lngs) - margin_lng, 4),
-        "max_lng": round(max(lngs) + margin_lng, 4),
-        "min_lat": round(min(lats) - margin_lat, 4),
-        "max_lat": round(max(lats) + margin_lat, 4),
+    Per county, not one box around the city: a city of three provinces is three boxes, and a large western
+    county (若羌县, ~200,000 km²) is its own real extent, not a centroid plus a margin. A county without a
+    boundary cannot be checked: one extra expectation fails and names it (never a silent pass), the
+    others are still checked against the counties that have one. Nulls pass."""
+    boxes = []
+    for code, extent in sorted(values.county_extents.items()):
+        if extent is None:
+            continue
+        min_lng, min_lat, max_lng, max_lat = extent
+        margin_lat = tolerance_km / 111.0
+        margin_lng = tolerance_km / (111.0 * max(0.2, _cos_deg((min_lat + max_lat) / 2)))
+        boxes.append(
+            f"({_sql_text(code)}, {min_lng - margin_lng:.6f}, {min_lat - margin_lat:.6f}, "
+            f"{max_lng + margin_lng:.6f}, {max_lat + margin_lat:.6f})"
+        )
+    x, y = _quote(lng), _quote(lat)
+    made = []
+    if boxes:
+        inside = (
+            f"SELECT 1 FROM (VALUES {', '.join(boxes)}) AS box(code, min_lng, min_lat, max_lng, max_lat) "
+            f"WHERE b.{x} BETWEEN box.min_lng AND box.max_lng AND b.{y} BETWEEN box.min_lat AND box.max_lat"
+        )
+        made.append(
+            _rows(
+                f"SELECT b.{x}, b.{y} FROM (SELECT * FROM {{batch}}) AS b "
+                f"WHERE b.{x} IS NOT NULL AND b.{y} IS NOT NULL AND NOT EXISTS ({inside})",
+                f"{lng}/{lat} lie within {tolerance_km} km of the bounding box of a configured county's "
+                "boundary polygon (reference.county_boundaries).",
+                counties=sorted(c for c, e in values.county_extents.items() if e is not None),
+                tolerance_km=tolerance_km,
+            )
+        )
+    missing = {
+        c: values.county_extent_missing.get(c, "no boundary")
+        for c, e in values.county_extents.items()
+        if e is None
     }
-    return [
-        gxe.ExpectColumnValuesToBeBetween(
-            column=lng, min_value=box["min_lng"], max_value=box["max_lng"], mostly=mostly, meta={"bbox": box}
-        ),
-        gxe.ExpectColumnValuesToBeBetween(
-            column=lat, min_value=box["min_lat"], max_value=box["max_lat"], mostly=mostly, meta={"bbox": box}
-        ),
-    ]
+    if missing or not boxes:
+        reasons = "; ".join(f"{c}: {why}" for c, why in sorted(missing.items())) or "no configured county"
+        made.append(
+            _rows(
+                f"SELECT {_braces(_sql_text('cannot check: ' + reasons))} AS cannot_check "
+                "FROM (SELECT count(*) AS n FROM {batch}) AS counted",
+                f"Cannot check {lng}/{lat} against the region: counties without a boundary ({reasons}).",
+                cannot_check=sorted(missing),
+            )
+        )
+    return made
 
 
 VALIDITY_FUNCTIONS = {"resident_id": "cb_ric_problem", "uscc": "cb_uscc_problem"}

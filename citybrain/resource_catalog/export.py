@@ -24,6 +24,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from citybrain import settings
 from citybrain.governance.grades import grade_label
+from citybrain.lineage.columns import COMPILED_STORE
 from citybrain.resource_catalog.build import (
     CLASSIFICATION_ZH,
     ResourceCatalog,
@@ -69,6 +70,7 @@ CSV_COLUMNS = [
     ("重标识风险", "reidentification_risk"),
     ("更新周期", "update_cycle"),
     ("最后更新时间", "last_updated"),
+    ("更新状态", "stale"),  # held back at the latest publication (citybrain/staleness.py)
     ("记录数", "row_count"),
     ("质量评分", "quality_score"),
     ("质量评分依据", "quality_basis"),
@@ -87,6 +89,7 @@ ITEM_COLUMNS = [
     ("数据分级", "classification"),
     ("个人信息类型", "pii"),
     ("数据级别", "grade"),
+    ("来源数据项", "sources"),  # feed.column of every source column (pool items), see sources_text
 ]
 
 
@@ -130,6 +133,11 @@ def items_text(resource) -> str:
     )
 
 
+def sources_text(item) -> str:
+    """来源数据项 as text: ``legal_entities.uscc；si_unit.uscc`` (feed id . column)."""
+    return "；".join(f"{s['feed']}.{s['column']}" for s in item.sources)
+
+
 def write_csv(catalog: ResourceCatalog, path: Path) -> None:
     with open(path, "w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle)
@@ -161,6 +169,8 @@ def write_items_csv(catalog: ResourceCatalog, path: Path) -> None:
                         *(
                             grade_label(item.grade)
                             if a == "grade" and item.grade
+                            else sources_text(item)
+                            if a == "sources"
                             else _cell(getattr(item, a))
                             for _, a in ITEM_COLUMNS[2:]
                         ),
@@ -244,6 +254,15 @@ class ExportResult:
     directory: Path
 
 
+def item_sources(manifest: dict, source_catalog, compiled_store: Path) -> dict:
+    """Column lineage of every pool table (pool table -> column -> [(raw relation, column)]): the one Dagster
+    attaches to the pool assets (citybrain/lineage/columns.py), from the manifest's compiled SQL or the store of
+    compiled SQL the dbt steps write. A lake whose dbt never ran has none: its items list no sources."""
+    from citybrain.lineage.columns import column_origins
+
+    return column_origins(manifest, source_catalog, compiled_store)
+
+
 def default_manifest_path() -> Path:
     from orchestration.dbt_project import citybrain_dbt_project
 
@@ -269,12 +288,18 @@ def export_resource_catalog(
     from citybrain.reference.city import load_city
 
     source_catalog = load_catalog(catalog_path)
-    manifest = load_manifest(manifest_path or default_manifest_path())
+    manifest_file = Path(manifest_path or default_manifest_path())
+    manifest = load_manifest(manifest_file)
     city = load_city(city_path)
     registry_file = registry_path()
     registry = read_registry(registry_file)
     catalog = build_catalog(
-        source_catalog, manifest, city, history if history is not None else load_lake_history(), registry
+        source_catalog,
+        manifest,
+        city,
+        history if history is not None else load_lake_history(),
+        registry,
+        column_origins=item_sources(manifest, source_catalog, manifest_file.with_name(COMPILED_STORE)),
     )
     directory = (out or export_dir()).resolve()
     files = write_export(catalog, directory)

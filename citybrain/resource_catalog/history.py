@@ -70,6 +70,8 @@ class RunHistory:
     privacy: dict[str, list[dict]] = field(default_factory=dict)
     # table -> re-identification risk measured by its latest publication (None: not measured)
     reidentification: dict[str, dict | None] = field(default_factory=dict)
+    # table -> its hold in the latest publication (held back: stale; citybrain/staleness.py), if any
+    stale: dict[str, dict] = field(default_factory=dict)
 
     def latest_score(self, suite: str, prefer_run: str | None = None) -> SuiteScore | None:
         """The suite's outcomes in ``prefer_run`` if it checked the suite, else in its latest run."""
@@ -169,6 +171,22 @@ def latest_risks(records: list[dict]) -> dict[str, dict | None]:
         for name in publication_tables(record):
             risks[name] = measured.get(name)
     return risks
+
+
+def latest_stale(records: list[dict]) -> dict[str, dict]:
+    """The tables the latest publication held back (its ``stale`` records, citybrain/staleness.py), each with
+    ``content_published_at``: when the version whose content it keeps was published."""
+    if not records:
+        return {}
+    ordered = sorted(enumerate(records), key=lambda ir: (str(ir[1].get("published_at") or ""), ir[0]))
+    latest = ordered[-1][1]
+    published_at = {str(r.get("version")): str(r.get("published_at") or "") for r in records}
+    stale = latest.get("stale") if isinstance(latest.get("stale"), dict) else {}
+    return {
+        _table_name(key): {**hold, "content_published_at": published_at.get(str(hold.get("kept_version")))}
+        for key, hold in stale.items()
+        if isinstance(hold, dict)
+    }
 
 
 def _version_files(records: list[dict]) -> list[Path]:
@@ -299,6 +317,7 @@ def load_history(
     history.publications = read_publications(publications_log)
     history.tables = latest_releases(history.publications)
     history.reidentification = latest_risks(history.publications)
+    history.stale = latest_stale(history.publications)
     if history.publications:
         history.sources.append(str(publications_log))
     if warehouse is not None and warehouse.exists() and _read_warehouse(warehouse, history):

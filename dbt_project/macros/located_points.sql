@@ -4,8 +4,11 @@
   _row_number and _file_sha256, and a CTE `counties` (lng, lat of the city's county centroids); defines
     repaired        coords_swapped: a pair that only makes sense swapped (lat in the lng range and back);
     converted       lng_converted / lat_converted in WGS-84 (null outside China);
-    nearest_county  distance to the nearest county centroid;
-    located         outside_city: no usable position or farther than var outside_city_km from every county.
+    nearest_county  distance to the nearest county centroid (information only: it decides nothing);
+    in_city         the points whose grid cell is a cell of a configured county (reference.county_cells:
+                    the county polygons, with one cell of tolerance at the city's edge);
+    located         outside_city: a delivered position that converts to nowhere in China or lies in no
+                    county of the city.
 -#}
 {% macro located_points(crs) %}
 {%- set lng = 'case when coords_swapped then lat_delivered else lng_delivered end' -%}
@@ -43,15 +46,26 @@ nearest_county as (
     group by converted._row_number, converted._file_sha256
 ),
 
+in_city as (
+    select converted._row_number, converted._file_sha256
+    from converted
+    inner join {{ source('reference', 'county_cells') }} as county_cells
+        on {{ grid_cell('converted.lat_converted', 'converted.lng_converted') }} = county_cells.grid_id
+        and county_cells.resolution = {{ var('grid_resolution', 8) }}
+    where converted.lng_converted is not null
+),
+
 located as (
     select
         converted.*,
         nearest_county.nearest_county_m,
-        lng_delivered is not null and lat_delivered is not null
-            and (lng_converted is null or nearest_county.nearest_county_m > {{ var('outside_city_km', 60) }} * 1000) as outside_city
+        lng_delivered is not null and lat_delivered is not null and in_city._row_number is null as outside_city
     from converted
     left join nearest_county
         on converted._row_number = nearest_county._row_number
         and converted._file_sha256 = nearest_county._file_sha256
+    left join in_city
+        on converted._row_number = in_city._row_number
+        and converted._file_sha256 = in_city._file_sha256
 )
 {% endmacro %}

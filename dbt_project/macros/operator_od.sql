@@ -3,10 +3,10 @@
   delivers the same facts under its own column names, so a model is one call of this macro.
   District codes map to current codes through the crosswalk (retired codes to their successor; codes of
   no division of the city stay null). '<5' = suppressed: trips null, is_suppressed true.
-    feed: the raw table; operator: operator code; origin / destination / trips: delivered columns;
-    stat_date: an expression for the day (default: the partition day).
+    feed: the raw table (its operator code is the catalog's, macros/operator_feeds.sql); origin / destination /
+    trips: delivered columns; stat_date: an expression for the day (default: the partition day).
 -#}
-{% macro operator_od_staging(feed, operator, origin, destination, trips, stat_date="cast(_partition as date)") %}
+{% macro operator_od_staging(feed, origin, destination, trips, stat_date="cast(_partition as date)") %}
 with source as (
     select * from {{ source('raw', feed) }}
 ),
@@ -17,7 +17,7 @@ crosswalk as (
 
 renamed as (
     select
-        '{{ operator }}' as operator,
+        {{ operator_code(feed) }} as operator,
         {{ stat_date }} as stat_date,
         nullif(trim({{ origin }}), '') as origin_code_delivered,
         nullif(trim({{ destination }}), '') as destination_code_delivered,

@@ -7,11 +7,8 @@
 --                     0..4 (operators deliver every district pair, zeros included);
 --   trips:            reported_trips + suppressed_pairs * that value.
 with od as (
-    select * from {{ ref('stg_operator_a_od') }}
-    union all
-    select * from {{ ref('stg_operator_b_od') }}
-    union all
-    select * from {{ ref('stg_operator_c_od') }}
+    -- every OD feed of the catalog (var operator_feeds, macros/operator_feeds.sql)
+    {{ union_operator_feeds('od') }}
 ),
 
 pairs as (

@@ -10,11 +10,8 @@
 -- A unit delivered twice for an hour counts once (its largest count). Rows without a unit on the grid,
 -- an hour or a usable count are left out (counted in int_spatial__rejected_records).
 with presence as (
-    select operator, unit_id, stat_date, hour_start, user_count, is_suppressed from {{ ref('stg_operator_a_presence') }}
-    union all
-    select operator, unit_id, stat_date, hour_start, user_count, is_suppressed from {{ ref('stg_operator_b_presence') }}
-    union all
-    select operator, unit_id, stat_date, hour_start, user_count, is_suppressed from {{ ref('stg_operator_c_presence') }}
+    -- every presence feed of the catalog (var operator_feeds, macros/operator_feeds.sql)
+    {{ union_operator_feeds('presence', 'operator, unit_id, stat_date, hour_start, user_count, is_suppressed') }}
 ),
 
 unit_hours as (

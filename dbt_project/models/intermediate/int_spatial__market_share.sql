@@ -1,7 +1,8 @@
 -- Subscriber share of each operator per current district, with the days it applies to: a month's share
 -- applies from its first day until the next delivered month; the earliest month also covers every day
--- before it. Shares outside 0-1, unknown districts and operators other than CMCC/CUCC/CTCC are left out
--- (counted in int_spatial__rejected_records); a share delivered twice for a month keeps the latest load.
+-- before it. Shares outside 0-1, unknown districts and operators the catalog does not declare (sources.yaml
+-- `operators`) are left out (counted in int_spatial__rejected_records); a share delivered twice for a month
+-- keeps the latest load.
 with shares as (
     select
         *,
@@ -10,7 +11,7 @@ with shares as (
         ) as version
     from {{ ref('stg_operator_market_share') }}
     where district_code is not null
-        and operator in ('CMCC', 'CUCC', 'CTCC')
+        and operator in (select operator_code from {{ source('reference', 'operators') }})
         and subscriber_share > 0 and subscriber_share <= 1
         and share_month is not null
 ),

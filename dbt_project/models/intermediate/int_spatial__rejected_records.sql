@@ -5,33 +5,24 @@
 --   kept_flagged             - kept as delivered with a flag (enrolment over capacity);
 --   district_from_grid       - delivered district code unknown; the grid cell's district is used.
 -- Rows quarantined at ingestion are in raw.quarantine, not here.
-with medical as (
+{#- facilities and base-station cells: one CTE per feed; cells of every cell_sites feed of the catalog -#}
+{%- set located_feeds = [('medical_facilities', 'facility_id'), ('schools', 'school_id')] -%}
+{%- for entry in operator_feeds('cell_sites', required=false) -%}
+    {%- do located_feeds.append((entry.feed, 'cell_id')) -%}
+{%- endfor %}
+with
+{%- for feed, key in located_feeds %}
+feed_{{ feed }} as (
     select
         *,
-        count(*) over (partition by facility_id) as key_rows,
-        row_number() over (partition by facility_id order by _loaded_at desc, _row_number desc) as version
-    from {{ ref('stg_medical_facilities') }}
+        count(*) over (partition by {{ key }}) as key_rows,
+        row_number() over (partition by {{ key }} order by _loaded_at desc, _row_number desc) as version
+    from {{ ref('stg_' ~ feed) }}
 ),
-
-schools as (
-    select
-        *,
-        count(*) over (partition by school_id) as key_rows,
-        row_number() over (partition by school_id order by _loaded_at desc, _row_number desc) as version
-    from {{ ref('stg_schools') }}
-),
-
-cells as (
-    select
-        *,
-        count(*) over (partition by cell_id) as key_rows,
-        row_number() over (partition by cell_id order by _loaded_at desc, _row_number desc) as version
-    from {{ ref('stg_operator_c_cells') }}
-),
-
+{% endfor %}
 facility_reasons as (
-    {% for feed, key in [('medical_facilities', 'facility_id'), ('schools', 'school_id'), ('operator_c_cells', 'cell_id')] %}
-    {% set rel = {'medical_facilities': 'medical', 'schools': 'schools', 'operator_c_cells': 'cells'}[feed] %}
+    {% for feed, key in located_feeds %}
+    {% set rel = 'feed_' ~ feed %}
     select '{{ feed }}' as feed, 'missing_key' as reason, 'excluded' as handling from {{ rel }} where {{ key }} is null
     union all
     select '{{ feed }}', 'missing_coordinates', 'excluded' from {{ rel }}
@@ -48,15 +39,12 @@ facility_reasons as (
     {% if not loop.last %}union all{% endif %}
     {% endfor %}
     union all
-    select 'schools', 'enrolment_over_capacity', 'kept_flagged' from schools where school_id is not null and enrolment_over_capacity
+    select 'schools', 'enrolment_over_capacity', 'kept_flagged' from feed_schools where school_id is not null and enrolment_over_capacity
 ),
 
 presence as (
-    select 'operator_a_presence' as feed, operator, unit_id, stat_date, hour_start, user_count, is_suppressed from {{ ref('stg_operator_a_presence') }}
-    union all
-    select 'operator_b_presence', operator, unit_id, stat_date, hour_start, user_count, is_suppressed from {{ ref('stg_operator_b_presence') }}
-    union all
-    select 'operator_c_presence', operator, unit_id, stat_date, hour_start, user_count, is_suppressed from {{ ref('stg_operator_c_presence') }}
+    -- every presence and OD feed of the catalog (var operator_feeds, macros/operator_feeds.sql)
+    {{ union_operator_feeds('presence', 'operator, unit_id, stat_date, hour_start, user_count, is_suppressed', with_feed=true) }}
 ),
 
 presence_checked as (
@@ -83,11 +71,7 @@ presence_duplicates as (
 ),
 
 od as (
-    select 'operator_a_od' as feed, * from {{ ref('stg_operator_a_od') }}
-    union all
-    select 'operator_b_od', * from {{ ref('stg_operator_b_od') }}
-    union all
-    select 'operator_c_od', * from {{ ref('stg_operator_c_od') }}
+    {{ union_operator_feeds('od', with_feed=true) }}
 ),
 
 od_checked as (
@@ -106,7 +90,9 @@ share_checked as (
         'operator_market_share' as feed,
         case
             when district_code is null then 'unknown_district_code'
-            when operator is null or operator not in ('CMCC', 'CUCC', 'CTCC') then 'unknown_operator'
+            -- the operators declared in the catalog (sources.yaml operators)
+            when operator is null
+                or operator not in (select operator_code from {{ source('reference', 'operators') }}) then 'unknown_operator'
             when not coalesce(subscriber_share > 0 and subscriber_share <= 1, false) then 'invalid_share'
             when share_month is null then 'invalid_month'
         end as reason

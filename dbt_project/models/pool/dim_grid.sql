@@ -1,6 +1,7 @@
 -- The pool's one spatial unit: H3 cells (resolution var('grid_resolution')) that any source places
--- something in, each with its district (int_spatial__grid_cells: nearest district-labelled point, else
--- nearest county centroid).
+-- something in inside the configured city, each with the county whose real boundary holds it
+-- (int_spatial__grid_cells: polygon containing the cell centre, else at the city's edge the overlapping
+-- county; cells outside every county are in int_spatial__outside_cells).
 select
     cast(grid_id as {{ dbt.type_string() }}) as grid_id,
     cast(district_code as {{ dbt.type_string() }}) as district_code,

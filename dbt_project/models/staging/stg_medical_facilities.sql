@@ -4,8 +4,8 @@
 -- int_spatial__rejected_records counts the rest.
 --   coords_swapped: the pair only makes sense swapped (delivered lng in China's latitude range and lat in
 --                   its longitude range), so it is swapped back;
---   outside_city:   the repaired point converts to nowhere in China, or lies farther than
---                   var('outside_city_km', 60) km from every configured county centroid; lng/lat are then null.
+--   outside_city:   the repaired point converts to nowhere in China, or lies in no grid cell of a configured
+--                   county (reference.county_cells, from the county polygons); lng/lat are then null.
 with source as (
     select * from {{ source('raw', 'medical_facilities') }}
 ),

@@ -7,7 +7,7 @@ with source as (
 
 renamed as (
     select
-        'CMCC' as operator,
+        {{ operator_code('operator_a_presence') }} as operator,
         lower(nullif(trim(h3_index), '')) as unit_id,
         {{ shanghai_timestamp("trim(stat_hour) || ':00:00'") }} as hour_start,
         try_cast(substr(trim(stat_hour), 1, 10) as date) as stat_date,

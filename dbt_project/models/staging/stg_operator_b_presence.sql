@@ -10,7 +10,7 @@ with source as (
 
 renamed as (
     select
-        'CUCC' as operator,
+        {{ operator_code('operator_b_presence') }} as operator,
         nullif(trim(grid_id), '') as unit_id,
         {{ shanghai_timestamp(
             "substr(trim(stat_date), 1, 4) || '-' || substr(trim(stat_date), 5, 2) || '-' || substr(trim(stat_date), 7, 2)"

@@ -54,17 +54,29 @@ nearest_county as (
     group by oriented._row_number, oriented._file_sha256
 ),
 
+-- In the city: the repaired point's grid cell is a cell of a configured county (reference.county_cells, the
+-- county polygons with one cell of tolerance at the edge) - the rule of macros/located_points.sql.
+in_city as (
+    select oriented._row_number, oriented._file_sha256
+    from oriented
+    inner join {{ source('reference', 'county_cells') }} as county_cells
+        on {{ grid_cell('oriented.lat_repaired', 'oriented.lng_repaired') }} = county_cells.grid_id
+        and county_cells.resolution = {{ var('grid_resolution', 8) }}
+    where oriented.lng_repaired between 73 and 136 and oriented.lat_repaired between 18 and 54
+),
+
 located as (
     select
         oriented.*,
         nearest_county.nearest_county_m,
-        lng_repaired is not null and lat_repaired is not null
-            and not (lng_repaired between 73 and 136 and lat_repaired between 18 and 54
-                     and nearest_county.nearest_county_m <= {{ var('outside_city_km', 60) }} * 1000) as outside_city
+        lng_repaired is not null and lat_repaired is not null and in_city._row_number is null as outside_city
     from oriented
     left join nearest_county
         on oriented._row_number = nearest_county._row_number
         and oriented._file_sha256 = nearest_county._file_sha256
+    left join in_city
+        on oriented._row_number = in_city._row_number
+        and oriented._file_sha256 = in_city._file_sha256
 )
 
 select

@@ -8,7 +8,7 @@ with source as (
 
 renamed as (
     select
-        'CTCC' as operator,
+        {{ operator_code('operator_c_presence') }} as operator,
         nullif(trim(cell_id), '') as unit_id,
         {{ shanghai_timestamp('time_slot') }} as hour_start,
         try_cast(substr(trim(time_slot), 1, 10) as date) as stat_date,

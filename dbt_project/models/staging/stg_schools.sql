@@ -3,8 +3,8 @@
 -- converted to WGS-84 (same rules as stg_medical_facilities):
 --   coords_swapped: the pair only makes sense swapped (lng in China's latitude range and lat in its
 --                   longitude range), so it is swapped back;
---   outside_city:   converts to nowhere in China, or farther than var('outside_city_km', 60) km from every
---                   configured county centroid; lng/lat are then null;
+--   outside_city:   converts to nowhere in China, or lies in no grid cell of a configured county
+--                   (reference.county_cells, from the county polygons); lng/lat are then null;
 --   enrolment_over_capacity: more pupils than approved seats (kept as delivered, flagged).
 with source as (
     select * from {{ source('raw', 'schools') }}
