@@ -9,12 +9,12 @@ the dbt sources ``reference.<table>`` map onto them by name.
 
 from dagster import AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
+from assets.resources import WarehouseResource
 from citybrain.catalog import load_catalog
 from citybrain.ingest.warehouse import warehouse_lock
 from citybrain.reference.city import load_city, reference_tables
 from citybrain.reference.feeds import feed_table, vocabulary_table
 from citybrain.settings import duckdb_config
-from orchestration.resources import WarehouseResource
 
 DESCRIPTIONS = {
     "city_counties": "城市区县 — The configured city's county-level divisions (city.yaml) with WGS-84 centroids (cpca).",

@@ -366,7 +366,7 @@ def _differential_privacy(periods: list[dict] | None) -> str:
 
 def _privacy_fields(node: dict, risk: dict | None) -> dict:
     """Grade (declared in the model's meta) and re-identification risk (measured by the last publication
-    of the table, citybrain/privacy/publication_gate.py) of a pool resource."""
+    of the table, citybrain/governance/publication_gate.py) of a pool resource."""
     meta = _node_meta(node)
     qis = meta.get("quasi_identifiers")
     fields = {"grade": str(meta.get("grade") or ""), "quasi_identifiers": list(qis or [])}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from citybrain import settings
+from citybrain import dbt_paths, settings
 from citybrain.governance.grades import grade_label
 from citybrain.resource_catalog.build import (
     CLASSIFICATION_ZH,
@@ -244,12 +244,6 @@ class ExportResult:
     directory: Path
 
 
-def default_manifest_path() -> Path:
-    from orchestration.dbt_project import citybrain_dbt_project
-
-    return Path(citybrain_dbt_project.manifest_path)
-
-
 def load_lake_history(warehouse: Path | None = None, publication_dir: Path | None = None) -> RunHistory:
     from citybrain.publication import LOG_FILE, pool_dir
 
@@ -269,7 +263,7 @@ def export_resource_catalog(
     from citybrain.reference.city import load_city
 
     source_catalog = load_catalog(catalog_path)
-    manifest = load_manifest(manifest_path or default_manifest_path())
+    manifest = load_manifest(manifest_path or dbt_paths.manifest_path())
     city = load_city(city_path)
     registry_file = registry_path()
     registry = read_registry(registry_file)
