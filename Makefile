@@ -27,7 +27,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 
 $(MANIFEST): $(STAMP) $(DBT_SOURCES)
-	$(BIN)/dagster-dbt project prepare-and-package --file orchestration/dbt_project.py
+	$(BIN)/dagster-dbt project prepare-and-package --file assets/dbt_project.py
 	@touch $@
 
 ## Generate the demo city and run the main job end to end on the embedded default.
@@ -52,9 +52,12 @@ scale-demo: setup
 	./scripts/ensure_java.sh
 	$(BIN)/python scripts/scale_demo.py $(SCALE_ARGS)
 
+## Style, and the layers citybrain/ <- assets/ <- orchestration/ with no import cycles (import-linter,
+## the contracts in pyproject.toml).
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 ## Open the Dagster UI on http://127.0.0.1:3000
 ui: setup

@@ -17,15 +17,15 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Failure, Output
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
+from assets.dbt_project import citybrain_dbt_project, parsed_manifest
+from assets.partitions import daily_partitions
+from assets.resources import WarehouseResource
 from citybrain import settings
 from citybrain.catalog import load_catalog
 from citybrain.governance import classification
 from citybrain.ingest.warehouse import warehouse_lock
 from citybrain.lineage.columns import COMPILED_STORE
 from citybrain.settings import duckdb_config
-from orchestration.dbt_project import citybrain_dbt_project, parsed_manifest
-from orchestration.partitions import daily_partitions
-from orchestration.resources import WarehouseResource
 
 
 class CityBrainDbtTranslator(DagsterDbtTranslator):
@@ -220,7 +220,7 @@ def check_classification(dbt: DbtCliResource, manifest: dict) -> None:
 
 
 @dbt_assets(
-    manifest=parsed_manifest(),  # the parsed dict: the same manifest, parsed once (orchestration/dbt_project.py)
+    manifest=parsed_manifest(),  # the parsed dict: the same manifest, parsed once (assets/dbt_project.py)
     dagster_dbt_translator=CityBrainDbtTranslator(),
     exclude=f"{DAILY_MODELS} {INDICATORS}",
     name="citybrain_dbt_models",

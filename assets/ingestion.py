@@ -25,9 +25,9 @@ from dagster import (
     asset,
 )
 
+from assets.partitions import daily_partitions
 from citybrain import settings
 from citybrain.catalog import Catalog, Feed, FileDelivery, HttpDelivery, SqlDelivery
-from orchestration.partitions import daily_partitions
 
 if TYPE_CHECKING:  # the pipeline (SQLAlchemy, pyarrow readers) is imported when an asset runs, not at load
     from citybrain.ingest.pipeline import IngestionResult

@@ -30,8 +30,8 @@ from dagster import (
     multi_asset_check,
 )
 
+from assets.resources import WarehouseResource
 from citybrain.quality.suites import SuiteSpec, load_suites
-from orchestration.resources import WarehouseResource
 
 BLOCKING_CHECK = "gx_blocking"
 WARNING_CHECK = "gx_warnings"

@@ -9,13 +9,14 @@ the dbt sources ``reference.<table>`` map onto them by name.
 
 from dagster import AssetKey, AssetSpec, Failure, MaterializeResult, MetadataValue, multi_asset
 
+from assets.resources import WarehouseResource
+from citybrain import dbt_paths
 from citybrain.catalog import load_catalog
 from citybrain.ingest.warehouse import warehouse_lock
 from citybrain.reference.city import load_city, reference_tables
 from citybrain.reference.feeds import feed_table, vocabulary_table
 from citybrain.reference.operators import declaration_problems, operator_table, var_block
-from citybrain.settings import REPO_ROOT, duckdb_config
-from orchestration.resources import WarehouseResource
+from citybrain.settings import duckdb_config
 
 DESCRIPTIONS = {
     "city_counties": "城市区县 — The configured city's county-level divisions (city.yaml) with WGS-84 centroids (cpca).",
@@ -67,7 +68,7 @@ def reference_divisions(warehouse: WarehouseResource):
     city = load_city()
     catalog = load_catalog()
     # dbt unions the operator feeds its var operator_feeds lists: it must be the catalog's (before any table).
-    problems = declaration_problems(catalog, REPO_ROOT / "dbt_project" / "dbt_project.yml")
+    problems = declaration_problems(catalog, dbt_paths.DBT_PROJECT_DIR / "dbt_project.yml")
     if problems:
         raise Failure(
             "the dbt project's operator feeds differ from the catalog's:\n  "

@@ -8,7 +8,7 @@ data). Each pool table belongs to one tier, its dbt model's ``config.meta.classi
 * ``restricted`` → never copied: it stays in the warehouse.
 
 A pool table without a classification stops the publication (nobody decided who may read it), and so does
-the privacy gate (``citybrain/privacy/publication_gate.py``, given the dbt manifest): data graded important or
+the privacy gate (``citybrain/governance/publication_gate.py``, given the dbt manifest): data graded important or
 core bound for the open tier, or a conditional table whose smallest equivalence class is below the minimum.
 Every tier file is one complete published version, and one publication gives all tiers the same version id:
 
@@ -48,12 +48,19 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from citybrain import settings
+from citybrain.pool_layout import (
+    PUBLISHED_SCHEMA,
+    PUBLISHED_TIERS,
+    pool_dir,
+    tier_file_name,
+    tier_path,
+)
+from citybrain.pool_layout import (
+    tier_paths as tier_paths,  # re-exported: callers read the layout through the publication too
+)
 from citybrain.settings import duckdb_config
 
 TIERS = ("open", "conditional", "restricted")
-PUBLISHED_TIERS = ("open", "conditional")  # restricted data never leaves the warehouse
-PUBLISHED_SCHEMA = "pool"
 VERSIONS_DIR = "versions"
 LOG_FILE = "publications.jsonl"
 DEFAULT_KEEP = 7
@@ -65,36 +72,6 @@ LEGACY_POOL_FILE = "citybrain_pool.duckdb"
 
 class PublicationError(RuntimeError):
     """The pool cannot be published as it is (e.g. a table nobody classified)."""
-
-
-def pool_dir() -> Path:
-    """``CITYBRAIN_POOL_DIR``, default ``$CITYBRAIN_HOME/pool``."""
-    return Path(os.environ.get("CITYBRAIN_POOL_DIR") or settings.home() / "pool").resolve()
-
-
-def tier_file_name(tier: str) -> str:
-    """``citybrain_<tier>.duckdb``: DuckDB names the catalog after the file, so the catalog is
-    ``citybrain_open`` and never collides with the schema ``pool`` (a catalog "pool" would make every
-    ``pool.<table>`` reference ambiguous)."""
-    _check_published_tier(tier)
-    return f"citybrain_{tier}.duckdb"
-
-
-def tier_path(tier: str, directory: Path | None = None) -> Path:
-    """The live file of a published tier."""
-    return (directory or pool_dir()) / tier / tier_file_name(tier)
-
-
-def tier_paths(directory: Path | None = None) -> dict[str, Path]:
-    return {tier: tier_path(tier, directory) for tier in PUBLISHED_TIERS}
-
-
-def _check_published_tier(tier: str) -> None:
-    if tier not in PUBLISHED_TIERS:
-        raise ValueError(
-            f"unknown published tier {tier!r}: published tiers are {', '.join(PUBLISHED_TIERS)} "
-            f"(restricted data is never published)"
-        )
 
 
 def classification_from_manifest(manifest_path: Path, schema: str = PUBLISHED_SCHEMA) -> dict[str, str]:
@@ -126,7 +103,7 @@ class Publication:
     checks_failed_warning: int
     kept_versions: list[str]
     # GB/T 43697 grades of the published tables and the re-identification risk of the conditional ones
-    # (citybrain/privacy/publication_gate.py); empty when published without a manifest.
+    # (citybrain/governance/publication_gate.py); empty when published without a manifest.
     grades: dict[str, dict] = field(default_factory=dict)
     reidentification: dict[str, dict] = field(default_factory=dict)
     # Tables held back because a blocking check failed on what they are built from (citybrain/staleness.py):
@@ -150,7 +127,7 @@ def publish(
     """Copy the warehouse's pool schema, tier by tier, into a new version and make it live, atomically per tier.
 
     ``classification`` maps each pool table to its tier (see ``classification_from_manifest``). With the dbt
-    ``manifest``, the privacy gate runs too (grades, re-identification risk: privacy/publication_gate.py).
+    ``manifest``, the privacy gate runs too (grades, re-identification risk: governance/publication_gate.py).
     The caller holds the warehouse lock (the warehouse is attached read-only). Success and refusal are both
     audited."""
     from citybrain.access import audit
@@ -425,7 +402,7 @@ def _privacy_gate(warehouse: Path, assignment: dict[str, list[str]], manifest: M
     """Grades and re-identification risk of the tables as chosen for each tier; refuses on a violation."""
     import duckdb
 
-    from citybrain.privacy import publication_gate
+    from citybrain.governance import publication_gate
 
     with duckdb.connect(config=duckdb_config()) as con:
         con.execute(f"ATTACH '{_sql_path(warehouse)}' AS warehouse (READ_ONLY)")
@@ -580,7 +557,7 @@ def _write_version(
                 f'SELECT count(*) FROM "{PUBLISHED_SCHEMA}"."{name}"'
             ).fetchone()
         con.execute("CREATE SCHEMA meta")
-        from citybrain.privacy import publication_gate
+        from citybrain.governance import publication_gate
 
         publication_gate.write_meta(con, published, privacy)
         staleness.write_holds(con, [holds[n.lower()] for n in names if n.lower() in holds], tier)

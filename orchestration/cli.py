@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -19,19 +18,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from citybrain import settings
+from orchestration.dagster_home import dagster_home
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 HOTLINE_URL_ENV = "CITYBRAIN_HOTLINE_API_URL"
-
-
-def _dagster_home() -> Path:
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.home() / "dagster_home")
-    home.mkdir(parents=True, exist_ok=True)
-    instance_config = home / "dagster.yaml"
-    if not instance_config.exists():
-        shutil.copyfile(Path(__file__).with_name("instance") / "dagster.yaml", instance_config)
-    os.environ["DAGSTER_HOME"] = str(home)
-    return home
 
 
 def _yesterday() -> date:
@@ -62,11 +52,11 @@ def run_job(job_name: str, start: str, end: str) -> bool:
     from orchestration.definitions import defs
     from orchestration.progress import execute_with_progress
 
-    dagster_home = _dagster_home()
+    home = dagster_home()
     from citybrain.scale.preflight import PreflightError, check_run_configuration
 
     try:  # a Spark target or a PostgreSQL instance that cannot be reached: stop before anything runs
-        check_run_configuration(dagster_home)
+        check_run_configuration(home)
     except PreflightError as error:
         print(f"{job_name} {start} .. {end}: not started: {error}", file=sys.stderr)
         return False
@@ -304,7 +294,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"  warehouse:     {settings.warehouse_path()}   (raw.<feed>, raw.quarantine, raw.ingestion_log)")
     print(f"  landing zone:  {settings.landing_dir()}")
     print(f"  ground truth:  {settings.demo_dir() / 'ground_truth'}")
-    print(f"  Dagster runs:  {_dagster_home()}   (open the UI with `make ui`, http://127.0.0.1:3000)")
+    print(f"  Dagster runs:  {dagster_home()}   (open the UI with `make ui`, http://127.0.0.1:3000)")
     return 0 if ok else 1
 
 
@@ -315,7 +305,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    _dagster_home()
+    dagster_home()
     with _demo_hotline_api() as url:
         if url:
             print(f"demo hotline API serving at {url}")

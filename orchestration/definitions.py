@@ -8,25 +8,25 @@ from pathlib import Path
 from dagster import Definitions
 
 from assets.dbt import dbt_asset_definitions
+from assets.dbt_project import citybrain_dbt_project
 from assets.freshness import build_freshness_checks
 from assets.ingestion import build_ingestion_assets
 from assets.publication import pool_publication
 from assets.quality import build_quality_checks
 from assets.reference import reference_divisions
 from assets.resource_catalog import resource_catalog
-from citybrain import settings
-from citybrain.catalog import load_catalog
-from orchestration.dbt_cli import InstalledDbtCliResource
-from orchestration.dbt_project import citybrain_dbt_project
-from orchestration.executors import selected_executor
-from orchestration.jobs import city_nightly, raw_ingestion
-from orchestration.resources import (
+from assets.resources import (
     HttpSourceResource,
     LandingZoneResource,
     PublicationResource,
     SqlSourceResource,
     WarehouseResource,
 )
+from citybrain import settings
+from citybrain.catalog import load_catalog
+from orchestration.dbt_cli import InstalledDbtCliResource
+from orchestration.executors import selected_executor
+from orchestration.jobs import city_nightly, raw_ingestion
 from orchestration.schedules import build_schedules
 from orchestration.sensors import build_sensors
 

@@ -44,11 +44,11 @@ from dagster import (
 )
 
 from assets.ingestion import raw_asset_key
+from assets.resources import LandingZoneResource
 from citybrain.catalog import Catalog, Feed, FileDelivery
 from citybrain.ingest.landing import any_day_glob, delivery_pattern, sha256_of
 from orchestration.alerts import build_failure_alert, build_stale_alert, minimal_failure_alert, send_alert
 from orchestration.jobs import raw_ingestion
-from orchestration.resources import LandingZoneResource
 
 LANDING_SENSOR = "landing_zone_sensor"
 FAILURE_SENSOR = "run_failure_alert"

@@ -39,9 +39,9 @@ def collect_status(days: int = 7) -> dict:
 def _latest_runs() -> list[dict]:
     from dagster import DagsterInstance
 
-    from orchestration.cli import _dagster_home
+    from orchestration.dagster_home import dagster_home
 
-    _dagster_home()
+    dagster_home()
     with DagsterInstance.get() as instance:
         records = instance.get_run_records(limit=RUNS_SHOWN)
         runs = []

@@ -6,8 +6,8 @@ import duckdb
 from dagster import AssetKey, AssetSelection, DagsterInstance, Definitions, define_asset_job, materialize
 
 from assets.ingestion import build_ingestion_asset
+from assets.resources import LandingZoneResource, WarehouseResource
 from orchestration.definitions import build_definitions, defs
-from orchestration.resources import LandingZoneResource, WarehouseResource
 from tests.test_ingest_files import REGISTRY_ROW, egov_csv, registry_csv, write
 
 

@@ -10,6 +10,7 @@ from dataclasses import fields
 
 import pytest
 
+from assets.dbt_project import citybrain_dbt_project
 from citybrain.quality.suites import (
     EXPECTATIONS_DIR,
     RULES,
@@ -19,7 +20,6 @@ from citybrain.quality.suites import (
     load_suites,
 )
 from citybrain.quality.validate import expected_columns
-from orchestration.dbt_project import citybrain_dbt_project
 
 SUITES = load_suites()
 BY_DATASET = {s.dataset: s for s in SUITES}

@@ -12,8 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from assets.dbt_project import citybrain_dbt_project
 from citybrain.catalog import load_catalog
-from orchestration.dbt_project import citybrain_dbt_project
 from tests.demo_lake import demo_lake, run_nightly
 
 DAYS = ["2026-11-19", "2026-11-20"]

@@ -310,8 +310,8 @@ def test_asset_and_cli_write_the_export(export_lake, manifest):
     from dagster import AssetKey, materialize
 
     from assets.resource_catalog import resource_catalog
+    from assets.resources import PublicationResource, WarehouseResource
     from orchestration.cli import main
-    from orchestration.resources import PublicationResource, WarehouseResource
 
     write_history(export_lake, manifest)
     resources = {

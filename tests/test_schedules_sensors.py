@@ -33,10 +33,10 @@ import assets.freshness as freshness
 import orchestration.alerts as alerts
 import orchestration.sensors as sensors_module
 from assets.freshness import FRESHNESS_CHECK, build_freshness_checks
+from assets.resources import LandingZoneResource
 from citybrain.catalog import FileDelivery
 from citybrain.ingest.landing import delivery_pattern, sha256_of
 from orchestration.alerts import ALERT_WEBHOOK_ENV
-from orchestration.resources import LandingZoneResource
 from orchestration.schedules import CADENCE_CRONS, NIGHTLY_SCHEDULE, build_schedules
 from orchestration.sensors import (
     build_landing_sensor,

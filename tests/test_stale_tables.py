@@ -22,10 +22,10 @@ import duckdb
 import pytest
 from dagster import DagsterInstance
 
+from assets.dbt_project import citybrain_dbt_project
 from citybrain import staleness
 from citybrain.publication import list_publications, tier_path
 from orchestration.alerts import alert_text, build_stale_alert
-from orchestration.dbt_project import citybrain_dbt_project
 from orchestration.status import collect_status
 from tests.demo_lake import demo_lake, run_nightly
 

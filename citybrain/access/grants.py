@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from citybrain import settings
-from citybrain.publication import PUBLISHED_TIERS
+from citybrain.pool_layout import PUBLISHED_TIERS
 
 Tier = Literal["open", "conditional"]
 

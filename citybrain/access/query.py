@@ -19,7 +19,7 @@ import pyarrow as pa
 from citybrain.access import audit
 from citybrain.access.grants import AccessDenied, Grants, load_grants
 from citybrain.access.sql_guard import CheckedQuery, QueryRejected, check_query
-from citybrain.publication import PUBLISHED_SCHEMA, tier_path
+from citybrain.pool_layout import PUBLISHED_SCHEMA, tier_path
 
 # Switched off after the tiers are attached, in this order: lock_configuration last.
 LOCKDOWN = (

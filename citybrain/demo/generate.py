@@ -39,7 +39,7 @@ from citybrain.demo import (
 )
 from citybrain.demo.manifest import Manifest
 from citybrain.demo.rngs import rng_for
-from citybrain.reference import divisions
+from citybrain.reference import boundaries, divisions
 
 DEFAULT_COUNTIES: list[str] = divisions.default_counties()
 TIMEZONE = ZoneInfo("Asia/Shanghai")
@@ -104,7 +104,7 @@ class GenerationSummary:
 def generate_demo_city(config: DemoConfig) -> GenerationSummary:
     started = time.perf_counter()
     cfg = config.resolved()
-    counties = divisions.current_counties(cfg.counties)  # raises ValueError on unknown/retired codes
+    counties = boundaries.located_counties(cfg.counties)  # raises ValueError on unknown/retired codes
     stale = redistricting.stale_codes(counties)  # old codes from the official record, not the crosswalk
     orphans = redistricting.codes_without_successor(counties)
     landing, demo = cfg.landing, cfg.demo_dir

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from citybrain.publication import PUBLISHED_SCHEMA, PUBLISHED_TIERS, tier_path
+from citybrain.pool_layout import PUBLISHED_SCHEMA, PUBLISHED_TIERS, tier_path
 
 
 class TraceError(LookupError):

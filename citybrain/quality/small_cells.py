@@ -34,6 +34,7 @@ from __future__ import annotations
 from typing import Any
 
 from citybrain.privacy.config import small_cell_k
+from citybrain.quality.unexpected_rows import SuiteError, unexpected_rows
 
 
 def _quote(identifier: str) -> str:
@@ -52,8 +53,6 @@ def rule_small_cells(
     scope: str | None = None,
 ) -> list:
     """The expectations of one ``citybrain_small_cells`` entry (see the module docstring)."""
-    from citybrain.quality.suites import SuiteError, _rows
-
     k = small_cell_k()
     if not counts:
         raise SuiteError("citybrain_small_cells: `counts` lists no column")
@@ -62,7 +61,7 @@ def rule_small_cells(
     made = []
     small = " OR ".join(f"({_quote(c)} > 0 AND {_quote(c)} < {k})" for c in counts)
     made.append(
-        _rows(
+        unexpected_rows(
             f"SELECT * FROM {{batch}} WHERE {small}",
             f"No published count of people or trips is above 0 and below k = {k} "
             f"({', '.join(counts)}; k from catalog/privacy.yaml).",
@@ -73,19 +72,17 @@ def rule_small_cells(
     for flag, columns in (ratios or {}).items():
         shown += "".join(f" OR ({_quote(flag)} AND {_quote(c)} IS NOT NULL)" for c in columns)
     made.append(
-        _rows(
+        unexpected_rows(
             f"SELECT * FROM {{batch}} WHERE {shown}",
             "Where a suppression flag is set, the count and every ratio computed from it are null.",
         )
     )
     for group in margins or []:
-        made.append(_margin(group, source, key, value, scope, k, _rows))
+        made.append(_margin(group, source, key, value, scope, k))
     return made
 
 
-def _margin(
-    group: list[str], source: str, key: list[str], value: str, scope: str | None, k: int, rows
-) -> Any:
+def _margin(group: list[str], source: str, key: list[str], value: str, scope: str | None, k: int) -> Any:
     """Groups of ``group`` where the true total minus the published cells gives a hidden cell away."""
     published_value = _quote(value)
     # GX puts the batch query in place of {batch} with or without an alias: read it once, as `published`.
@@ -105,7 +102,7 @@ def _margin(
         f"OR (count(*) FILTER (WHERE {hidden}) > 1 "
         f"AND sum(t.{published_value}) FILTER (WHERE {hidden}) < {k})"
     )
-    return rows(
+    return unexpected_rows(
         query,
         f"No hidden cell can be recovered from the total of its {' x '.join(group)} group: a group hides "
         f"no cell, or at least two summing to at least k = {k} (true values from {source}).",

@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from citybrain import settings
 from citybrain.catalog import SAFE_LOADER
 from citybrain.quality.small_cells import rule_small_cells
+from citybrain.quality.unexpected_rows import SuiteError
+from citybrain.quality.unexpected_rows import unexpected_rows as _rows
 
 EXPECTATIONS_DIR = settings.REPO_ROOT / "expectations"
 GX_SEVERITY = {"blocking": "critical", "warning": "warning"}
@@ -30,10 +32,6 @@ EXAMPLES = 5  # unexpected values kept per failed column expectation (GX's parti
 # the GB 11643 check digit (cb_ric_problem, python-stdnum), so ordinary 18-digit numbers are not flagged.
 ID_NUMBER_CANDIDATE = r"[1-9][0-9]{16}[0-9Xx]"
 MOBILE_NUMBER = r"(^|[^0-9])1[3-9][0-9]{9}([^0-9]|$)"
-
-
-class SuiteError(ValueError):
-    """A suite file that cannot be used; the message names the file and the entry."""
 
 
 class ExpectationEntry(BaseModel):
@@ -160,17 +158,6 @@ def _gx_class(name: str):
 
     class_name = "".join(part.capitalize() for part in name.split("_"))
     return getattr(gxe, class_name, None)
-
-
-def _rows(query: str, description: str, **meta):
-    """An UnexpectedRowsExpectation; ``{batch}`` is the batch, every other brace must be doubled."""
-    import great_expectations.expectations as gxe
-
-    return gxe.UnexpectedRowsExpectation(
-        unexpected_rows_query=query,
-        description=description,
-        meta=meta,
-    )
 
 
 def _quote(identifier: str) -> str:

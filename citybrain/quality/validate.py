@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from citybrain import settings
+from citybrain import dbt_paths, settings
 from citybrain.catalog import load_catalog
 from citybrain.ingest.warehouse import LINEAGE_COLUMNS, warehouse_lock
 from citybrain.quality.suites import EXAMPLES, RunValues, SuiteSpec, gx_expectations
@@ -182,7 +182,7 @@ def _daily_feeds_of(suite: SuiteSpec) -> list:
     if suite.schema_name == "raw":
         names: tuple[str, ...] = (suite.table_name,)
     else:
-        names = _model_feeds(_file_key(_manifest_path())).get(suite.table_name, ())
+        names = _model_feeds(_file_key(dbt_paths.manifest_path())).get(suite.table_name, ())
     return [catalog.by_id[n] for n in names if n in catalog.by_id and catalog.by_id[n].is_partitioned]
 
 
@@ -243,7 +243,7 @@ def expected_columns(suite: SuiteSpec) -> dict[str, str]:
         if declared is None:
             raise ValueError(f"{suite.path}: no feed {suite.table_name!r} in the source catalog")
     else:
-        declared = _model_schemas(_file_key(_manifest_path())).get(suite.table_name)
+        declared = _model_schemas(_file_key(dbt_paths.manifest_path())).get(suite.table_name)
         if declared is None:
             raise ValueError(f"{suite.path}: no dbt model {suite.table_name!r} in the manifest")
     return dict(declared)
@@ -281,12 +281,6 @@ def _model_schemas(key: tuple[str, float]) -> dict[str, tuple[tuple[str, str], .
         for node in manifest["nodes"].values()
         if node["resource_type"] == "model"
     }
-
-
-def _manifest_path() -> Path:
-    from orchestration.dbt_project import citybrain_dbt_project
-
-    return Path(citybrain_dbt_project.manifest_path)
 
 
 @cache

@@ -150,6 +150,24 @@ def interior_point(geometry: dict) -> tuple[float, float]:
     return round(lng, 6), round(lat, 6)  # too small for any cell: its centroid is the best there is
 
 
+def located_counties(codes: list[str]) -> pd.DataFrame:
+    """``divisions.current_counties`` with each centroid checked against the county's polygon: cpca's point is
+    kept where it lies inside the county's current polygon; otherwise (cpca predates 2021, and 余杭区 330110's
+    old point lies in today's 临平区; or the code is newer than cpca) a point inside the polygon, with
+    ``centroid_source`` 'boundary'. A county without a polygon keeps what divisions gives."""
+    counties = divisions.current_counties(codes).copy()
+    for i, code in enumerate(counties["code"]):
+        geometry = county_boundary(code)[0]
+        if geometry is None:
+            continue
+        lng, lat = counties.at[i, "lng"], counties.at[i, "lat"]
+        if counties.at[i, "centroid_source"] == "cpca" and contains(geometry, lng, lat):
+            continue
+        counties.at[i, "lng"], counties.at[i, "lat"] = interior_point(geometry)
+        counties.at[i, "centroid_source"] = "boundary"
+    return counties
+
+
 def bbox(geometry: dict) -> tuple[float, float, float, float]:
     lngs = [pt[0] for poly in geometry["coordinates"] for ring in poly for pt in ring]
     lats = [pt[1] for poly in geometry["coordinates"] for ring in poly for pt in ring]

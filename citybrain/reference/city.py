@@ -58,7 +58,7 @@ def reference_tables(city: City) -> dict[str, pd.DataFrame]:
     (citybrain/reference/boundaries.py); a county without polygon says why, it borrows none."""
     from citybrain.reference import boundaries, divisions
 
-    counties = divisions.current_counties(city.counties)
+    counties = boundaries.located_counties(city.counties)
     configured = set(counties["code"])
     retired = divisions.retired_codes(counties)
     keep = retired["maps_to"].isin(configured) | (

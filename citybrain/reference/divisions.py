@@ -80,26 +80,16 @@ def all_current_codes() -> list[str]:
 
 @cache
 def _centroid(code: str) -> tuple[float, float, str]:
-    """(lng, lat, source) for a current code: cpca's point when it lies inside the county's polygon
-    (citybrain/reference/boundaries.py), else a point inside the polygon ('boundary'); without a polygon,
-    cpca's point, or approximated when cpca predates the code; 'missing' (NaN) when nothing locates it - never
-    another place's coordinates.
+    """(lng, lat, source) for a current code; approximated when cpca predates it, 'missing' (NaN) when
+    nothing locates it - never another place's coordinates. ``boundaries.located_counties`` corrects these
+    with the county polygons where it can.
 
     Approximation, in order: a predecessor on the same lineage (a renamed or upgraded county); else the
     codes of the same city retired the year the code appeared, pushed outwards in the direction that
     keeps it furthest from the city's other counties (a carved-out county sits beside its donors, not
     on top of them); else the city's centre pushed the same way.
     """
-    from citybrain.reference import boundaries  # imports this module
-
     exact = cpca_centroids()
-    geometry = boundaries.county_boundary(code)[0]
-    # cpca's points predate 2021: one whose county has since been split can lie in the other part (余杭区 330110's
-    # lies in today's 临平区). Kept only where it is inside the county's current polygon.
-    if code in exact and (geometry is None or boundaries.contains(geometry, *exact[code])):
-        return (*exact[code], "cpca")
-    if geometry is not None:
-        return (*boundaries.interior_point(geometry), "boundary")
     if code in exact:
         return (*exact[code], "cpca")
     h = history()

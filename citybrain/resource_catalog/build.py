@@ -390,7 +390,7 @@ def _content_date(release, hold: dict | None) -> str | None:
 
 def _privacy_fields(node: dict, risk: dict | None) -> dict:
     """Grade (declared in the model's meta) and re-identification risk (measured by the last publication
-    of the table, citybrain/privacy/publication_gate.py) of a pool resource."""
+    of the table, citybrain/governance/publication_gate.py) of a pool resource."""
     meta = _node_meta(node)
     qis = meta.get("quasi_identifiers")
     fields = {"grade": str(meta.get("grade") or ""), "quasi_identifiers": list(qis or [])}

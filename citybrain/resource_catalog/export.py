@@ -22,7 +22,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from citybrain import settings
+from citybrain import dbt_paths, settings
 from citybrain.governance.grades import grade_label
 from citybrain.lineage.columns import COMPILED_STORE
 from citybrain.resource_catalog.build import (
@@ -263,12 +263,6 @@ def item_sources(manifest: dict, source_catalog, compiled_store: Path) -> dict:
     return column_origins(manifest, source_catalog, compiled_store)
 
 
-def default_manifest_path() -> Path:
-    from orchestration.dbt_project import citybrain_dbt_project
-
-    return Path(citybrain_dbt_project.manifest_path)
-
-
 def load_lake_history(warehouse: Path | None = None, publication_dir: Path | None = None) -> RunHistory:
     from citybrain.publication import LOG_FILE, pool_dir
 
@@ -288,7 +282,7 @@ def export_resource_catalog(
     from citybrain.reference.city import load_city
 
     source_catalog = load_catalog(catalog_path)
-    manifest_file = Path(manifest_path or default_manifest_path())
+    manifest_file = Path(manifest_path or dbt_paths.manifest_path())
     manifest = load_manifest(manifest_file)
     city = load_city(city_path)
     registry_file = registry_path()

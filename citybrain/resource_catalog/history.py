@@ -163,7 +163,7 @@ def latest_releases(records: list[dict]) -> dict[str, TableRelease]:
 
 def latest_risks(records: list[dict]) -> dict[str, dict | None]:
     """For every table, the re-identification risk its latest publication recorded (``reidentification``
-    of the record, citybrain/privacy/publication_gate.py), None when that publication did not measure it."""
+    of the record, citybrain/governance/publication_gate.py), None when that publication did not measure it."""
     ordered = sorted(enumerate(records), key=lambda ir: (str(ir[1].get("published_at") or ""), ir[0]))
     risks: dict[str, dict | None] = {}
     for _, record in ordered:

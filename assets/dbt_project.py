@@ -1,5 +1,5 @@
 """The dbt project, built once. No ``@dbt_assets`` here: ``dagster-dbt project prepare-and-package
---file orchestration/dbt_project.py`` imports this module to write ``target/manifest.json``."""
+--file assets/dbt_project.py`` imports this module to write ``target/manifest.json``."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from typing import Any
 
 from dagster_dbt import DbtProject
 
-from citybrain.settings import REPO_ROOT
-
-DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+from citybrain.dbt_paths import DBT_PROJECT_DIR
 
 
 @cache
