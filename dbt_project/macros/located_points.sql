@@ -49,9 +49,7 @@ nearest_county as (
 in_city as (
     select converted._row_number, converted._file_sha256
     from converted
-    inner join {{ source('reference', 'county_cells') }} as county_cells
-        on {{ grid_cell('converted.lat_converted', 'converted.lng_converted') }} = county_cells.grid_id
-        and county_cells.resolution = {{ var('grid_resolution', 8) }}
+    {{ join_county_cells('converted.lat_converted', 'converted.lng_converted') }}
     where converted.lng_converted is not null
 ),
 
@@ -69,3 +67,13 @@ located as (
         and converted._file_sha256 = in_city._file_sha256
 )
 {% endmacro %}
+
+
+{#- In the city: the point's grid cell is a cell of a configured county (reference.county_cells: the county
+    polygons with one cell of tolerance at the edge, citybrain/reference/boundaries.py). The one place of the
+    rule, for every feed that delivers positions. -#}
+{% macro join_county_cells(lat, lng) -%}
+    inner join {{ source('reference', 'county_cells') }} as county_cells
+        on {{ grid_cell(lat, lng) }} = county_cells.grid_id
+        and county_cells.resolution = {{ var('grid_resolution', 8) }}
+{%- endmacro %}

@@ -54,14 +54,11 @@ nearest_county as (
     group by oriented._row_number, oriented._file_sha256
 ),
 
--- In the city: the repaired point's grid cell is a cell of a configured county (reference.county_cells, the
--- county polygons with one cell of tolerance at the edge) - the rule of macros/located_points.sql.
+-- In the city: the repaired point's grid cell is a cell of a configured county (macros/located_points.sql).
 in_city as (
     select oriented._row_number, oriented._file_sha256
     from oriented
-    inner join {{ source('reference', 'county_cells') }} as county_cells
-        on {{ grid_cell('oriented.lat_repaired', 'oriented.lng_repaired') }} = county_cells.grid_id
-        and county_cells.resolution = {{ var('grid_resolution', 8) }}
+    {{ join_county_cells('oriented.lat_repaired', 'oriented.lng_repaired') }}
     where oriented.lng_repaired between 73 and 136 and oriented.lat_repaired between 18 and 54
 ),
 
