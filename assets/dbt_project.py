@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from dagster_dbt import DbtProject
@@ -12,8 +16,21 @@ from dagster_dbt import DbtProject
 from citybrain.dbt_paths import DBT_PROJECT_DIR
 
 
+def _installed_dbt_on_path() -> None:
+    """Put this interpreter's ``bin`` first on PATH when the ``dbt`` found there is not the installed one.
+
+    Under ``dagster dev``, dagster-dbt's preparer runs ``dbt`` from PATH (``prepare_if_dev``): started as
+    ``.venv/bin/dagster dev -w workspace.yaml`` without the venv on PATH, there is no ``dbt`` (or another
+    one) and the code location fails to load. The installed dbt-core is the one beside this interpreter."""
+    installed = Path(sys.executable).parent / "dbt"
+    found = shutil.which("dbt")
+    if installed.exists() and (found is None or Path(found).resolve() != installed.resolve()):
+        os.environ["PATH"] = str(installed.parent) + os.pathsep + os.environ.get("PATH", "")
+
+
 @cache
 def dbt_project() -> DbtProject:
+    _installed_dbt_on_path()
     project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
     project.prepare_if_dev()
     if not project.manifest_path.exists():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from citybrain.settings import REPO_ROOT
 
@@ -42,3 +43,26 @@ def test_definitions_load_does_not_import_run_time_libraries():
     assert imported == [], (
         f"definitions load imported {imported}: import them inside the function that needs them"
     )
+
+
+def test_the_code_location_loads_under_dagster_dev_without_the_venv_on_path(tmp_path):
+    """`.venv/bin/dagster dev -w workspace.yaml` with a PATH that has no dbt: dagster-dbt's dev preparer runs
+    `dbt parse` from PATH, and the location must still load (assets/dbt_project.py puts the installed dbt
+    first). The parse writes into the real target/, as `dagster dev` would."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "DAGSTER_IS_DEV_CLI": "1",
+        "CITYBRAIN_HOME": str(tmp_path / "lake"),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+    }
+    (tmp_path / "dagster_home").mkdir()
+    probe = (
+        "import os, shutil; from orchestration.definitions import defs; "
+        "assert defs.resolve_job_def('city_nightly'); print(shutil.which('dbt'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == str(Path(sys.executable).parent / "dbt")  # the installed one
