@@ -138,6 +138,10 @@ def test_catalog_has_every_pool_model_and_feed_with_fields_from_history(export_l
     log, warehouse = write_history(export_lake, manifest)
     history = load_history(log, warehouse)
     built = build_catalog(catalog, manifest, CITY, history)
+    # The files it was built from, named without the machine's directories (the catalog is a public page).
+    assert built.sources == ["pool/publications.jsonl", "warehouse.duckdb"], built.sources
+    html = write_export(built, export_lake / "public")["html"].read_text(encoding="utf-8")
+    assert str(export_lake) not in html
     by_key = {r.key: r for r in built.resources}
     tables = sorted(n.get("alias") or n["name"] for n in pool_models(manifest))
     assert {f"feed:{f.id}" for f in catalog.feeds} | {f"pool:{t}" for t in tables} == set(by_key)

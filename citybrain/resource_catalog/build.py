@@ -185,6 +185,17 @@ def pool_provider() -> tuple[str, str, str]:
     )
 
 
+def public_name(path: Path) -> str:
+    """How the catalog names a file it was built from: relative to the lake ($CITYBRAIN_HOME), else the bare
+    file name. The catalog is a public page: it must not print the machine's directories."""
+    from citybrain import settings
+
+    try:
+        return path.resolve().relative_to(settings.home().resolve()).as_posix()
+    except ValueError:
+        return path.name
+
+
 def split_description(text: str) -> tuple[str, str]:
     """``"中文名 — English text"`` -> (中文名, English text); text without the dash is kept whole on the side
     its script says (any CJK character: Chinese)."""
@@ -624,7 +635,7 @@ def build_catalog(
         city_name_en=city.name_en,
         division_code=division,
         generated_at=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
-        sources=list(history.sources),
+        sources=[public_name(Path(s)) for s in history.sources],
         resources=resources,
     )
 
