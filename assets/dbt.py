@@ -37,6 +37,10 @@ class CityBrainDbtTranslator(DagsterDbtTranslator):
         return AssetKey([dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        """The layer: the model's folder (staging, intermediate, pool, ...); every snapshot in "snapshots"
+        (their fqn names the file, which made one group per snapshot)."""
+        if dbt_resource_props.get("resource_type") == "snapshot":
+            return "snapshots"
         fqn = dbt_resource_props.get("fqn", [])
         return fqn[1] if len(fqn) > 2 else "dbt"
 

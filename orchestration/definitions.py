@@ -11,6 +11,7 @@ from assets.dbt import dbt_asset_definitions
 from assets.dbt_project import citybrain_dbt_project
 from assets.freshness import build_freshness_checks
 from assets.ingestion import build_ingestion_assets
+from assets.pipeline_tables import pipeline_table_specs
 from assets.publication import pool_publication
 from assets.quality import build_quality_checks
 from assets.reference import reference_divisions
@@ -60,8 +61,9 @@ def build_definitions() -> Definitions:
         resource_catalog,
     ]
     freshness_checks = build_freshness_checks(catalog)
+    defined = [key for definition in assets for key in definition.keys]
     return Definitions(
-        assets=assets,
+        assets=[*assets, *pipeline_table_specs(defined)],
         asset_checks=[*build_quality_checks(assets), *freshness_checks],
         jobs=[city_nightly, raw_ingestion],
         executor=selected_executor(),  # None: Dagster's default; $CITYBRAIN_EXECUTOR=dask (executors.py)

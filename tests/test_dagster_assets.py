@@ -15,10 +15,8 @@ def test_every_asset_has_description_owner_group_kinds(catalog):
     graph = defs.resolve_asset_graph()
     raw_keys = {AssetKey(["raw", f.id]) for f in catalog.feeds}
     assert raw_keys <= set(graph.get_all_asset_keys())
-    for key in graph.get_all_asset_keys():
+    for key in graph.get_all_asset_keys():  # external ones too: the tables the pipeline's steps write
         node = graph.get(key)
-        if not node.is_materializable:
-            continue
         assert node.description, key
         assert node.owners, key
         assert node.group_name, key
@@ -28,6 +26,11 @@ def test_every_asset_has_description_owner_group_kinds(catalog):
     assert {"duckdb", "csv"} <= set(registry.kinds)
     assert graph.get(AssetKey(["raw", "egov_applications"])).partitions_def is not None
     assert graph.get(AssetKey(["raw", "household_registry"])).partitions_def is None
+    bookkeeping = [AssetKey(["raw", "ingestion_log"]), AssetKey(["raw", "quarantine"])]
+    assert all(not graph.get(k).is_materializable for k in bookkeeping)
+    # Groups are layers or departments, never one model each.
+    snapshots = [k for k in graph.get_all_asset_keys() if k.path[-1].startswith("snap_")]
+    assert snapshots and {graph.get(k).group_name for k in snapshots} == {"snapshots"}
 
 
 def test_dbt_models_run_after_every_ingestion_asset(catalog):
