@@ -456,13 +456,7 @@ def _copy_table(con, name: str, hold, previous: bool, day_column: str | None) ->
     if hold is None:
         con.execute(f"CREATE TABLE {table} AS SELECT * FROM warehouse.{table}")
         return True
-    has_previous = previous and bool(
-        con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'previous' AND schema_name = ? "
-            "AND table_name = ?",
-            [PUBLISHED_SCHEMA, name],
-        ).fetchone()[0]
-    )
+    has_previous = previous and _has_table(con, PUBLISHED_SCHEMA, name, database="previous")
     if hold.whole:
         if not has_previous:
             hold.kept_version = None
@@ -487,12 +481,7 @@ def _keep_held_lineage(con, holds: Mapping, names: list[str], day_columns: Mappi
     with held days the previous version's for those days."""
     if not any(n.lower() in holds for n in names):
         return
-    has_previous = bool(
-        con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'previous' AND schema_name = 'meta' "
-            "AND table_name = 'table_lineage'"
-        ).fetchone()[0]
-    )
+    has_previous = _has_table(con, "meta", "table_lineage", database="previous")
     for name in names:
         hold = holds.get(name.lower())
         if hold is None:
@@ -610,12 +599,13 @@ def _write_version(
     return tables, deliveries, evaluated, warnings
 
 
-def _has_table(con, schema: str, table: str) -> bool:
+def _has_table(con, schema: str, table: str, database: str = "warehouse") -> bool:
+    """Whether ``database`` (attached to ``con``: the warehouse, or the previous version) has the table."""
     return bool(
         con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'warehouse' AND schema_name = ? "
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? "
             "AND table_name = ?",
-            [schema, table],
+            [database, schema, table],
         ).fetchone()[0]
     )
 
