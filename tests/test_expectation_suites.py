@@ -11,6 +11,7 @@ from dataclasses import fields
 import pytest
 
 from assets.dbt_project import citybrain_dbt_project
+from citybrain.quality.rule_homes import repeated_dbt_tests
 from citybrain.quality.suites import (
     EXPECTATIONS_DIR,
     RULES,
@@ -92,7 +93,8 @@ def test_every_entry_builds_gx_expectations(suite):
     # Every entry becomes at least one expectation (no_personal_identifiers: only with text columns).
     assert {e.kind for e in suite.expectations} - rules <= {"citybrain_no_personal_identifiers"}
     assert all(e.severity in ("critical", "warning") for e in built)
-    assert _entries(suite, "citybrain_schema"), "every suite checks the declared schema"
+    if suite.dataset.startswith("raw."):  # pool models: the enforced dbt contract (rule_homes.py)
+        assert _entries(suite, "citybrain_schema"), "every raw suite checks the declared schema"
     assert all(e.severity == "blocking" for e in _entries(suite, "citybrain_schema"))
 
 
@@ -130,6 +132,41 @@ def test_daily_datasets_are_validated_per_partition_and_must_be_present(catalog)
     for suite in SUITES:
         if suite.dataset not in daily:
             assert suite.partition is None, f"{suite.dataset} is not daily-partitioned"
+
+
+def _manifest() -> dict:
+    return json.loads(citybrain_dbt_project.manifest_path.read_text(encoding="utf-8"))
+
+
+def test_no_expectation_repeats_a_dbt_test_or_contract():
+    assert repeated_dbt_tests(SUITES, _manifest()) == []
+    # Every pool model's structure has its home in dbt: an enforced contract and at least one key test.
+    for name, node in POOL_MODELS.items():
+        assert node["config"]["contract"]["enforced"], f"{name}: no enforced contract"
+
+
+def test_a_repeated_rule_is_found(tmp_path):
+    """The check itself: a pool suite restating a not-null, a key and an accepted-values test of its model
+    (the values in another order), and the schema its contract enforces, is reported four times; a
+    narrower value set (a different rule) is not."""
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "dim_resident.yml").write_text(
+        "dataset: pool.dim_resident\nexpectations:\n"
+        "  - citybrain_schema:\n    severity: blocking\n"
+        "  - expect_column_values_to_not_be_null: {column: resident_key}\n    severity: blocking\n"
+        "  - expect_column_values_to_be_unique: {column: resident_key}\n    severity: blocking\n"
+        "  - expect_column_values_to_be_in_set: {column: sex, value_set: [F, M]}\n    severity: warning\n"
+        "  - expect_column_values_to_be_in_set: {column: sex, value_set: [F]}\n    severity: warning\n",
+        encoding="utf-8",
+    )
+    found = repeated_dbt_tests(load_suites(tmp_path), _manifest())
+    assert [line.split(" repeats ")[0] for line in found] == [
+        "dim_resident.yml: citybrain_schema",
+        "dim_resident.yml: expect_column_values_to_not_be_null (resident_key)",
+        "dim_resident.yml: expect_column_values_to_be_unique (resident_key)",
+        "dim_resident.yml: expect_column_values_to_be_in_set (sex)",
+    ]
+    assert "contract" in found[0] and "accepted_values on sex" in found[3]
 
 
 def test_rules_are_documented_in_the_readme():
