@@ -23,16 +23,14 @@ from citybrain.catalog import load_catalog
 from citybrain.ingest.warehouse import warehouse_lock
 from citybrain.lineage.columns import column_origins
 from citybrain.publication import classification_from_manifest, publish, tier_paths
+from citybrain.vocabulary import is_pool_model
 
-PUBLISHED_SCHEMA = "pool"
 STALE_METADATA = "stale_tables"  # read by the run's alert (orchestration/sensors.py)
 
 
 def pool_model_keys() -> list[AssetKey]:
     return sorted(
-        AssetKey([node["name"]])
-        for node in parsed_manifest()["nodes"].values()
-        if node["resource_type"] == "model" and node.get("schema") == PUBLISHED_SCHEMA
+        AssetKey([node["name"]]) for node in parsed_manifest()["nodes"].values() if is_pool_model(node)
     )
 
 

@@ -16,12 +16,14 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from citybrain.vocabulary import Tier
+
 # libyaml's parser when PyYAML has it (same safe constructor and resolver, about 8x faster: the catalog
 # is parsed at every definitions load).
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 IDENTIFIER = r"^[a-z][a-z0-9_]*$"
-Classification = Literal["open", "conditional", "restricted"]
+Classification = Tier  # citybrain/vocabulary.py
 PiiKind = Literal[
     "none",
     "resident_id",

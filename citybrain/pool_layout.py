@@ -11,9 +11,10 @@ import os
 from pathlib import Path
 
 from citybrain import settings
+from citybrain.vocabulary import POOL_SCHEMA as PUBLISHED_SCHEMA
+from citybrain.vocabulary import PUBLISHED_TIERS
 
-PUBLISHED_TIERS = ("open", "conditional")  # restricted data never leaves the warehouse
-PUBLISHED_SCHEMA = "pool"
+__all__ = ["PUBLISHED_SCHEMA", "PUBLISHED_TIERS", "pool_dir", "tier_file_name", "tier_path", "tier_paths"]
 
 
 def pool_dir() -> Path:

@@ -59,8 +59,8 @@ from citybrain.pool_layout import (
     tier_paths as tier_paths,  # re-exported: callers read the layout through the publication too
 )
 from citybrain.settings import duckdb_config
+from citybrain.vocabulary import TIERS
 
-TIERS = ("open", "conditional", "restricted")
 VERSIONS_DIR = "versions"
 LOG_FILE = "publications.jsonl"
 DEFAULT_KEEP = 7

@@ -29,6 +29,8 @@ from datetime import UTC, datetime
 import requests
 from dagster import DagsterEvent, DagsterEventType, DagsterInstance, DagsterRun
 
+from citybrain.vocabulary import FILE_TAG, TRIGGER_TAG
+
 ALERT_WEBHOOK_ENV = "CITYBRAIN_ALERT_WEBHOOK_URL"
 TIMEOUT_SECONDS = 4.0
 ATTEMPTS = 2
@@ -41,8 +43,8 @@ RUN_TAGS = (  # tags that say what launched the run, copied into the alert
     "dagster/schedule_name",
     "dagster/sensor_name",
     "dagster/backfill",
-    "citybrain/trigger",
-    "citybrain/file",
+    TRIGGER_TAG,
+    FILE_TAG,
 )
 
 LOG = logging.getLogger("citybrain.alerts")

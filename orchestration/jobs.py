@@ -14,8 +14,8 @@ from dagster import AssetSelection, define_asset_job
 
 from assets.ingestion import RAW_PREFIX
 from citybrain import settings
+from citybrain.vocabulary import LAKE_TAG
 
-LAKE_TAG = "citybrain/lake"
 LAKE_ID_ENV = "CITYBRAIN_LAKE_ID"
 
 

@@ -31,6 +31,7 @@ from dagster import (
 
 from assets.ingestion import raw_asset_key
 from citybrain.catalog import Catalog, Feed
+from citybrain.vocabulary import TRIGGER_TAG
 from orchestration.jobs import city_nightly, raw_ingestion
 
 NIGHTLY_SCHEDULE = "city_nightly_schedule"
@@ -44,7 +45,6 @@ CADENCE_CRONS = {
     "termly": "0 2 1 3,9 *",  # 1 March and 1 September
     "yearly": "0 2 1 1 *",  # 1 January
 }
-TRIGGER_TAG = "citybrain/trigger"
 SCHEDULE_NAME_TAG = "dagster/schedule_name"  # set by Dagster on every run a schedule launches
 NIGHTLY_ACTIVE_HOURS = 36
 

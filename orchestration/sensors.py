@@ -47,6 +47,7 @@ from assets.ingestion import raw_asset_key
 from assets.resources import LandingZoneResource
 from citybrain.catalog import Catalog, Feed, FileDelivery
 from citybrain.ingest.landing import any_day_glob, delivery_pattern, sha256_of
+from citybrain.vocabulary import FILE_TAG, TRIGGER_TAG
 from orchestration.alerts import build_failure_alert, build_stale_alert, minimal_failure_alert, send_alert
 from orchestration.jobs import raw_ingestion
 
@@ -62,8 +63,6 @@ HASH_BUDGET_SECONDS = 30.0  # stop hashing after this long; the rest waits for t
 # Files last modified longer ago than this are not watched (nor kept in the cursor): it keeps the cursor
 # small (Dagster stores it with every tick) and a first start from replaying the whole landing zone.
 LOOKBACK_DAYS = 7
-TRIGGER_TAG = "citybrain/trigger"
-FILE_TAG = "citybrain/file"
 SHA_TAG = "citybrain/sha256"
 
 

@@ -34,10 +34,11 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-TIERS = ("open", "conditional", "restricted")
+from citybrain.vocabulary import POOL_SCHEMA as POOL_SCHEMA  # read by assets/dbt.py
+from citybrain.vocabulary import TIER_RANK, TIERS, pool_models
+
 SQLGLOT_DIALECTS = {"duckdb": "duckdb", "spark": "spark"}  # dbt adapter type -> sqlglot dialect
-RANK = {tier: i for i, tier in enumerate(TIERS)}
-POOL_SCHEMA = "pool"
+RANK = TIER_RANK
 
 # Functions whose result carries none of its arguments' lineage: the masking / generalisation functions
 # the macros of dbt_project/macros/masking.sql and domain.sql compile to, plus attribute extractors whose
@@ -268,15 +269,6 @@ def _relation_key(props: Mapping[str, Any]) -> str:
     schema = props.get("schema") or ""
     name = props.get("alias") or props.get("identifier") or props.get("name")
     return f"{schema}.{name}".lower()
-
-
-def pool_models(manifest: Mapping[str, Any]) -> dict[str, dict]:
-    """Enabled models built into schema ``pool`` (pool, indicators/pool, quality), by unique id."""
-    return {
-        uid: node
-        for uid, node in manifest.get("nodes", {}).items()
-        if node.get("resource_type") == "model" and (node.get("schema") or "").lower() == POOL_SCHEMA
-    }
 
 
 def _catalog_columns(catalog) -> dict[str, dict[str, tuple[str, str]]]:

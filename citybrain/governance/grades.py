@@ -20,13 +20,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from citybrain.vocabulary import POOL_SCHEMA
+
 GRADES = ("general", "important", "core")  # low to high
 GRADE_RANK = {grade: rank for rank, grade in enumerate(GRADES)}
 GRADE_ZH = {"general": "一般数据", "important": "重要数据", "core": "核心数据"}
 # The only grade the open tier (无条件开放) may carry.
 OPEN_TIER_GRADES = frozenset({"general"})
 OPEN_TIER = "open"
-POOL_SCHEMA = "pool"
 
 
 def grade_label(grade: str | None) -> str:

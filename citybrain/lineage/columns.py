@@ -25,7 +25,8 @@ def column_origins(
     """pool table -> column -> sorted [(raw relation, raw column)], for every pool model (or the unique ids
     ``only``) whose compiled SQL is known (the manifest's own, or the governance store of compiled SQL
     written by each dbt step)."""
-    from citybrain.governance.classification import column_lineage, pool_models
+    from citybrain.governance.classification import column_lineage
+    from citybrain.vocabulary import pool_models
 
     nodes = manifest.get("nodes", {})
     compiled: dict[str, str] = {}

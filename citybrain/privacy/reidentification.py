@@ -22,8 +22,9 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from typing import Any
 
+from citybrain.vocabulary import POOL_SCHEMA
+
 CONDITIONAL = "conditional"
-POOL_SCHEMA = "pool"
 META_KEY = "quasi_identifiers"
 
 

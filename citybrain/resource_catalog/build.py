@@ -21,8 +21,9 @@ from citybrain.catalog import Catalog, Feed
 from citybrain.lineage.columns import feed_columns
 from citybrain.reference.city import City
 from citybrain.resource_catalog.history import RunHistory
+from citybrain.vocabulary import POOL_SCHEMA
+from citybrain.vocabulary import pool_models as _pool_models
 
-POOL_SCHEMA = "pool"
 RAW_SOURCE = "raw"
 KIND_POOL = "pool"
 KIND_FEED = "feed"
@@ -238,14 +239,8 @@ def score_percent(passed: int, evaluated: int) -> float | None:
 
 
 def pool_models(manifest: dict) -> list[dict]:
-    return sorted(
-        (
-            n
-            for n in manifest["nodes"].values()
-            if n.get("resource_type") == "model" and n.get("schema") == POOL_SCHEMA
-        ),
-        key=lambda n: n.get("alias") or n["name"],
-    )
+    """The pool's models in the order of their table names."""
+    return sorted(_pool_models(manifest).values(), key=lambda n: n.get("alias") or n["name"])
 
 
 def upstream_sources(manifest: dict, unique_id: str) -> set[tuple[str, str]]:

@@ -29,10 +29,10 @@ import duckdb
 from citybrain.ingest.warehouse import quote_ident
 from citybrain.lake.parquet_lake import duckdb_views
 from citybrain.scale.spark_pool import built_tables, parquet_scan
+from citybrain.vocabulary import POOL_SCHEMA
 
 FLOAT_TOLERANCE = 1e-9  # relative: |a - b| <= tol * max(1, |a|, |b|)
 FLOAT_TYPES = {"DOUBLE", "FLOAT", "REAL"}
-POOL_SCHEMA = "pool"
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 
 
