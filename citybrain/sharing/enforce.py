@@ -98,7 +98,9 @@ def granted_slice(grant: Grant) -> exp.Select:
 
 def _check_columns(tree: exp.Expression, used: Mapping[str, Grant]) -> None:
     schema = {
-        PUBLISHED_SCHEMA: {grant.table_name: dict.fromkeys(grant.columns, "VARCHAR") for grant in used.values()}
+        PUBLISHED_SCHEMA: {
+            grant.table_name: dict.fromkeys(grant.columns, "VARCHAR") for grant in used.values()
+        }
     }
     try:
         qualify(
