@@ -40,7 +40,9 @@ def write_catalog(path: Path) -> dict[str, ShareableResource]:
         sources=[],
         resources=[
             _resource(AREA_CODE, "dim_area", "open", "SJJ", ["area_code", "area_name", "residents"]),
-            _resource(VISIT_CODE, "fct_visit", "conditional", "WJW", ["person_pseudonym", "area_code", "visit_no"]),
+            _resource(
+                VISIT_CODE, "fct_visit", "conditional", "WJW", ["person_pseudonym", "area_code", "visit_no"]
+            ),
         ],
     )
     path.parent.mkdir(parents=True, exist_ok=True)

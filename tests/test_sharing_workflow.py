@@ -148,7 +148,9 @@ def test_conditional_application_is_reviewed_then_narrowed(store, people, resour
         "narrowed", ("330106",), datetime(2027, 2, 1))  # fmt: skip
 
 
-def test_refusal_needs_a_reason_and_escalation_hands_the_decision_to_the_data_office(store, people, resources):
+def test_refusal_needs_a_reason_and_escalation_hands_the_decision_to_the_data_office(
+    store, people, resources
+):
     def new():
         return applications.apply(
             store, CONFIG, people["consumer"], resources[VISIT_CODE], purpose="research on visits",

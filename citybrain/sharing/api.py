@@ -10,11 +10,12 @@ Limits (catalog/sharing.yaml): requests per minute per token (HTTP 429, in the m
 one process per service, or put a shared limiter in front), rows of a query or page and rows of an export
 (HTTP 413: refused, never silently truncated). People log in with name and password (``/v1/login``) and get
 a token valid for ``LOGIN_TOKEN_HOURS``; repeated failures lock the account for a while.
+
+No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at run time.
 """
 
-from __future__ import annotations
-
 import collections
+import decimal
 import io
 import json
 import re
@@ -171,14 +172,16 @@ def create_app(store: Store, config: SharingConfig, pool_directory: Path | None 
         sort: Annotated[
             str | None, Query(description="comma-separated columns, -column for descending")
         ] = None,
-        limit: Annotated[int, Query(ge=1)] = DEFAULT_PAGE_SIZE,
+        limit: Annotated[
+            int | None, Query(ge=1, description="rows a page (default 100, at most the limit)")
+        ] = None,
         cursor: str | None = None,
     ):
         grant = who.grant_for(table)
-        if limit > min(limits.max_page_size, limits.max_result_rows):
-            raise ApiError(
-                413, "too_large", f"at most {min(limits.max_page_size, limits.max_result_rows)} rows a page"
-            )
+        largest = min(limits.max_page_size, limits.max_result_rows)
+        limit = limit or min(DEFAULT_PAGE_SIZE, largest)
+        if limit > largest:
+            raise ApiError(413, "too_large", f"at most {largest} rows a page")
         request = _page_request(grant, columns, filter, sort)
         version, offset = None, 0
         if cursor:
@@ -270,7 +273,17 @@ def _page_request(
 
 
 def _json(payload: dict) -> Response:
-    return Response(json.dumps(payload, ensure_ascii=False, default=str), media_type="application/json")
+    return Response(json.dumps(payload, ensure_ascii=False, default=_plain), media_type="application/json")
+
+
+def _plain(value):
+    """JSON for what Arrow hands back: whole decimals (DuckDB sums are HUGEINT/DECIMAL) as numbers, other
+    decimals as strings (no silent float rounding), dates and times in ISO 8601."""
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
 
 
 def _encode(table: pa.Table, format: str, name: str, version: str) -> Response:  # noqa: A002
@@ -286,7 +299,7 @@ def _encode(table: pa.Table, format: str, name: str, version: str) -> Response: 
         pq.write_table(table, buffer)
         media = "application/vnd.apache.parquet"
     else:
-        buffer.write(json.dumps(table.to_pylist(), ensure_ascii=False, default=str).encode())
+        buffer.write(json.dumps(table.to_pylist(), ensure_ascii=False, default=_plain).encode())
         media = "application/json"
     headers = {
         "Content-Disposition": f'attachment; filename="{name}_{version}.{format}"',
