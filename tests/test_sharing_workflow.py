@@ -181,6 +181,8 @@ def test_overdue_lists_pending_applications_past_their_clock(store, people, reso
     applications.decide(store, people["sjj"], done.id, "approve")
     assert applications.overdue(store, today=date(2026, 12, 9)) == []  # the due day itself is in time
     assert [a.id for a in applications.overdue(store, today=date(2026, 12, 10))] == [late.id]
+    (report,) = applications.overdue_report(store, today=date(2026, 12, 10))
+    assert (report["application_id"], report["due_on"], report["days_late"]) == (late.id, "2026-12-09", 1)
 
 
 def test_bad_applications_are_refused_with_a_clear_error(store, people, resources):

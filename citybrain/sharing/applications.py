@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 
 from sqlalchemy import select, update
 
@@ -352,3 +353,22 @@ def _audit(actor: Account, application_id: int, subject, detail: str, grant_id: 
         grant_id=grant_id,
         detail=detail,
     )
+
+
+def overdue_report(store: Store | None = None, today: date | None = None) -> list[dict] | None:
+    """Overdue applications for ``citybrain status``: None when the lake has no sharing database yet (the
+    default SQLite file is not created just to say so)."""
+    from citybrain import settings
+
+    if store is None:
+        url = settings.sharing_db_url()
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+            return None
+        store = Store(url)
+    today = today or utcnow().date()
+    return [
+        {"application_id": a.id, "resource_code": a.resource_code, "tier": a.tier, "status": a.status,
+         "provider": a.provider_department, "due_on": a.due_on.isoformat(),
+         "days_late": (today - a.due_on).days}
+        for a in overdue(store, today)
+    ]  # fmt: skip
