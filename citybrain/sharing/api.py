@@ -308,7 +308,7 @@ def _encode(table: pa.Table, format: str, name: str, version: str) -> Response: 
     return Response(buffer.getvalue(), media_type=media, headers=headers)
 
 
-def serve(store: Store, config: SharingConfig, host: str = "127.0.0.1", port: int = 8765) -> None:
+def serve(store: Store, config: SharingConfig, host: str = "127.0.0.1", port: int = 8780) -> None:
     import uvicorn
 
     uvicorn.run(create_app(store, config), host=host, port=port, log_level="info")

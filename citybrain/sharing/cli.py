@@ -20,9 +20,12 @@ TOKEN_ENV = "CITYBRAIN_SHARING_TOKEN"
 
 
 def _operator() -> str:
-    from citybrain.access.audit import _os_login
-
-    return f"operator:{_os_login()}"
+    """The local operator, named by the OS account running the command (not by a flag or variable)."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):
+        login = f"uid:{os.getuid()}"
+    return f"operator:{login}"
 
 
 def _store():
@@ -293,4 +296,4 @@ def add_commands(sub) -> None:
 
     v = s.add_parser("serve", help="serve the HTTP API (OpenAPI docs at /docs)")
     v.add_argument("--host", default="127.0.0.1")
-    v.add_argument("--port", type=int, default=8765)
+    v.add_argument("--port", type=int, default=8780)
