@@ -52,7 +52,7 @@ from citybrain.sharing.tokens import TokenInvalid, TokenOwner, issue_token, reso
 
 LOGIN_TOKEN_HOURS = 8
 DEFAULT_PAGE_SIZE = 100
-_CATALOG_NAME = re.compile(r'"?citybrain_[a-z]+"?\."?pool"?\.')
+_CATALOG_NAME = re.compile(r'"?citybrain_[a-z]+(_[0-9a-f]+)?"?\.("?pool"?\.)?')
 
 
 class ApiError(Exception):

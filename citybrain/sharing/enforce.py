@@ -40,14 +40,16 @@ class EnforcedQuery:
     grants: tuple[Grant, ...]  # the grants the query reads through (for the audit log)
 
 
-def tier_catalog(tier: str) -> str:
-    """The name a tier file is attached under in a sharing session (callers cannot name catalogs)."""
-    return f"citybrain_{tier}"
+def tier_catalog(tier: str, suffix: str = "") -> str:
+    """The name a tier file is attached under in a sharing session. Callers cannot name catalogs at all, and
+    the reader adds a random ``suffix`` per request, so even a reference both parsers missed would have to
+    guess the name."""
+    return f"citybrain_{tier}_{suffix}" if suffix else f"citybrain_{tier}"
 
 
-def enforce(sql: str, grants: Mapping[str, Grant]) -> EnforcedQuery:
+def enforce(sql: str, grants: Mapping[str, Grant], catalog_suffix: str = "") -> EnforcedQuery:
     """Rewrite ``sql`` so it reads only what ``grants`` (by ``pool.<table>``) allow; ``QueryRejected`` if it
-    reaches for anything else."""
+    reaches for anything else. Tier files are expected under ``tier_catalog(tier, catalog_suffix)``."""
     check_query(sql, set(grants), default_schema=PUBLISHED_SCHEMA)
     try:
         statements = sqlglot.parse(sql, dialect=DIALECT)
@@ -76,17 +78,17 @@ def enforce(sql: str, grants: Mapping[str, Grant]) -> EnforcedQuery:
     _check_columns(tree, used)
     for table, grant in references:
         alias = table.alias or table.name
-        slice_ = granted_slice(grant).subquery(alias=exp.to_identifier(alias, quoted=True))
+        slice_ = granted_slice(grant, catalog_suffix).subquery(alias=exp.to_identifier(alias, quoted=True))
         table.replace(slice_)
     return EnforcedQuery(sql=tree.sql(dialect=DIALECT), grants=tuple(used.values()))
 
 
-def granted_slice(grant: Grant) -> exp.Select:
+def granted_slice(grant: Grant, catalog_suffix: str = "") -> exp.Select:
     """``SELECT <granted columns> FROM <tier catalog>.pool.<table> [WHERE <column> IN (<values>)]``."""
     source = exp.Table(
         this=exp.to_identifier(grant.table_name, quoted=True),
         db=exp.to_identifier(PUBLISHED_SCHEMA, quoted=True),
-        catalog=exp.to_identifier(tier_catalog(grant.tier), quoted=True),
+        catalog=exp.to_identifier(tier_catalog(grant.tier, catalog_suffix), quoted=True),
     )
     query = exp.select(*(exp.column(c, quoted=True) for c in grant.columns)).from_(source)
     if grant.row_filter_column:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -76,15 +77,16 @@ class Reader:
         audited_sql: str | None = None,
     ) -> ReadResult:
         by_table = {g.table: g for g in grants}
+        suffix = secrets.token_hex(8)
         try:
-            enforced = enforce(sql, by_table)
+            enforced = enforce(sql, by_table, suffix)
         except QueryRejected as error:
             self._audit(
                 action, "rejected", audited_sql or sql, grants_for_refusal(sql, by_table), detail=str(error)
             )
             raise
         try:
-            table, read_version = self._run(enforced, max_rows, version)
+            table, read_version = self._run(enforced, max_rows, version, suffix)
         except ResultTooLarge as error:
             self._audit(action, "rejected", audited_sql or sql, enforced.grants, detail=str(error))
             raise
@@ -96,9 +98,9 @@ class Reader:
         )
         return ReadResult(table, read_version, enforced.grants)
 
-    def _run(self, enforced: EnforcedQuery, max_rows: int, version: str | None) -> tuple[pa.Table, str]:
+    def _run(self, enforced: EnforcedQuery, max_rows: int, version: str | None, suffix: str):
         tiers = sorted({g.tier for g in enforced.grants})
-        con, read_version = open_session(tiers, self.directory, version)
+        con, read_version = open_session(tiers, self.directory, version, suffix)
         try:
             reader = con.execute(enforced.sql).fetch_record_batch(BATCH_ROWS)
             batches, rows = [], 0
@@ -142,7 +144,9 @@ def grants_for_refusal(sql: str, by_table: Mapping[str, Grant]) -> list[Grant]:
     return [g for t, g in by_table.items() if t in named]
 
 
-def open_session(tiers: Sequence[str], directory: Path | None = None, version: str | None = None):
+def open_session(
+    tiers: Sequence[str], directory: Path | None = None, version: str | None = None, suffix: str = ""
+):
     """A locked-down in-memory DuckDB with ``tiers`` attached READ_ONLY, all of one version: the live one,
     or ``version`` (an older version kept on disk)."""
     if version is not None and not VERSION_PATTERN.match(version):
@@ -153,10 +157,9 @@ def open_session(tiers: Sequence[str], directory: Path | None = None, version: s
             versions = set()
             for tier in tiers:
                 path = _tier_file(tier, directory, version)
-                con.execute(f"ATTACH '{_sql_path(path)}' AS \"{tier_catalog(tier)}\" (READ_ONLY)")
-                (attached,) = con.execute(
-                    f'SELECT version FROM "{tier_catalog(tier)}".meta.publication'
-                ).fetchone()
+                catalog = tier_catalog(tier, suffix)
+                con.execute(f"ATTACH '{_sql_path(path)}' AS \"{catalog}\" (READ_ONLY)")
+                (attached,) = con.execute(f'SELECT version FROM "{catalog}".meta.publication').fetchone()
                 versions.add(attached)
             if len(versions) <= 1:
                 for statement in LOCKDOWN:
