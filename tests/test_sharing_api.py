@@ -19,17 +19,18 @@ import pytest
 import uvicorn
 
 from citybrain.access import audit
+from citybrain.publication import publish
 from citybrain.sharing import accounts, applications, grants, tokens
 from citybrain.sharing.api import create_app
 from citybrain.sharing.config import Limits, SharingConfig
 from citybrain.sharing.store import Store, utcnow
-from tests.access_lake import access_lake
+from tests.access_lake import CLASSIFICATION, access_lake
 from tests.sharing_lake import VISIT_CODE, write_catalog
 
 PASSWORD = "correct horse battery"
 CONFIG = SharingConfig(
     limits=Limits(
-        max_result_rows=8, max_page_size=4, max_export_rows=50, requests_per_minute=40, login_failures=3
+        max_result_rows=8, max_page_size=4, max_export_rows=50, requests_per_minute=100, login_failures=3
     )
 )
 
@@ -88,7 +89,7 @@ def service(tmp_path_factory):
             time.sleep(0.05)
         token = tokens.issue_token(store, consumer, "report tool").secret
         yield {"api": Api(f"http://127.0.0.1:{port}"), "store": store, "token": token, "consumer": consumer,
-               "grant_id": decided.grant_id}  # fmt: skip
+               "grant_id": decided.grant_id, "home": home}  # fmt: skip
         server.should_exit = True
         thread.join(10)
         store.engine.dispose()
@@ -221,6 +222,19 @@ def test_login_gives_a_token_and_brute_force_is_throttled(service):
         assert api.json("POST", "/v1/login", body={"name": "wang_wjw", "password": "guess-1234567"})[0] == 401
     status, body = api.json("POST", "/v1/login", body={"name": "wang_wjw", "password": PASSWORD})
     assert (status, body["error"]) == (401, "login_failed")  # locked: the right password waits too
+
+
+def test_a_cursor_keeps_its_version_while_a_publication_switches_the_live_one(service):
+    api, token = service["api"], service["token"]
+    status, first = api.json("GET", "/v1/tables/fct_visit/rows", token, sort="visit_no", limit=4)
+    assert status == 200 and first["next_cursor"]
+    publish(service["home"] / "warehouse.duckdb", "run-sharing-2", ["2026-10-06"], CLASSIFICATION)
+    status, second = api.json("GET", "/v1/tables/fct_visit/rows", token, sort="visit_no", limit=4,
+                              cursor=first["next_cursor"])  # fmt: skip
+    assert status == 200 and second["version"] == first["version"]
+    assert [r["visit_no"] for r in first["rows"] + second["rows"]] == [0, 2, 4, 6, 8, 10, 12, 14]
+    status, fresh = api.json("GET", "/v1/tables/fct_visit/rows", token, sort="visit_no", limit=4)
+    assert status == 200 and fresh["version"] != first["version"]
 
 
 def test_after_expiry_or_revocation_nothing_is_served(service):
