@@ -200,7 +200,7 @@ def print_status(status: dict) -> None:
     if overdue_applications is not None:
         print(f"\noverdue sharing applications: {len(overdue_applications) or 'none'}")
         for a in overdue_applications:
-            print(f"  {a}" if "error" in a else f"  #{a['application_id']} {a['resource_code']} {a['status']} "
+            print(f"  {a['error']}" if "error" in a else f"  #{a['application_id']} {a['resource_code']} {a['status']} "
                   f"(provider {a['provider']}) due {a['due_on']}, {a['days_late']} days late")  # fmt: skip
     if "warehouse_unavailable" in status:
         print(f"\nwarehouse busy or missing, details skipped: {status['warehouse_unavailable']}")
