@@ -166,7 +166,12 @@ def test_refusal_needs_a_reason_and_escalation_hands_the_decision_to_the_data_of
     applications.escalate(store, people["office"], second.id, "provider does not answer")
     with pytest.raises(applications.ApplicationError, match="escalated"):
         applications.decide(store, people["wjw"], second.id, "approve")
-    assert applications.decide(store, people["office"], second.id, "approve").status == "approved"
+    with pytest.raises(applications.ApplicationError, match="one of the requested columns"):
+        applications.decide(store, people["office"], second.id, "narrow", reason="fewer rows",
+                            row_filter_column="area_code", row_filter_values=["330106"])  # fmt: skip
+    narrowed = applications.decide(store, people["office"], second.id, "narrow", reason="fewer rows",
+                                   row_filter_column="visit_no", row_filter_values=["4"])  # fmt: skip
+    assert grants.get_grant(store, narrowed.grant_id).row_filter_values == ("4",)
 
 
 def test_overdue_lists_pending_applications_past_their_clock(store, people, resources):

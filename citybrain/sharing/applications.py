@@ -317,6 +317,10 @@ def _narrowed(application: Application, columns, row_filter_column, row_filter_v
         wanted_column = row_filter_column or filter_column
         if wanted_column is None:
             raise ApplicationError("name the column the narrowed row filter applies to")
+        if filter_column is None and wanted_column not in application.columns:
+            raise ApplicationError(
+                f"a new row filter applies to one of the requested columns ({', '.join(application.columns)})"
+            )
         if filter_column is not None:
             if wanted_column != filter_column:
                 raise ApplicationError(
