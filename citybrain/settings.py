@@ -101,3 +101,22 @@ def raw_parquet_enabled() -> bool:
     ($CITYBRAIN_RAW_PARQUET=1) otherwise."""
     flag = os.environ.get("CITYBRAIN_RAW_PARQUET", "").lower() in {"1", "true", "yes"}
     return flag or dbt_target().startswith("spark")
+
+
+SHARING_DB_URL_ENV = "CITYBRAIN_SHARING_DB_URL"
+SHARING_CONFIG_ENV = "CITYBRAIN_SHARING_CONFIG"
+
+
+def sharing_db_url() -> str:
+    """The sharing service's database (accounts, tokens, applications, grants; docs/SHARING.md): a SQLAlchemy
+    URL in $CITYBRAIN_SHARING_DB_URL (PostgreSQL in production), else a SQLite file under the lake's home."""
+    explicit = os.environ.get(SHARING_DB_URL_ENV)
+    if explicit:
+        return explicit
+    return f"sqlite:///{home() / 'sharing' / 'sharing.db'}"
+
+
+def sharing_config_path() -> Path:
+    """Clocks, holidays and limits of the sharing service: $CITYBRAIN_SHARING_CONFIG, else catalog/sharing.yaml."""
+    explicit = os.environ.get(SHARING_CONFIG_ENV)
+    return Path(explicit).resolve() if explicit else REPO_ROOT / "catalog" / "sharing.yaml"

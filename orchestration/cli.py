@@ -487,6 +487,10 @@ def main(argv: list[str] | None = None) -> int:
 
     add_access_commands(sub)
 
+    from citybrain.sharing.cli import add_commands as add_sharing_commands
+
+    add_sharing_commands(sub)
+
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -25,6 +25,7 @@ def collect_status(days: int = 7) -> dict:
         "lake": str(settings.home()),
         "runs": _latest_runs(),
         "published": _published(),
+        "overdue_applications": _overdue_applications(),
     }
     try:
         with duckdb.connect(str(settings.warehouse_path()), read_only=True) as con:
@@ -153,6 +154,16 @@ def _overdue_feeds(con) -> list[dict]:
     return overdue
 
 
+def _overdue_applications() -> list[dict] | None:
+    """Sharing applications past their statutory clock (docs/SHARING.md); None without a sharing database."""
+    from citybrain.sharing.applications import overdue_report
+
+    try:
+        return overdue_report()
+    except Exception as error:  # noqa: BLE001 - status reports what it can read
+        return [{"error": f"sharing database unavailable: {str(error).splitlines()[0]}"}]
+
+
 def _iso(timestamp: float | None) -> str | None:
     return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
@@ -185,6 +196,12 @@ def print_status(status: dict) -> None:
     for table, hold in sorted(stale.items()):
         scope = "whole table" if hold["whole"] else "days " + ", ".join(hold["held_days"])
         print(f"  {table:<40} {scope:<24} since {hold['stale_since']}: {hold['reason']}")
+    overdue_applications = status.get("overdue_applications")
+    if overdue_applications is not None:
+        print(f"\noverdue sharing applications: {len(overdue_applications) or 'none'}")
+        for a in overdue_applications:
+            print(f"  {a['error']}" if "error" in a else f"  #{a['application_id']} {a['resource_code']} {a['status']} "
+                  f"(provider {a['provider']}) due {a['due_on']}, {a['days_late']} days late")  # fmt: skip
     if "warehouse_unavailable" in status:
         print(f"\nwarehouse busy or missing, details skipped: {status['warehouse_unavailable']}")
         return

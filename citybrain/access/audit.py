@@ -31,7 +31,11 @@ AUDIT_FILE = "audit.jsonl"
 HEAD_FILE = "head.json"
 LOCK_FILE = ".lock"
 GENESIS = "0" * 64
-ACTIONS = ("query", "export", "publication", "audit_query", "connect")
+ACTIONS = (
+    "query", "export", "publication", "audit_query", "connect",
+    # The sharing service (citybrain/sharing, docs/SHARING.md): identities, the application workflow, grants.
+    "login", "account", "token", "application", "grant", "read",
+)  # fmt: skip
 OUTCOMES = ("ok", "rejected", "denied", "error")
 
 
@@ -76,6 +80,8 @@ def append(
     run_id: str | None = None,
     target: str | None = None,
     detail: str | None = None,
+    application_id: int | None = None,
+    grant_id: int | None = None,
     directory: Path | None = None,
 ) -> dict:
     """Append one record and return it. Never skipped: if the log cannot be written the caller fails."""
@@ -99,6 +105,9 @@ def append(
         "run_id": run_id,
         "target": target,
         "detail": detail,
+        # The sharing service's application and grant a step or a read belongs to (None elsewhere).
+        "application_id": application_id,
+        "grant_id": grant_id,
     }
     with _locked(directory):
         path = directory / AUDIT_FILE

@@ -33,6 +33,8 @@ AUDIT_SCHEMA = pa.schema(
         ("run_id", pa.string()),
         ("target", pa.string()),
         ("detail", pa.string()),
+        ("application_id", pa.int64()),
+        ("grant_id", pa.int64()),
         ("prev", pa.string()),
         ("hash", pa.string()),
     ]

@@ -1,0 +1,148 @@
+"""The sharing service's tables, in one SQLAlchemy database: SQLite by default, PostgreSQL in production.
+
+SQLAlchemy Core, not the ORM: the service reads and writes a handful of rows per request and the SQL it
+issues should be obvious from the code. Times are naive UTC (``utcnow``) so SQLite and PostgreSQL store and
+return the same values; dates of the statutory clocks are plain dates. ``schema`` puts the tables in a
+PostgreSQL schema (the tests use one per test; a deployment may use ``sharing``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+)
+
+from citybrain import settings
+
+ROLES = ("consumer", "provider_approver", "data_office", "auditor")
+DELIVERIES = ("api", "table")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Store:
+    """An engine and the tables bound to it. ``Store()`` opens the configured database."""
+
+    def __init__(self, url: str | None = None, schema: str | None = None, engine: Engine | None = None):
+        self.url = url or settings.sharing_db_url()
+        self.engine = engine or _engine(self.url)
+        self.schema = schema
+        self.metadata = MetaData(schema=schema)
+        m = self.metadata
+        self.accounts = Table(
+            "sharing_accounts", m,
+            Column("id", Integer, primary_key=True),
+            Column("name", String(100), nullable=False, unique=True),
+            Column("department", String(100), nullable=False),
+            Column("role", String(30), nullable=False),
+            Column("password_hash", String(200), nullable=False),
+            Column("failed_logins", Integer, nullable=False, default=0),
+            Column("locked_until", DateTime),
+            Column("disabled", Boolean, nullable=False, default=False),
+            Column("created_at", DateTime, nullable=False, default=utcnow),
+        )  # fmt: skip
+        self.tokens = Table(
+            "sharing_tokens", m,
+            Column("id", Integer, primary_key=True),
+            Column("account_id", Integer, ForeignKey(self._fk("sharing_accounts.id")), nullable=False),
+            Column("label", String(200), nullable=False),  # the client application it was issued for
+            # Optional: the token serves only the grants of this sharing application.
+            Column("application_id", Integer, ForeignKey(self._fk("sharing_applications.id"))),
+            Column("prefix", String(20), nullable=False),  # shown in listings to tell tokens apart
+            Column("secret_hash", String(64), nullable=False, unique=True),
+            Column("created_at", DateTime, nullable=False, default=utcnow),
+            Column("expires_at", DateTime),
+            Column("revoked_at", DateTime),
+            Column("last_used_at", DateTime),
+        )  # fmt: skip
+        self.applications = Table(
+            "sharing_applications", m,
+            Column("id", Integer, primary_key=True),
+            Column("consumer_id", Integer, ForeignKey(self._fk("sharing_accounts.id")), nullable=False),
+            Column("resource_code", String(100), nullable=False),
+            Column("table_name", String(200), nullable=False),  # pool.<table>
+            Column("tier", String(20), nullable=False),
+            Column("provider_department", String(100), nullable=False),
+            Column("purpose", Text, nullable=False),
+            Column("columns", JSON, nullable=False),
+            Column("row_filter_column", String(100)),
+            Column("row_filter_values", JSON),
+            Column("period_end", Date, nullable=False),
+            Column("delivery", String(10), nullable=False),
+            Column("on_platform", Boolean, nullable=False, default=True),
+            # submitted → (conditional: forwarded) → approved | narrowed | refused; escalated → data office
+            Column("status", String(20), nullable=False),
+            Column("submitted_at", DateTime, nullable=False),
+            Column("stage_started_on", Date, nullable=False),  # when the running clock started
+            Column("due_on", Date),  # the running clock's deadline (None once decided)
+            Column("decided_at", DateTime),
+            Column("decided_by", Integer, ForeignKey(self._fk("sharing_accounts.id"))),
+            Column("reason", Text),
+            Column("grant_id", Integer),
+        )  # fmt: skip
+        self.grants = Table(
+            "sharing_grants", m,
+            Column("id", Integer, primary_key=True),
+            Column("application_id", Integer, ForeignKey(self._fk("sharing_applications.id"))),
+            Column("account_id", Integer, ForeignKey(self._fk("sharing_accounts.id")), nullable=False),
+            Column("table_name", String(200), nullable=False),
+            Column("tier", String(20), nullable=False),
+            Column("columns", JSON, nullable=False),
+            Column("row_filter_column", String(100)),
+            Column("row_filter_values", JSON),
+            Column("delivery", String(10), nullable=False),
+            Column("starts_at", DateTime, nullable=False),
+            Column("ends_at", DateTime, nullable=False),
+            Column("revoked_at", DateTime),
+            Column("granted_by", Integer, ForeignKey(self._fk("sharing_accounts.id"))),
+        )  # fmt: skip
+
+    def _fk(self, target: str) -> str:
+        return f"{self.schema}.{target}" if self.schema else target
+
+    def create_all(self) -> Store:
+        """Create the tables that do not exist yet (idempotent; no migrations needed for a first version)."""
+        self.metadata.create_all(self.engine)
+        return self
+
+    def drop_all(self) -> None:
+        self.metadata.drop_all(self.engine)
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """Foreign keys on (SQLite ignores them otherwise) and WAL, so API readers do not wait for a writer."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.close()
+
+
+def open_store(url: str | None = None) -> Store:
+    return Store(url).create_all()
