@@ -20,10 +20,10 @@ from assets.dbt import GOVERNANCE_STORE
 from assets.dbt_project import citybrain_dbt_project, parsed_manifest
 from assets.resources import PublicationResource, WarehouseResource
 from citybrain.catalog import load_catalog
-from citybrain.ingest.warehouse import warehouse_lock
 from citybrain.lineage.columns import column_origins
 from citybrain.publication import classification_from_manifest, publish, tier_paths
 from citybrain.vocabulary import is_pool_model
+from citybrain.warehouse import warehouse_lock
 
 STALE_METADATA = "stale_tables"  # read by the run's alert (orchestration/sensors.py)
 

@@ -32,6 +32,7 @@ from dagster import (
 
 from assets.resources import WarehouseResource
 from citybrain.quality.suites import SuiteSpec, load_suites
+from citybrain.warehouse import Warehouse
 
 BLOCKING_CHECK = "gx_blocking"
 WARNING_CHECK = "gx_warnings"
@@ -80,11 +81,11 @@ def _check_step(producer: str, suites: list[SuiteSpec]):
 
         selected = {check_key.asset_key for check_key in context.selected_asset_check_keys}
         chosen = [s for key, s in by_key.items() if key in selected]
-        path = warehouse.resolved_path()
+        store = warehouse.warehouse()
         days = run_days(context.run.tags)
-        runs = validate_suites(path, [(s, _partitions(s, days, path)) for s in chosen])
+        runs = validate_suites(store, [(s, _partitions(s, days, store)) for s in chosen])
         run_id = context.run.run_id
-        record_outcomes(path, run_id, runs)
+        record_outcomes(store, run_id, runs)
         docs = update_data_docs(run_id, runs)
         for suite in chosen:
             yield from _results(suite, [r for r in runs if r.suite is suite], docs, context)
@@ -106,21 +107,13 @@ def run_days(tags) -> list[str]:
     return []
 
 
-def _partitions(suite: SuiteSpec, days: list[str], warehouse) -> list[str | None]:
+def _partitions(suite: SuiteSpec, days: list[str], warehouse: Warehouse) -> list[str | None]:
     """Partitioned datasets are validated one partition at a time: the run's days, else the latest."""
     if suite.partition is None:
         return [None]
     if days:
         return days
-    import duckdb
-
-    from citybrain.ingest.warehouse import warehouse_lock
-    from citybrain.settings import duckdb_config
-
-    with (
-        warehouse_lock(warehouse),
-        duckdb.connect(str(warehouse), read_only=True, config=duckdb_config()) as con,
-    ):
+    with warehouse.connect(read_only=True) as con:
         (latest,) = con.execute(
             f'SELECT max("{suite.partition.column}")::VARCHAR FROM "{suite.schema_name}"."{suite.table_name}"'
         ).fetchone()

@@ -12,11 +12,9 @@ from dagster import AssetKey, AssetSpec, Failure, MaterializeResult, MetadataVal
 from assets.resources import WarehouseResource
 from citybrain import dbt_paths
 from citybrain.catalog import load_catalog
-from citybrain.ingest.warehouse import warehouse_lock
 from citybrain.reference.city import load_city, reference_tables
 from citybrain.reference.feeds import feed_table, vocabulary_table
 from citybrain.reference.operators import declaration_problems, operator_table, var_block
-from citybrain.settings import duckdb_config
 
 DESCRIPTIONS = {
     "city_counties": "城市区县 — The configured city's county-level divisions (city.yaml) with WGS-84 centroids (cpca).",
@@ -63,8 +61,6 @@ DESCRIPTIONS = {
     name="reference_divisions",
 )
 def reference_divisions(warehouse: WarehouseResource):
-    import duckdb  # here, not at module top: loading the definitions does not need DuckDB
-
     city = load_city()
     catalog = load_catalog()
     # dbt unions the operator feeds its var operator_feeds lists: it must be the catalog's (before any table).
@@ -82,19 +78,14 @@ def reference_divisions(warehouse: WarehouseResource):
         "vocabularies": vocabulary_table(catalog),
         "operators": operator_table(catalog),
     }
-    path = warehouse.resolved_path()
-    with warehouse_lock(path):
-        con = duckdb.connect(str(path), config=duckdb_config())
-        try:
-            con.execute("BEGIN TRANSACTION")
-            con.execute("CREATE SCHEMA IF NOT EXISTS reference")
-            for name, frame in tables.items():
-                con.register("frame", frame)
-                con.execute(f"CREATE OR REPLACE TABLE reference.{name} AS SELECT * FROM frame")
-                con.unregister("frame")
-            con.execute("COMMIT")
-        finally:
-            con.close()
+    with warehouse.connect() as con:
+        con.execute("BEGIN TRANSACTION")
+        con.execute("CREATE SCHEMA IF NOT EXISTS reference")
+        for name, frame in tables.items():
+            con.register("frame", frame)
+            con.execute(f"CREATE OR REPLACE TABLE reference.{name} AS SELECT * FROM frame")
+            con.unregister("frame")
+        con.execute("COMMIT")
     for name, frame in tables.items():
         metadata = {"dagster/row_count": len(frame), "dagster/table_name": f"reference.{name}"}
         if name == "city_counties":

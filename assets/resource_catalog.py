@@ -7,8 +7,8 @@ check results under the warehouse lock, so it never reads a half-written warehou
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from assets.resources import PublicationResource, WarehouseResource
-from citybrain.ingest.warehouse import warehouse_lock
 from citybrain.resource_catalog.export import export_dir, export_resource_catalog, load_lake_history
+from citybrain.warehouse import warehouse_lock
 
 
 @asset(

@@ -14,15 +14,41 @@ from dagster import ConfigurableResource
 
 from citybrain import settings
 from citybrain.ingest.http_feed import make_session
+from citybrain.warehouse import Warehouse
 
 
 class WarehouseResource(ConfigurableResource):
-    """The DuckDB warehouse file (default ``$CITYBRAIN_HOME/warehouse.duckdb``)."""
+    """The DuckDB warehouse: its file (default ``$CITYBRAIN_WAREHOUSE``, else
+    ``$CITYBRAIN_HOME/warehouse.duckdb``) and the limits every connection takes (defaults
+    ``$CITYBRAIN_DUCKDB_MEMORY_LIMIT``, ``$CITYBRAIN_DUCKDB_TEMP_DIR``). Unset fields are read from the
+    environment when a run needs them, never at import, so one code location serves any lake.
+
+    Assets connect through ``connect`` (or hold ``lock`` around work that hands the file to dbt); the
+    writer lock and the settings live in ``citybrain/warehouse.py``."""
 
     path: str | None = None
+    memory_limit: str | None = None
+    temp_directory: str | None = None
+
+    def warehouse(self) -> Warehouse:
+        from_env = Warehouse.from_settings(Path(self.path) if self.path else None)
+        return Warehouse(
+            path=from_env.path,
+            memory_limit=self.memory_limit or from_env.memory_limit,
+            temp_directory=Path(self.temp_directory).resolve()
+            if self.temp_directory
+            else from_env.temp_directory,
+        )
 
     def resolved_path(self) -> Path:
-        return Path(self.path).resolve() if self.path else settings.warehouse_path()
+        return self.warehouse().path
+
+    def connect(self, read_only: bool = False):
+        """A connection under the writer lock, closed on exit (``citybrain.warehouse.Warehouse.connect``)."""
+        return self.warehouse().connect(read_only=read_only)
+
+    def lock(self):
+        return self.warehouse().lock()
 
 
 class PublicationResource(ConfigurableResource):

@@ -1,13 +1,14 @@
 """``citybrain status``: what an operator asks first — did last night work, what failed, what is late.
 
 Reads the Dagster instance (runs), the warehouse (ingestion log, quarantine, check results) and the
-published pool. The warehouse is opened read-only; while a run is writing it DuckDB refuses readers,
-and the report then says so and shows what it could read instead of waiting.
+published pool. The warehouse is opened read-only under its lock; while a run is writing, status waits a
+few seconds, then says so and shows what it could read instead of waiting for the run.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import duckdb
@@ -15,8 +16,10 @@ import duckdb
 from citybrain import settings
 from citybrain.catalog import load_catalog
 from citybrain.publication import list_publications, tier_paths
+from citybrain.warehouse import Warehouse
 
 RUNS_SHOWN = 10
+STATUS_LOCK_WAIT_SECONDS = 5.0
 
 
 def collect_status(days: int = 7) -> dict:
@@ -27,13 +30,15 @@ def collect_status(days: int = 7) -> dict:
         "published": _published(),
         "overdue_applications": _overdue_applications(),
     }
+    # A run that writes holds the warehouse for minutes: status says so instead of waiting for it.
+    warehouse = replace(Warehouse.from_settings(), lock_timeout_seconds=STATUS_LOCK_WAIT_SECONDS)
     try:
-        with duckdb.connect(str(settings.warehouse_path()), read_only=True) as con:
+        with warehouse.connect(read_only=True) as con:
             status["quarantine"] = _quarantine(con, days)
             status["failed_checks"] = _failed_checks(con)
             status["overdue_feeds"] = _overdue_feeds(con)
-    except duckdb.Error as error:
-        status["warehouse_unavailable"] = f"{settings.warehouse_path()}: {str(error).splitlines()[0]}"
+    except (duckdb.Error, TimeoutError) as error:
+        status["warehouse_unavailable"] = f"{warehouse.path}: {str(error).splitlines()[0]}"
     return status
 
 

@@ -25,6 +25,8 @@ import duckdb
 import pyarrow as pa
 from stdnum.cn import ric
 
+from citybrain.warehouse import Warehouse
+
 DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
 MOBILE = re.compile(r"(?<![0-9A-Za-z])(?:\+?86)?(1[3-9][0-9]{9})(?![0-9A-Za-z])")
 SEPARATOR_IN_NUMBER = re.compile(r"(?<=[0-9])[ \-](?=[0-9])")
@@ -47,7 +49,7 @@ class Finding:
 
 def registry_names(warehouse: Path) -> list[str]:
     """Every distinct name in the raw household registry (the warehouse holds it; it is restricted)."""
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with Warehouse.from_settings(warehouse).connect(read_only=True) as con:
         rows = con.execute(
             "SELECT DISTINCT trim(name) FROM raw.household_registry WHERE nullif(trim(name), '') IS NOT NULL"
         ).fetchall()

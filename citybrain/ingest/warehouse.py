@@ -8,10 +8,8 @@ log entry, the superseding of an earlier version and its cursor commit together 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,9 +19,10 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from citybrain import settings
 from citybrain.catalog import Feed
 from citybrain.ingest.batch import Batch
+from citybrain.warehouse import Warehouse
+from citybrain.warehouse import warehouse_lock as warehouse_lock  # re-exported for older callers
 
 if TYPE_CHECKING:
     import duckdb
@@ -60,38 +59,11 @@ def run_sql(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None
 
 
 @contextmanager
-def warehouse_lock(path: Path, timeout_seconds: float = 3600) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a+") as lock_file:
-        deadline = time.monotonic() + timeout_seconds
-        while True:
-            try:
-                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"{path} stayed locked by another writer for {timeout_seconds:.0f} s"
-                    ) from None
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-
-@contextmanager
 def open_warehouse(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """An exclusive read-write connection with the raw-layer bookkeeping tables in place."""
-    import duckdb  # here, not at module top: the definitions import this module but need no DuckDB
-
-    with warehouse_lock(path):
-        con = duckdb.connect(str(path), config=settings.duckdb_config())  # memory limit, spill dir
-        try:
-            run_sql(con, sql_text("schema.sql"))
-            yield con
-        finally:
-            con.close()
+    with Warehouse.from_settings(path).connect() as con:
+        run_sql(con, sql_text("schema.sql"))
+        yield con
 
 
 def ensure_feed_tables(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:

@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from citybrain.warehouse import Warehouse
+
 DUCKDB_DIALECT = "duckdb"
 
 
@@ -47,13 +49,16 @@ def enable_persisted_duckdb_connection() -> None:
 
 
 @contextmanager
-def warehouse_batches(warehouse: Path, context=None) -> Iterator[WarehouseBatches]:
-    """A GX SQL datasource on the warehouse file: read-only, one persisted connection, UDFs registered."""
+def warehouse_batches(warehouse: Warehouse | Path, context=None) -> Iterator[WarehouseBatches]:
+    """A GX SQL datasource on the warehouse file: read-only, one persisted connection, UDFs registered, the
+    warehouse's DuckDB settings. The caller holds the warehouse lock (``Warehouse.lock``)."""
     import great_expectations as gx
     from sqlalchemy import event
 
-    from citybrain.settings import duckdb_config
     from citybrain.transform import udfs
+
+    if not isinstance(warehouse, Warehouse):
+        warehouse = Warehouse.from_settings(warehouse)
 
     enable_persisted_duckdb_connection()
     context = context or gx.get_context(mode="ephemeral")
@@ -63,8 +68,8 @@ def warehouse_batches(warehouse: Path, context=None) -> Iterator[WarehouseBatche
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     datasource = context.data_sources.add_sql(
         "warehouse",
-        connection_string=f"duckdb:///{warehouse}",
-        kwargs={"connect_args": {"read_only": True, "config": duckdb_config()}},
+        connection_string=f"duckdb:///{warehouse.path}",
+        kwargs={"connect_args": {"read_only": True, "config": warehouse.duckdb_config()}},
     )
     execution_engine = datasource.get_execution_engine()
     event.listen(execution_engine.engine, "connect", lambda dbapi_con, _record: udfs.register(dbapi_con))

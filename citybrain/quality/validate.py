@@ -18,8 +18,9 @@ import duckdb
 
 from citybrain import dbt_paths, settings
 from citybrain.catalog import load_catalog
-from citybrain.ingest.warehouse import LINEAGE_COLUMNS, warehouse_lock
+from citybrain.ingest.warehouse import LINEAGE_COLUMNS
 from citybrain.quality.suites import EXAMPLES, RunValues, SuiteSpec, gx_expectations
+from citybrain.warehouse import Warehouse
 
 
 @dataclass
@@ -51,7 +52,9 @@ class SuiteRun:
         return [o for o in self.outcomes if not o.success]
 
 
-def validate_suites(warehouse: Path, suites: Iterable[tuple[SuiteSpec, list[str | None]]]) -> list[SuiteRun]:
+def validate_suites(
+    warehouse: Warehouse | Path, suites: Iterable[tuple[SuiteSpec, list[str | None]]]
+) -> list[SuiteRun]:
     """Validate each suite on each of its partitions (``None`` = the whole table), read-only.
 
     Holds the warehouse lock meanwhile: DuckDB refuses a read-only connection while a writer has the file.
@@ -59,16 +62,15 @@ def validate_suites(warehouse: Path, suites: Iterable[tuple[SuiteSpec, list[str 
     from citybrain.quality.gx_duckdb import warehouse_batches
 
     runs = []
-    with warehouse_lock(warehouse):
-        with duckdb.connect(
-            str(warehouse), read_only=True, config=settings.duckdb_config()
-        ) as con:  # closed before GX opens the file
+    store = _warehouse(warehouse)
+    with store.lock():
+        with store.connect(read_only=True, locked=False) as con:  # closed before GX opens the file
             planned = [
                 (suite, partition, gx_expectations(suite, run_values(con, suite, partition), partition))
                 for suite, partitions in suites
                 for partition in partitions
             ]
-        with warehouse_batches(warehouse) as batches:
+        with warehouse_batches(store) as batches:
             for suite, partition, expectations in planned:
                 runs.append(_validate(batches, suite, partition, expectations))
     return runs
@@ -311,7 +313,7 @@ CREATE TABLE IF NOT EXISTS quality.expectation_results (
 """
 
 
-def record_outcomes(warehouse: Path, run_id: str, runs: list[SuiteRun]) -> None:
+def record_outcomes(warehouse: Warehouse | Path, run_id: str, runs: list[SuiteRun]) -> None:
     """Append outcomes to ``quality.expectation_results`` (replacing this run's earlier rows of the
     same suite and partition, so a retried check step does not count twice)."""
     now = datetime.now(UTC)
@@ -334,7 +336,7 @@ def record_outcomes(warehouse: Path, run_id: str, runs: list[SuiteRun]) -> None:
         for run in runs
         for o in run.outcomes
     ]
-    with warehouse_lock(warehouse), duckdb.connect(str(warehouse), config=settings.duckdb_config()) as con:
+    with _warehouse(warehouse).connect() as con:
         con.execute("BEGIN TRANSACTION")
         con.execute(RESULTS_DDL)
         for run in runs:
@@ -348,3 +350,8 @@ def record_outcomes(warehouse: Path, run_id: str, runs: list[SuiteRun]) -> None:
                 "INSERT INTO quality.expectation_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
         con.execute("COMMIT")
+
+
+def _warehouse(warehouse: Warehouse | Path) -> Warehouse:
+    """Callers outside Dagster may pass the file; its settings then come from the environment."""
+    return warehouse if isinstance(warehouse, Warehouse) else Warehouse.from_settings(warehouse)
