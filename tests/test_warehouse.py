@@ -32,9 +32,8 @@ def test_a_connection_waits_for_the_writer_lock_of_another_process(tmp_path):
         assert ready.wait(60)
         impatient = Warehouse(path, lock_timeout_seconds=0.3)
         started = time.monotonic()
-        with pytest.raises(TimeoutError, match="stayed locked"):
-            with impatient.connect(read_only=True):
-                pass
+        with pytest.raises(TimeoutError, match="stayed locked"), impatient.connect(read_only=True):
+            pass
         assert time.monotonic() - started >= 0.3
     finally:
         release.set()
@@ -67,7 +66,9 @@ def test_limits_come_from_the_environment_unless_the_resource_sets_them(tmp_path
     resource = WarehouseResource(path=str(tmp_path / "own.duckdb"), memory_limit="200MB")
     own = resource.warehouse()
     assert own.path == (tmp_path / "own.duckdb").resolve() and own.memory_limit == "200MB"
-    assert own.temp_directory == (tmp_path / "spill").resolve(), "unset fields still come from the environment"
+    assert own.temp_directory == (tmp_path / "spill").resolve(), (
+        "unset fields still come from the environment"
+    )
     with resource.connect() as con:
         assert con.execute("SELECT current_setting('memory_limit')").fetchone() == ("190.7 MiB",)
     assert resource.resolved_path() == own.path

@@ -14,9 +14,12 @@ Three places hold it, and any of them may be missing (a new lake has none):
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from citybrain.warehouse import Warehouse
 
 if TYPE_CHECKING:
     import duckdb
@@ -243,13 +246,16 @@ def _read_deliveries(con, sql: str) -> dict[str, FeedDeliveries]:
 
 
 def _read_warehouse(path: Path, history: RunHistory) -> bool:
+    """The warehouse's ingestion log and check results. Does not take the writer lock: the Dagster asset
+    holds it around the whole export; from the command line a writer makes DuckDB refuse, and then the
+    publication's copy is read instead."""
     import duckdb
 
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error:
-        return False  # a writer holds it, or it is not a DuckDB file: the publication's copy will do
-    try:
+    with ExitStack() as stack:
+        try:
+            con = stack.enter_context(Warehouse.from_settings(path).connect(read_only=True, locked=False))
+        except duckdb.Error:
+            return False  # a writer holds it, or it is not a DuckDB file: the publication's copy will do
         read = False
         if _has_table(con, "raw", "ingestion_log"):
             history.feeds = _read_deliveries(con, _LOG_SQL)
@@ -258,8 +264,6 @@ def _read_warehouse(path: Path, history: RunHistory) -> bool:
             history.scores = _read_scores(con, "quality.expectation_results")
             read = True
         return read
-    finally:
-        con.close()
 
 
 def _read_version_meta(path: Path, history: RunHistory) -> bool:
