@@ -36,6 +36,7 @@ demo: setup
 
 ## Run the test suite (fast tests; RUN_SLOW=1 adds the slow ones).
 test: setup
+	@./scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest $(if $(RUN_SLOW),,-m "not slow") $(PYTEST_ARGS)
 
 test-all: setup
@@ -65,6 +66,7 @@ ui: setup
 
 ## Render the asset graph in headless Chromium (needs Debian's chromium).
 browser-check: setup
+	@./scripts/ensure_chromium.sh
 	$(BIN)/python scripts/check_ui_in_browser.py
 
 lock:
