@@ -17,7 +17,7 @@ Daily facts are incremental in the warehouse. The failed days stay there, so the
   released, because it was rebuilt from the warehouse rows of those days.
 
 A failure on a dataset that is not daily (a registry snapshot, say) holds back the whole table, and the
-run's days are held. The rules live here and only here; ``citybrain/publication.py`` applies them when it
+run's days are held. The rules live here and only here; ``citybrain/publication/`` applies them when it
 writes a version. See docs/POOL.md "Publication per table".
 """
 

@@ -6,7 +6,7 @@ levels, from high to low 核心数据 (core), 重要数据 (important) and 一�
 in English in dbt ``meta`` (``grade: general``) and shows the Chinese names in the catalog and ``meta``.
 
 Two rules follow from the grades, checked at build time (governance/classification.py) and again at
-publication (citybrain/publication.py), so a grade changed after the build is still caught:
+publication (citybrain/publication/), so a grade changed after the build is still caught:
 
 * a table's grade is at least its highest column grade (就高从严: the whole is at least as sensitive as any
   part; aggregation may raise it further, never lower it);

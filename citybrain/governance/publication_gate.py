@@ -1,6 +1,6 @@
 """The privacy gate of a publication: grades and re-identification risk of what is about to be published.
 
-Called by citybrain/publication.py where it has chosen which table goes to which tier, before anything is
+Called by citybrain/publication/ where it has chosen which table goes to which tier, before anything is
 written: a violation refuses the publication (the previous version stays live), like a table nobody
 classified. The same report then fills each tier's ``meta.data_grades`` and ``meta.reidentification_risk``
 and the publication record, from which the resource catalog reads them.
