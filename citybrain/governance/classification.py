@@ -271,7 +271,7 @@ def _relation_key(props: Mapping[str, Any]) -> str:
 
 
 def pool_models(manifest: Mapping[str, Any]) -> dict[str, dict]:
-    """Enabled models built into schema ``pool`` (pool, indicators/pool, quality), by unique id."""
+    """Enabled models built into schema ``pool`` (folder models/pool), by unique id."""
     return {
         uid: node
         for uid, node in manifest.get("nodes", {}).items()
