@@ -20,7 +20,7 @@ presence as (
 weekday_day as (
     select * from presence
     where local_hour in ({{ var('day_hours') | join(', ') }})
-      and {{ iso_day_of_week('stat_date') }} <= 5
+        and {{ iso_day_of_week('stat_date') }} <= 5
 ),
 
 day_hours as (

@@ -8,7 +8,7 @@
 {#- facilities and base-station cells: one CTE per feed; cells of every cell_sites feed of the catalog -#}
 {%- set located_feeds = [('medical_facilities', 'facility_id'), ('schools', 'school_id')] -%}
 {%- for entry in operator_feeds('cell_sites', required=false) -%}
-    {%- do located_feeds.append((entry.feed, 'cell_id')) -%}
+{%- do located_feeds.append((entry.feed, 'cell_id')) -%}
 {%- endfor %}
 with
 {%- for feed, key in located_feeds %}
@@ -23,23 +23,28 @@ feed_{{ feed }} as (
 facility_reasons as (
     {% for feed, key in located_feeds %}
     {% set rel = 'feed_' ~ feed %}
-    select '{{ feed }}' as feed, 'missing_key' as reason, 'excluded' as handling from {{ rel }} where {{ key }} is null
+    select '{{ feed }}' as feed, 'missing_key' as reason, 'excluded' as handling
+    from {{ rel }} where {{ key }} is null
     union all
-    select '{{ feed }}', 'missing_coordinates', 'excluded' from {{ rel }}
-    where {{ key }} is not null and lng is null and not outside_city
+    select '{{ feed }}' as feed, 'missing_coordinates' as reason, 'excluded' as handling
+    from {{ rel }} where {{ key }} is not null and lng is null and not outside_city
     union all
-    select '{{ feed }}', 'duplicate_key', 'excluded' from {{ rel }} where {{ key }} is not null and version > 1
+    select '{{ feed }}' as feed, 'duplicate_key' as reason, 'excluded' as handling
+    from {{ rel }} where {{ key }} is not null and version > 1
     union all
-    select '{{ feed }}', 'outside_city', 'kept_without_coordinates' from {{ rel }} where {{ key }} is not null and outside_city
+    select '{{ feed }}' as feed, 'outside_city' as reason, 'kept_without_coordinates' as handling
+    from {{ rel }} where {{ key }} is not null and outside_city
     union all
-    select '{{ feed }}', 'coords_swapped', 'repaired' from {{ rel }} where {{ key }} is not null and coords_swapped
+    select '{{ feed }}' as feed, 'coords_swapped' as reason, 'repaired' as handling
+    from {{ rel }} where {{ key }} is not null and coords_swapped
     union all
-    select '{{ feed }}', 'unknown_district_code', 'district_from_grid' from {{ rel }}
-    where {{ key }} is not null and district_code is null
+    select '{{ feed }}' as feed, 'unknown_district_code' as reason, 'district_from_grid' as handling
+    from {{ rel }} where {{ key }} is not null and district_code is null
     {% if not loop.last %}union all{% endif %}
     {% endfor %}
     union all
-    select 'schools', 'enrolment_over_capacity', 'kept_flagged' from feed_schools where school_id is not null and enrolment_over_capacity
+    select 'schools' as feed, 'enrolment_over_capacity' as reason, 'kept_flagged' as handling
+    from feed_schools where school_id is not null and enrolment_over_capacity
 ),
 
 presence as (
@@ -102,13 +107,17 @@ share_checked as (
 counted as (
     select feed, reason, handling, count(*) as records from facility_reasons group by feed, reason, handling
     union all
-    select feed, reason, 'excluded', count(*) from presence_checked where reason is not null group by feed, reason
+    select feed, reason, 'excluded' as handling, count(*) as records
+    from presence_checked where reason is not null group by feed, reason
     union all
-    select feed, 'duplicate_key', 'excluded', records from presence_duplicates where records > 0
+    select feed, 'duplicate_key' as reason, 'excluded' as handling, records
+    from presence_duplicates where records > 0
     union all
-    select feed, reason, 'excluded', count(*) from od_checked where reason is not null group by feed, reason
+    select feed, reason, 'excluded' as handling, count(*) as records
+    from od_checked where reason is not null group by feed, reason
     union all
-    select feed, reason, 'excluded', count(*) from share_checked where reason is not null group by feed, reason
+    select feed, reason, 'excluded' as handling, count(*) as records
+    from share_checked where reason is not null group by feed, reason
 )
 
 select

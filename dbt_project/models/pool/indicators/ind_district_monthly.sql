@@ -13,7 +13,9 @@ with months as (
 ),
 
 registered as (
-    select district_code, count(*) as registered_population,
+    select
+        district_code,
+        count(*) as registered_population,
         sum(case when school_stage = 'primary' then 1 else 0 end) as primary_school_age_children
     from {{ ref('int_people__residents') }}  -- before dim_resident's k-anonymity suppression
     group by district_code

@@ -55,7 +55,7 @@ latest as (
         case
             when closed_at is not null and closed_at >= received_at
                 and (first_progress_at is null or closed_at < first_progress_at)
-            then closed_at
+                then closed_at
             else first_progress_at
         end as responded_at
     from ranked
@@ -78,11 +78,11 @@ select
     last_loaded_at,
     case
         when responded_at >= received_at
-        then cast({{ dbt.datediff('received_at', 'responded_at', 'second') }} as double) / 3600
+            then cast({{ dbt.datediff('received_at', 'responded_at', 'second') }} as double) / 3600
     end as response_hours,
     case
         when closed_at >= received_at
-        then cast({{ dbt.datediff('received_at', 'closed_at', 'second') }} as double) / 3600
+            then cast({{ dbt.datediff('received_at', 'closed_at', 'second') }} as double) / 3600
     end as closure_hours,
     coalesce(closed_at < received_at, false) as closed_before_received
 from latest

@@ -117,9 +117,10 @@ latest_runs as (
         from results_by_day
         group by suite, partition_key, day, run_id
     ) as runs
-    qualify row_number() over (
-        partition by suite, partition_key, day order by last_evaluated_at desc, run_id desc
-    ) = 1
+    qualify
+        row_number() over (
+            partition by suite, partition_key, day order by last_evaluated_at desc, run_id desc
+        ) = 1
 ),
 
 result_counts as (

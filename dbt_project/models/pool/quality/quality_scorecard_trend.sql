@@ -31,6 +31,7 @@ windowed as (
 {%- set measures = [
     'days_tracked', 'days_reported', 'deliveries', 'rows_received', 'rows_quarantined', 'expectations_evaluated',
     'expectations_passed', 'late_days', 'max_lateness_hours'] %}  {#- the columns of totals, per window #}
+
 totals as (
     select
         provider_code,
@@ -58,8 +59,6 @@ rates as (
         {%- for measure in measures %}
         totals.{{ measure }}_{{ suffix }},
         {%- endfor %}
-        {%- endfor %}
-        {%- for suffix in windows %}
         rows_quarantined_{{ suffix }} / nullif(rows_received_{{ suffix }}, 0) as quarantine_rate_{{ suffix }},
         expectations_passed_{{ suffix }} / nullif(expectations_evaluated_{{ suffix }}, 0)
             as expectation_pass_rate_{{ suffix }},

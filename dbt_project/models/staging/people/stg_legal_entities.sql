@@ -37,9 +37,7 @@ capital as (
         renamed.*,
         -- the number without separators, currency words and unit
         try_cast(
-            replace(replace(replace(replace(replace(replace(
-                registered_capital_delivered, '人民币', ''), '万', ''), '亿', ''), '元', ''), ',', ''), ' ', '')
-            as double
+            {{ remove_all('registered_capital_delivered', ['人民币', '万', '亿', '元', ',', ' ']) }} as double
         ) as capital_number,
         case
             when registered_capital_delivered like '%亿%' then 10000.0
