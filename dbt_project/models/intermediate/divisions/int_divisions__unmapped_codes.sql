@@ -30,7 +30,9 @@ select
     cast(delivered.feed as {{ dbt.type_string() }}) as feed,
     cast(
         case
-            when crosswalk.status = 'retired' and crosswalk.maps_to is null then 'retired_code_without_successor'
+            when
+                crosswalk.status = 'retired' and crosswalk.maps_to is null
+                then 'retired_code_without_successor'
             else 'not_a_division_of_the_city'
         end as {{ dbt.type_string() }}
     ) as reason,

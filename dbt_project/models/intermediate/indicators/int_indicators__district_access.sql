@@ -12,7 +12,9 @@ facilities as (
         lat,
         lng,
         case
-            when facility_type in ('hospital', 'community_health_centre', 'clinic', 'township_health_centre') then 'medical'
+            when
+                facility_type in ('hospital', 'community_health_centre', 'clinic', 'township_health_centre')
+                then 'medical'
             when facility_type in ('primary_school', 'nine_year_school') then 'primary_school'
         end as access_kind
     from {{ ref('dim_facility') }}
@@ -22,8 +24,20 @@ facilities as (
 nearest as (
     select
         g.grid_id,
-        min(case when f.access_kind = 'medical' then {{ distance_m('g.center_lat', 'g.center_lng', 'f.lat', 'f.lng') }} end) as medical_m,
-        min(case when f.access_kind = 'primary_school' then {{ distance_m('g.center_lat', 'g.center_lng', 'f.lat', 'f.lng') }} end) as school_m
+        min(
+            case
+                when
+                    f.access_kind = 'medical'
+                    then {{ distance_m('g.center_lat', 'g.center_lng', 'f.lat', 'f.lng') }}
+            end
+        ) as medical_m,
+        min(
+            case
+                when
+                    f.access_kind = 'primary_school'
+                    then {{ distance_m('g.center_lat', 'g.center_lng', 'f.lat', 'f.lng') }}
+            end
+        ) as school_m
     from grids as g
     cross join facilities as f
     where f.access_kind is not null
@@ -57,7 +71,9 @@ weighted as (
 select
     district_code,
     month,
-    sum(case when near_medical then night_population else 0 end) / nullif(sum(night_population), 0) as share_near_medical,
-    sum(case when near_school then night_population else 0 end) / nullif(sum(night_population), 0) as share_near_primary_school
+    sum(case when near_medical then night_population else 0 end)
+    / nullif(sum(night_population), 0) as share_near_medical,
+    sum(case when near_school then night_population else 0 end)
+    / nullif(sum(night_population), 0) as share_near_primary_school
 from weighted
 group by district_code, month

@@ -2,7 +2,14 @@
 -- then the last row of the file). Invalid USCCs are left out (counted in int_identity__rejected_identifiers).
 with entities as (
     select
-        uscc, name, legal_representative, entity_type, registered_capital_wan, established_on, district_code, district_code_delivered,
+        uscc,
+        name,
+        legal_representative,
+        entity_type,
+        registered_capital_wan,
+        established_on,
+        district_code,
+        district_code_delivered,
         industry_code, status, updated_at, _source_file, _row_number, _batch_id, _loaded_at
     from {{ ref('stg_legal_entities') }}
     where uscc is not null

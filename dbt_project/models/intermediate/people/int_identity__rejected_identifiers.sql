@@ -31,7 +31,8 @@ with problems as (
     select
         'egov_applications' as feed,
         'applicant_id' as identifier,
-        case when applicant_type = '法人' then applicant_id_uscc_problem else applicant_id_ric_problem end as reason
+        case when applicant_type = '法人' then applicant_id_uscc_problem else applicant_id_ric_problem end
+            as reason
     from {{ ref('stg_egov_applications') }}
     where application_id is not null
         and applicant_resident_id is null

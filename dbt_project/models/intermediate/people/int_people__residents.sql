@@ -16,7 +16,8 @@ aged as (
         residents.sex,
         residents.district_code,
         {{ desensitise('residents.birth_date', 'birth_date', as_of='as_of.as_of_date') }} as age_band,
-        {{ desensitise('residents.birth_date', 'birth_date', method='age_years', as_of='as_of.as_of_date') }} as age
+        {{ desensitise('residents.birth_date', 'birth_date', method='age_years', as_of='as_of.as_of_date') }}
+            as age
     from residents
     cross join as_of
 )

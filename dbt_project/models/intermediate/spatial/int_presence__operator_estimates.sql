@@ -11,7 +11,7 @@
 -- an hour or a usable count are left out (counted in int_spatial__rejected_records).
 with presence as (
     -- every presence feed of the catalog (var operator_feeds, macros/operator_feeds.sql)
-    {{ union_operator_feeds('presence', 'operator, unit_id, stat_date, hour_start, user_count, is_suppressed') }}
+    {{ union_operator_feeds('presence', 'operator, unit_id, stat_date, hour_start, user_count, is_suppressed') }}  -- noqa: LT05
 ),
 
 unit_hours as (
@@ -63,7 +63,8 @@ select
     per_grid.units,
     per_grid.reported_count,
     per_grid.suppressed_units,
-    per_grid.reported_count + per_grid.suppressed_units * {{ var('suppressed_presence_value', 2) }} as subscribers,
+    per_grid.reported_count
+    + per_grid.suppressed_units * {{ var('suppressed_presence_value', 2) }} as subscribers,
     share.subscriber_share as market_share
 from per_grid
 inner join {{ ref('int_spatial__grid_cells') }} as grid on per_grid.grid_id = grid.grid_id

@@ -22,6 +22,7 @@ select
     {{ grid_cell_lng('cells.grid_id') }} as center_lng,
     {{ grid_cell_lat('cells.grid_id') }} as center_lat,
     county_cells.district_code,
-    case county_cells.containment when 'centre' then 'county_polygon' else 'county_polygon_edge' end as district_method
+    case county_cells.containment when 'centre' then 'county_polygon' else 'county_polygon_edge' end
+        as district_method
 from cells
 inner join county_cells on cells.grid_id = county_cells.grid_id

@@ -26,7 +26,9 @@ select
     share_month,
     subscriber_share,
     case
-        when share_month = min(share_month) over (partition by district_code, operator) then cast('1900-01-01' as date)
+        when
+            share_month = min(share_month) over (partition by district_code, operator)
+            then cast('1900-01-01' as date)
         else share_month
     end as valid_from,
     coalesce(

@@ -1,6 +1,7 @@
 -- What the spatial and telecom models could not use as delivered, per feed and reason, with what was done:
 --   excluded                 - left out of the pool;
---   kept_without_coordinates - in dim_facility, flagged outside_city, no lng/lat/grid (out of spatial indicators);
+--   kept_without_coordinates - in dim_facility, flagged outside_city, no lng/lat/grid (out of spatial
+--                              indicators);
 --   repaired                 - swapped lng/lat swapped back;
 --   kept_flagged             - kept as delivered with a flag (enrolment over capacity);
 --   district_from_grid       - delivered district code unknown; the grid cell's district is used.
@@ -49,7 +50,8 @@ facility_reasons as (
 
 presence as (
     -- every presence and OD feed of the catalog (var operator_feeds, macros/operator_feeds.sql)
-    {{ union_operator_feeds('presence', 'operator, unit_id, stat_date, hour_start, user_count, is_suppressed', with_feed=true) }}
+    {%- set presence_columns = 'operator, unit_id, stat_date, hour_start, user_count, is_suppressed' %}
+    {{ union_operator_feeds('presence', presence_columns, with_feed=true) }}
 ),
 
 presence_checked as (
@@ -69,7 +71,9 @@ presence_checked as (
 ),
 
 presence_duplicates as (
-    select feed, count(*) - count(distinct unit_id || '|' || cast(hour_start as {{ dbt.type_string() }})) as records
+    select
+        feed,
+        count(*) - count(distinct unit_id || '|' || cast(hour_start as {{ dbt.type_string() }})) as records
     from presence
     where unit_id is not null and hour_start is not null
     group by feed
@@ -84,7 +88,9 @@ od_checked as (
         feed,
         case
             when stat_date is null then 'invalid_date'
-            when origin_district_code is null or destination_district_code is null then 'unknown_district_code'
+            when
+                origin_district_code is null or destination_district_code is null
+                then 'unknown_district_code'
             when not coalesce(trips >= 0 or is_suppressed, false) then 'invalid_count'
         end as reason
     from od
@@ -97,7 +103,8 @@ share_checked as (
             when district_code is null then 'unknown_district_code'
             -- the operators declared in the catalog (sources.yaml operators)
             when operator is null
-                or operator not in (select operator_code from {{ source('reference', 'operators') }}) then 'unknown_operator'
+                or operator not in (select operator_code from {{ source('reference', 'operators') }})
+                then 'unknown_operator'
             when not coalesce(subscriber_share > 0 and subscriber_share <= 1, false) then 'invalid_share'
             when share_month is null then 'invalid_month'
         end as reason

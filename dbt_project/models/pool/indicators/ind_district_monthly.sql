@@ -24,9 +24,31 @@ registered as (
 facilities as (
     select
         district_code,
-        sum(case when facility_type in ('hospital', 'community_health_centre', 'clinic', 'township_health_centre') then coalesce(beds, 0) else 0 end) as hospital_beds,
-        sum(case when facility_type in ('hospital', 'community_health_centre', 'clinic', 'township_health_centre') then coalesce(doctors, 0) else 0 end) as doctors,
-        sum(case when facility_type in ('primary_school', 'nine_year_school') then coalesce(capacity, 0) else 0 end) as primary_school_seats
+        sum(
+            case
+                when
+                    facility_type in (
+                        'hospital', 'community_health_centre', 'clinic', 'township_health_centre'
+                    )
+                    then coalesce(beds, 0)
+                else 0
+            end
+        ) as hospital_beds,
+        sum(
+            case
+                when
+                    facility_type in (
+                        'hospital', 'community_health_centre', 'clinic', 'township_health_centre'
+                    )
+                    then coalesce(doctors, 0)
+                else 0
+            end
+        ) as doctors,
+        sum(
+            case
+                when facility_type in ('primary_school', 'nine_year_school') then coalesce(capacity, 0) else 0
+            end
+        ) as primary_school_seats
     from {{ ref('dim_facility') }}
     where not coalesce(outside_city, false)
     group by district_code
@@ -79,16 +101,25 @@ select
     {{ small_cell('p.day_population') }} as est_daytime_population_suppressed,
     cast(coalesce(f.hospital_beds, 0) as bigint) as hospital_beds,
     cast(coalesce(f.doctors, 0) as bigint) as doctors,
-    1000.0 * coalesce(f.hospital_beds, 0) / nullif({{ suppress_small('p.night_population') }}, 0) as beds_per_1000_residents,
-    1000.0 * coalesce(f.doctors, 0) / nullif({{ suppress_small('p.night_population') }}, 0) as doctors_per_1000_residents,
+    1000.0
+    * coalesce(f.hospital_beds, 0)
+    / nullif({{ suppress_small('p.night_population') }}, 0) as beds_per_1000_residents,
+    1000.0
+    * coalesce(f.doctors, 0)
+    / nullif({{ suppress_small('p.night_population') }}, 0) as doctors_per_1000_residents,
     cast(coalesce(f.primary_school_seats, 0) as bigint) as primary_school_seats,
-    cast({{ suppress_small('coalesce(r.primary_school_age_children, 0)') }} as bigint) as primary_school_age_children,
+    cast(
+        {{ suppress_small('coalesce(r.primary_school_age_children, 0)') }} as bigint
+    ) as primary_school_age_children,
     {{ small_cell('coalesce(r.primary_school_age_children, 0)') }} as primary_school_age_children_suppressed,
-    cast(coalesce(f.primary_school_seats, 0) as double) / nullif({{ suppress_small('r.primary_school_age_children') }}, 0) as seats_per_school_age_child,
+    cast(coalesce(f.primary_school_seats, 0) as double)
+    / nullif({{ suppress_small('r.primary_school_age_children') }}, 0) as seats_per_school_age_child,
     a.share_near_medical as share_residents_near_medical,
     a.share_near_primary_school as share_residents_near_primary_school,
     cast(coalesce(t.hotline_tickets, 0) as bigint) as hotline_tickets,
-    10000.0 * coalesce(t.hotline_tickets, 0) / nullif({{ suppress_small('p.night_population') }}, 0) as tickets_per_10k_residents,
+    10000.0
+    * coalesce(t.hotline_tickets, 0)
+    / nullif({{ suppress_small('p.night_population') }}, 0) as tickets_per_10k_residents,
     t.median_response_hours,
     t.median_closure_hours,
     cast(coalesce(s.service_applications, 0) as bigint) as service_applications,
@@ -97,12 +128,17 @@ select
     cast({{ suppress_small('coalesce(i.insured_employees, 0)') }} as bigint) as insured_employees,
     {{ small_cell('coalesce(i.insured_employees, 0)') }} as insured_employees_suppressed,
     cast(coalesce(e.active_enterprises, 0) as bigint) as active_enterprises,
-    cast({{ suppress_small('coalesce(i.insured_employees, 0)') }} as double) / nullif(e.active_enterprises, 0) as insured_per_active_enterprise
+    cast({{ suppress_small('coalesce(i.insured_employees, 0)') }} as double)
+    / nullif(e.active_enterprises, 0) as insured_per_active_enterprise
 from months as m
-left join {{ ref('int_indicators__district_presence') }} as p on m.district_code = p.district_code and m.month = p.month
+left join
+    {{ ref('int_indicators__district_presence') }} as p
+    on m.district_code = p.district_code and m.month = p.month
 left join registered as r on m.district_code = r.district_code
 left join facilities as f on m.district_code = f.district_code
-left join {{ ref('int_indicators__district_access') }} as a on m.district_code = a.district_code and m.month = a.month
+left join
+    {{ ref('int_indicators__district_access') }} as a
+    on m.district_code = a.district_code and m.month = a.month
 left join tickets as t on m.district_code = t.district_code and m.month = t.month
 left join applications as s on m.district_code = s.district_code and m.month = s.month
 left join insured as i on m.district_code = i.district_code

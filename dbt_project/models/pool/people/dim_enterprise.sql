@@ -7,7 +7,8 @@ select
     cast(enterprise_key as {{ dbt.type_string() }}) as enterprise_key,
     cast(name as {{ dbt.type_string() }}) as name,
     -- 法定代表人 for display, surname only (张*): the registry's full name is restricted (catalog).
-    cast({{ desensitise('legal_representative', 'person_name') }} as {{ dbt.type_string() }}) as legal_representative,
+    cast({{ desensitise('legal_representative', 'person_name') }} as {{ dbt.type_string() }})
+        as legal_representative,
     cast(entity_type as {{ dbt.type_string() }}) as entity_type,
     cast(district_code as {{ dbt.type_string() }}) as district_code,
     cast(industry_code as {{ dbt.type_string() }}) as industry_code,

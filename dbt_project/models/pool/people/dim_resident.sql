@@ -9,4 +9,6 @@ with residents as (
     select * from {{ ref('int_people__residents') }}
 )
 
-{{ suppress_small_classes('residents', ['resident_key', 'sex', 'age_band', 'school_stage', 'district_code']) }}
+{{ suppress_small_classes(
+    'residents', ['resident_key', 'sex', 'age_band', 'school_stage', 'district_code']
+) }}

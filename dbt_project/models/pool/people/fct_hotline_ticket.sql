@@ -14,8 +14,9 @@
 -- The API serves each ticket's latest version at fetch time, so a ticket first fetched already closed has
 -- its response at closure at the latest. Closure time: hours from received_at to closed_at; null (and
 -- flagged) when closed_at is before received_at. The caller's phone is restricted and never enters the pool;
--- the free-text description does, scrubbed (macros/masking.sql -> citybrain/privacy/scrub.py): names, addresses,
--- phones, IDs, bank cards, e-mail and plates in it are masked, other numbers (order numbers, amounts) stay.
+-- the free-text description does, scrubbed (macros/masking.sql -> citybrain/privacy/scrub.py): names,
+-- addresses, phones, IDs, bank cards, e-mail and plates in it are masked, other numbers (order numbers,
+-- amounts) stay.
 with versions as (
     select
         *,
@@ -29,7 +30,8 @@ with versions as (
 windowed as (
     select * from versions
     where true {{ partition_window('received_date') }}
-    {%- if is_incremental() and 'last_loaded_at' in adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list %}
+    {%- if is_incremental()
+        and 'last_loaded_at' in adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list %}
         or received_date in (
             select received_date from versions
             where _loaded_at > (select max(last_loaded_at) from {{ this }})
@@ -78,11 +80,11 @@ select
     last_loaded_at,
     case
         when responded_at >= received_at
-            then cast({{ dbt.datediff('received_at', 'responded_at', 'second') }} as double) / 3600
+            then cast({{ dbt.datediff('received_at', 'responded_at', 'second') }} as double) / 3600  -- noqa: LT05
     end as response_hours,
     case
         when closed_at >= received_at
-            then cast({{ dbt.datediff('received_at', 'closed_at', 'second') }} as double) / 3600
+            then cast({{ dbt.datediff('received_at', 'closed_at', 'second') }} as double) / 3600  -- noqa: LT05
     end as closure_hours,
     coalesce(closed_at < received_at, false) as closed_before_received
 from latest

@@ -45,7 +45,7 @@ ranked as (
     left join {{ source('reference', 'vocabularies') }} as channel_vocabulary
         on channel_vocabulary.feed_id = 'egov_applications'
         and channel_vocabulary.column_name = 'channel'
-        and channel_vocabulary.value = windowed.channel
+        and windowed.channel = channel_vocabulary.value
 )
 
 select

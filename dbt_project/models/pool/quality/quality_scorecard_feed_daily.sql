@@ -78,7 +78,8 @@ arrival_gaps as (
     select
         feed_id,
         cast({{ local_time('arrived_at', timezone) }} as date) as day,
-        max({{ epoch_seconds('arrived_at') }} - {{ epoch_seconds('previous_arrival_at') }}) / 3600.0 as max_gap_hours
+        max({{ epoch_seconds('arrived_at') }} - {{ epoch_seconds('previous_arrival_at') }})
+        / 3600.0 as max_gap_hours
     from arrivals
     where previous_arrival_at is not null
     group by all
@@ -105,7 +106,8 @@ results as (
 results_by_day as (
     select
         *,
-        coalesce(try_cast(partition_key as date), cast({{ local_time('evaluated_at', timezone) }} as date)) as day
+        coalesce(try_cast(partition_key as date), cast({{ local_time('evaluated_at', timezone) }} as date))
+            as day
     from results
 ),
 
@@ -231,13 +233,29 @@ judged as (
         case
             when not is_expected then null
             when partitioned
-                then greatest(0, ({{ epoch_seconds('coalesce(first_arrival_at, as_of)') }} - {{ epoch_seconds('partition_due_at') }}) / 3600.0)
+                then greatest(
+                        0,
+                        (
+                            {{ epoch_seconds('coalesce(first_arrival_at, as_of)') }}
+                            - {{ epoch_seconds('partition_due_at') }}
+                        )
+                        / 3600.0
+                    )
             when last_arrival_at is null
-                then greatest(0, ({{ epoch_seconds('checkpoint_at') }} - {{ epoch_seconds('first_attempt_at') }}) / 3600.0)
+                then greatest(
+                        0,
+                        ({{ epoch_seconds('checkpoint_at') }} - {{ epoch_seconds('first_attempt_at') }})
+                        / 3600.0
+                    )
             else greatest(
-                0,
-                greatest(max_gap_hours, ({{ epoch_seconds('checkpoint_at') }} - {{ epoch_seconds('last_arrival_at') }}) / 3600.0) - max_age_hours
-            )
+                    0,
+                    greatest(
+                        max_gap_hours,
+                        ({{ epoch_seconds('checkpoint_at') }} - {{ epoch_seconds('last_arrival_at') }})
+                        / 3600.0
+                    )
+                    - max_age_hours
+                )
         end as lateness_hours
     from expected
 )

@@ -45,7 +45,8 @@ select
     cast(reasons.reason as {{ dbt.type_string() }}) as reason,
     cast(coalesce(reasons.rows_quarantined, 0) as bigint) as rows_quarantined,
     cast(coalesce(reasons.rows_in_quarantine, 0) as bigint) as rows_in_quarantine,
-    cast(coalesce(reasons.rows_quarantined, 0) / nullif(feed_days.rows_received, 0) as double) as share_of_received
+    cast(coalesce(reasons.rows_quarantined, 0) / nullif(feed_days.rows_received, 0) as double)
+        as share_of_received
 from (
     select
         coalesce(logged.feed_id, kept.feed_id) as feed_id,

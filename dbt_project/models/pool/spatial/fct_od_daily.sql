@@ -8,12 +8,13 @@
         tags=['daily'],
     )
 }}
--- Daily trips between districts, open: the fused estimate of fct_od_daily_unsuppressed (docs/POOL_SPATIAL.md) with
--- small cells suppressed (docs/GOVERNANCE.md "Small-cell suppression"). A pair whose estimated or observed trips
--- are above 0 and below k (catalog/privacy.yaml) is hidden, and so are complements in both margins of the day's OD matrix (trips
--- out of an origin, trips into a destination): in each, the hidden cells are none or at least two summing to
--- at least k. Crossed margins can need several passes (rounds); whatever is left is caught by the blocking
--- check at publication. A pair hidden in an earlier build of the same day stays hidden.
+-- Daily trips between districts, open: the fused estimate of fct_od_daily_unsuppressed (docs/POOL_SPATIAL.md)
+-- with small cells suppressed (docs/GOVERNANCE.md "Small-cell suppression"). A pair whose estimated or
+-- observed trips are above 0 and below k (catalog/privacy.yaml) is hidden, and so are complements in both
+-- margins of the day's OD matrix (trips out of an origin, trips into a destination): in each, the hidden
+-- cells are none or at least two summing to at least k. Crossed margins can need several passes (rounds);
+-- whatever is left is caught by the blocking check at publication. A pair hidden in an earlier build of the
+-- same day stays hidden.
 with fused as (
     select * from {{ ref('fct_od_daily_unsuppressed') }}
     where 1 = 1 {{ partition_window('stat_date') }}
@@ -22,7 +23,9 @@ with fused as (
 cells as (
     select
         fused.*,
-        {{ was_suppressed('fused', 'est_trips_suppressed', ['origin_district_code', 'destination_district_code'], 'stat_date') }} as was_suppressed
+        {{ was_suppressed(
+            'fused', 'est_trips_suppressed', ['origin_district_code', 'destination_district_code'], 'stat_date'
+        ) }} as was_suppressed
     from fused
 ),
 

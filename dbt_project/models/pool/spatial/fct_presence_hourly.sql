@@ -8,11 +8,12 @@
         tags=['daily'],
     )
 }}
--- Hourly population per grid cell, open: the fused estimate of fct_presence_hourly_unsuppressed (docs/POOL_SPATIAL.md)
--- with small cells suppressed (docs/GOVERNANCE.md "Small-cell suppression"). A cell whose estimate or observed
--- subscribers are above 0 and below k (catalog/privacy.yaml) is hidden, and so are complements: within each district and hour, whose total the
--- district indicators publish (summed over hours and days), the hidden cells are none or at least two
--- summing to at least k. A cell hidden in an earlier build of the same day stays hidden.
+-- Hourly population per grid cell, open: the fused estimate of fct_presence_hourly_unsuppressed
+-- (docs/POOL_SPATIAL.md) with small cells suppressed (docs/GOVERNANCE.md "Small-cell suppression"). A cell
+-- whose estimate or observed subscribers are above 0 and below k (catalog/privacy.yaml) is hidden, and so
+-- are complements: within each district and hour, whose total the district indicators publish (summed over
+-- hours and days), the hidden cells are none or at least two summing to at least k. A cell hidden in an
+-- earlier build of the same day stays hidden.
 -- Hidden: est_population and observed_subscribers (null; est_population_suppressed true). The other
 -- columns (operator shares and counts of operators) say nothing about how many people are there.
 with fused as (
@@ -23,7 +24,8 @@ with fused as (
 cells as (
     select
         fused.*,
-        {{ was_suppressed('fused', 'est_population_suppressed', ['grid_id', 'hour_start'], 'stat_date') }} as was_suppressed
+        {{ was_suppressed('fused', 'est_population_suppressed', ['grid_id', 'hour_start'], 'stat_date') }}
+            as was_suppressed
     from fused
 ),
 

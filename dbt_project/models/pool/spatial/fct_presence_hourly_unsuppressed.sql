@@ -70,7 +70,8 @@ select
     cast(district_code as {{ dbt.type_string() }}) as district_code,
     cast(stat_date as date) as stat_date,
     cast(hour_start as {{ type_timestamptz() }}) as hour_start,
-    cast(sum(subscribers) / sum(subscriber_share) / {{ var('presence_coverage', 0.9) }} as double) as est_population,
+    cast(sum(subscribers) / sum(subscriber_share) / {{ var('presence_coverage', 0.9) }} as double)
+        as est_population,
     cast(sum(subscribers) as double) as observed_subscribers,
     cast(sum(subscriber_share) as double) as share_covered,
     cast(count(*) as integer) as operators_reporting,

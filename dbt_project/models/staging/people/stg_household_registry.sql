@@ -13,7 +13,8 @@ crosswalk as (
 renamed as (
     select
         {{ ric_normalize('id_number') }} as id_number,
-        case when nullif(trim(id_number), '') is null then 'blank' else {{ ric_problem('id_number') }} end as id_number_problem,
+        case when nullif(trim(id_number), '') is null then 'blank' else {{ ric_problem('id_number') }} end
+            as id_number_problem,
         nullif({{ halfwidth('name') }}, '') as name,
         case {{ halfwidth('sex') }} when '男' then 'M' when '女' then 'F' end as sex,
         try_cast(nullif({{ halfwidth('birth_date') }}, '') as date) as birth_date,

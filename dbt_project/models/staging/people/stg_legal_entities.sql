@@ -13,7 +13,8 @@ crosswalk as (
 renamed as (
     select
         {{ uscc_normalize('uscc') }} as uscc,
-        case when nullif(trim(uscc), '') is null then 'blank' else {{ uscc_problem('uscc') }} end as uscc_problem,
+        case when nullif(trim(uscc), '') is null then 'blank' else {{ uscc_problem('uscc') }} end
+            as uscc_problem,
         nullif({{ halfwidth('name') }}, '') as name,
         nullif({{ halfwidth('legal_representative') }}, '') as legal_representative,
         nullif({{ halfwidth('entity_type') }}, '') as entity_type,

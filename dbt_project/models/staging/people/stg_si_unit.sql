@@ -13,7 +13,8 @@ renamed as (
     select
         nullif({{ halfwidth('unit_id') }}, '') as unit_id,
         {{ uscc_normalize('uscc') }} as uscc,
-        case when nullif(trim(uscc), '') is null then 'blank' else {{ uscc_problem('uscc') }} end as uscc_problem,
+        case when nullif(trim(uscc), '') is null then 'blank' else {{ uscc_problem('uscc') }} end
+            as uscc_problem,
         nullif({{ halfwidth('unit_name') }}, '') as unit_name,
         nullif({{ halfwidth('district_code') }}, '') as district_code_delivered,
         nullif({{ halfwidth('status') }}, '') as status,

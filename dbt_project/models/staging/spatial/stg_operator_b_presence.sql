@@ -15,7 +15,13 @@ renamed as (
         {{ shanghai_timestamp(
             "substr(trim(stat_date), 1, 4) || '-' || substr(trim(stat_date), 5, 2) || '-' || substr(trim(stat_date), 7, 2)"
             ~ " || ' ' || lpad(trim(hour), 2, '0') || ':00:00'") }} as hour_start,
-        try_cast(substr(trim(stat_date), 1, 4) || '-' || substr(trim(stat_date), 5, 2) || '-' || substr(trim(stat_date), 7, 2) as date) as stat_date,
+        try_cast(
+            substr(trim(stat_date), 1, 4)
+            || '-'
+            || substr(trim(stat_date), 5, 2)
+            || '-'
+            || substr(trim(stat_date), 7, 2) as date
+        ) as stat_date,
         case when coalesce(trim(is_masked), '0') <> '1' then {{ count_or_null('pop') }} end as user_count,
         coalesce(trim(is_masked) = '1', false) as is_suppressed,
         73 + (try_cast(split_part(trim(grid_id), '_', 1) as integer) + 0.5) * 0.005 as center_lng_gcj02,

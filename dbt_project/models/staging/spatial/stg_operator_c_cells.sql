@@ -10,7 +10,8 @@ crosswalk as (
 ),
 
 counties as (
-    select cast(lng as double) as lng, cast(lat as double) as lat from {{ source('reference', 'city_counties') }}
+    select cast(lng as double) as lng, cast(lat as double) as lat
+    from {{ source('reference', 'city_counties') }}
 ),
 
 renamed as (
@@ -31,7 +32,8 @@ renamed as (
 repaired as (
     select
         *,
-        coalesce(lng_delivered between 18 and 54 and lat_delivered between 73 and 136, false) as coords_swapped
+        coalesce(lng_delivered between 18 and 54 and lat_delivered between 73 and 136, false)
+            as coords_swapped
     from renamed
 ),
 
@@ -47,7 +49,9 @@ nearest_county as (
     select
         oriented._row_number,
         oriented._file_sha256,
-        min({{ distance_m('oriented.lat_repaired', 'oriented.lng_repaired', 'counties.lat', 'counties.lng') }}) as nearest_county_m
+        min(
+            {{ distance_m('oriented.lat_repaired', 'oriented.lng_repaired', 'counties.lat', 'counties.lng') }}
+        ) as nearest_county_m
     from oriented
     cross join counties
     where oriented.lng_repaired is not null and oriented.lat_repaired is not null
@@ -86,7 +90,11 @@ select
     coalesce(located.outside_city, false) as outside_city,
     case when not coalesce(located.outside_city, false) then located.lng_repaired end as lng,
     case when not coalesce(located.outside_city, false) then located.lat_repaired end as lat,
-    case when not coalesce(located.outside_city, false) then {{ grid_cell('located.lat_repaired', 'located.lng_repaired') }} end as grid_id,
+    case
+        when
+            not coalesce(located.outside_city, false)
+            then {{ grid_cell('located.lat_repaired', 'located.lng_repaired') }}
+    end as grid_id,
     located.nearest_county_m,
     located.coverage_radius_m,
     located._source_file,

@@ -15,7 +15,8 @@ crosswalk as (
 ),
 
 counties as (
-    select cast(lng as double) as lng, cast(lat as double) as lat from {{ source('reference', 'city_counties') }}
+    select cast(lng as double) as lng, cast(lat as double) as lat
+    from {{ source('reference', 'city_counties') }}
 ),
 
 renamed as (
@@ -53,7 +54,11 @@ select
     coalesce(located.outside_city, false) as outside_city,
     case when not coalesce(located.outside_city, false) then located.lng_converted end as lng,
     case when not coalesce(located.outside_city, false) then located.lat_converted end as lat,
-    case when not coalesce(located.outside_city, false) then {{ grid_cell('located.lat_converted', 'located.lng_converted') }} end as grid_id,
+    case
+        when
+            not coalesce(located.outside_city, false)
+            then {{ grid_cell('located.lat_converted', 'located.lng_converted') }}
+    end as grid_id,
     located.nearest_county_m,
     located.capacity,
     located.enrolment,
