@@ -59,6 +59,8 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	@# the dbt models through dbt's templater (.sqlfluff); compiled against an in-memory DuckDB, not the lake
+	CITYBRAIN_WAREHOUSE=:memory: $(BIN)/sqlfluff lint dbt_project/models dbt_project/snapshots
 
 ## Open the Dagster UI on http://127.0.0.1:3000
 ui: setup

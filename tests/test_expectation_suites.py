@@ -33,7 +33,7 @@ EXTENTS = {  # rough boxes of three Hangzhou districts (min_lng, min_lat, max_ln
 
 
 def _pool_models() -> dict[str, dict]:
-    """Models of the pool schema (models/pool and models/indicators/pool) from the dbt manifest."""
+    """Models of the pool schema (folder models/pool) from the dbt manifest."""
     manifest = json.loads(citybrain_dbt_project.manifest_path.read_text(encoding="utf-8"))
     return {
         n["name"]: n

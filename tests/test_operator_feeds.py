@@ -93,7 +93,7 @@ def _project(tmp: Path, catalog, staging: dict[str, str], feeds: list[dict]) -> 
         REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages")
     )
     for name, sql in staging.items():
-        (project / "models" / "staging" / name).write_text(sql, encoding="utf-8")
+        (project / "models" / "staging" / "spatial" / name).write_text(sql, encoding="utf-8")
     sources_file = project / "models" / "staging" / "_sources.yml"
     sources = yaml.safe_load(sources_file.read_text(encoding="utf-8"))
     raw_source = next(s for s in sources["sources"] if s["name"] == "raw")

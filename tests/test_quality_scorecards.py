@@ -1,6 +1,6 @@
 """Quality scorecards: built by the nightly job on a small demo lake, they agree with the ingestion log,
 the quarantine and the check results of the run; lateness follows the documented rule (dbt_project/models/
-quality/_quality.yml) when deliveries are made late or go missing."""
+pool/quality/_quality_pool.yml) when deliveries are made late or go missing."""
 
 from __future__ import annotations
 

@@ -100,8 +100,9 @@ def test_no_dbt_var_or_literal_k_is_left_in_the_models():
 
 
 def test_the_models_hide_small_cells_and_complements(dbt_dir):
-    """dbt unit tests (dbt_project/models/_small_cells_unit_tests.yml): a cell of 3 with its complement, two
-    small cells that protect each other, a small observed count behind a large estimate, crossed OD margins."""
+    """dbt unit tests (dbt_project/models/pool/spatial/_small_cells_unit_tests.yml): a cell of 3 with its
+    complement, two small cells that protect each other, a small observed count behind a large estimate,
+    crossed OD margins."""
     names = ["fct_presence_hourly_hides_small_cells_and_complements", "fct_od_daily_complements_both_margins"]
     proc = _dbt(dbt_dir, "test", "--select", *names)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr

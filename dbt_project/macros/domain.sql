@@ -1,42 +1,36 @@
 {#-
   Domain functions, one macro each. On DuckDB they call the functions registered by
-  citybrain/transform/dbt_plugin.py (python-stdnum, prcoords, h3); another engine adds its own
-  `<adapter>__<name>` implementation through adapter.dispatch: `spark__` calls the functions of the same names
-  registered by citybrain/scale/spark_functions.py (Spark Python UDFs take arguments as given, so
-  coordinates are cast to double as DuckDB's declared parameter types do).
+  citybrain/transform/dbt_plugin.py (python-stdnum, prcoords, h3); on Spark the functions of the same names
+  registered by citybrain/scale/spark_functions.py. Where both engines take the same call, it is written once
+  as `default__<name>`; an engine that needs another spelling adds `<adapter>__<name>` (adapter.dispatch):
+  `spark__` casts coordinates to double (Spark Python UDFs take arguments as given, DuckDB's declared
+  parameter types cast them).
 -#}
 
 {% macro halfwidth(expr) %}{{ return(adapter.dispatch('halfwidth', 'citybrain')(expr)) }}{% endmacro %}
-{% macro duckdb__halfwidth(expr) %}cb_halfwidth({{ expr }}){% endmacro %}
-{% macro spark__halfwidth(expr) %}cb_halfwidth({{ expr }}){% endmacro %}
+{% macro default__halfwidth(expr) %}cb_halfwidth({{ expr }}){% endmacro %}
 
 {#- Canonical 18-character resident ID (15-digit numbers upgraded, upper-case X), null when invalid. -#}
 {% macro ric_normalize(expr) %}{{ return(adapter.dispatch('ric_normalize', 'citybrain')(expr)) }}{% endmacro %}
-{% macro duckdb__ric_normalize(expr) %}cb_ric_normalize({{ expr }}){% endmacro %}
-{% macro spark__ric_normalize(expr) %}cb_ric_normalize({{ expr }}){% endmacro %}
+{% macro default__ric_normalize(expr) %}cb_ric_normalize({{ expr }}){% endmacro %}
 
 {#- Why a resident ID is invalid: blank, bad_length, bad_format, bad_check_digit, bad_birth_date; null when valid. -#}
 {% macro ric_problem(expr) %}{{ return(adapter.dispatch('ric_problem', 'citybrain')(expr)) }}{% endmacro %}
-{% macro duckdb__ric_problem(expr) %}cb_ric_problem({{ expr }}){% endmacro %}
-{% macro spark__ric_problem(expr) %}cb_ric_problem({{ expr }}){% endmacro %}
+{% macro default__ric_problem(expr) %}cb_ric_problem({{ expr }}){% endmacro %}
 
 {% macro ric_birth_date(expr) %}{{ return(adapter.dispatch('ric_birth_date', 'citybrain')(expr)) }}{% endmacro %}
-{% macro duckdb__ric_birth_date(expr) %}cb_ric_birth_date({{ expr }}){% endmacro %}
-{% macro spark__ric_birth_date(expr) %}cb_ric_birth_date({{ expr }}){% endmacro %}
+{% macro default__ric_birth_date(expr) %}cb_ric_birth_date({{ expr }}){% endmacro %}
 
 {#- 'M' or 'F' from the sequence digit of a valid ID. -#}
 {% macro ric_sex(expr) %}{{ return(adapter.dispatch('ric_sex', 'citybrain')(expr)) }}{% endmacro %}
-{% macro duckdb__ric_sex(expr) %}cb_ric_sex({{ expr }}){% endmacro %}
-{% macro spark__ric_sex(expr) %}cb_ric_sex({{ expr }}){% endmacro %}
+{% macro default__ric_sex(expr) %}cb_ric_sex({{ expr }}){% endmacro %}
 
 {% macro uscc_normalize(expr) %}{{ return(adapter.dispatch('uscc_normalize', 'citybrain')(expr)) }}{% endmacro %}
-{% macro duckdb__uscc_normalize(expr) %}cb_uscc_normalize({{ expr }}){% endmacro %}
-{% macro spark__uscc_normalize(expr) %}cb_uscc_normalize({{ expr }}){% endmacro %}
+{% macro default__uscc_normalize(expr) %}cb_uscc_normalize({{ expr }}){% endmacro %}
 
 {#- Why a USCC is invalid: blank, bad_length, bad_format, bad_check_char; null when valid. -#}
 {% macro uscc_problem(expr) %}{{ return(adapter.dispatch('uscc_problem', 'citybrain')(expr)) }}{% endmacro %}
-{% macro duckdb__uscc_problem(expr) %}cb_uscc_problem({{ expr }}){% endmacro %}
-{% macro spark__uscc_problem(expr) %}cb_uscc_problem({{ expr }}){% endmacro %}
+{% macro default__uscc_problem(expr) %}cb_uscc_problem({{ expr }}){% endmacro %}
 
 {#- WGS-84 longitude / latitude from GCJ-02 or BD-09; null outside China. -#}
 {% macro gcj02_to_wgs84_lng(lng, lat) %}{{ return(adapter.dispatch('gcj02_to_wgs84_lng', 'citybrain')(lng, lat)) }}{% endmacro %}
@@ -57,16 +51,13 @@
 {% macro duckdb__grid_cell(lat, lng) %}cb_h3_cell({{ lat }}, {{ lng }}, {{ var('grid_resolution', 8) }}){% endmacro %}
 {% macro spark__grid_cell(lat, lng) %}cb_h3_cell(cast({{ lat }} as double), cast({{ lng }} as double), {{ var('grid_resolution', 8) }}){% endmacro %}
 {% macro grid_cell_lat(cell) %}{{ return(adapter.dispatch('grid_cell_lat', 'citybrain')(cell)) }}{% endmacro %}
-{% macro duckdb__grid_cell_lat(cell) %}cb_h3_lat({{ cell }}){% endmacro %}
-{% macro spark__grid_cell_lat(cell) %}cb_h3_lat({{ cell }}){% endmacro %}
+{% macro default__grid_cell_lat(cell) %}cb_h3_lat({{ cell }}){% endmacro %}
 {% macro grid_cell_lng(cell) %}{{ return(adapter.dispatch('grid_cell_lng', 'citybrain')(cell)) }}{% endmacro %}
-{% macro duckdb__grid_cell_lng(cell) %}cb_h3_lng({{ cell }}){% endmacro %}
-{% macro spark__grid_cell_lng(cell) %}cb_h3_lng({{ cell }}){% endmacro %}
+{% macro default__grid_cell_lng(cell) %}cb_h3_lng({{ cell }}){% endmacro %}
 
 {#- Keyed-hash pseudonym (HMAC-SHA256; the salt comes from the environment, a missing salt is an error). -#}
 {% macro pseudonym(expr) %}{{ return(adapter.dispatch('pseudonym', 'citybrain')(expr)) }}{% endmacro %}
-{% macro duckdb__pseudonym(expr) %}cb_pseudonym({{ expr }}){% endmacro %}
-{% macro spark__pseudonym(expr) %}cb_pseudonym({{ expr }}){% endmacro %}
+{% macro default__pseudonym(expr) %}cb_pseudonym({{ expr }}){% endmacro %}
 
 {#- A delivered local time text ('YYYY-MM-DD HH:MM:SS', or ISO 8601 with an offset) as a timestamp with time zone;
     texts without an offset are Asia/Shanghai. Unparsable text gives null. -#}
@@ -110,5 +101,4 @@
 
 {#- Median of a numeric expression in an aggregate. -#}
 {% macro median_of(expr) %}{{ return(adapter.dispatch('median_of', 'citybrain')(expr)) }}{% endmacro %}
-{% macro duckdb__median_of(expr) %}median({{ expr }}){% endmacro %}
-{% macro spark__median_of(expr) %}median({{ expr }}){% endmacro %}
+{% macro default__median_of(expr) %}median({{ expr }}){% endmacro %}

@@ -1,42 +1,37 @@
 {#-
-  Desensitisation (DESIGN.md §5, docs/GOVERNANCE.md), one macro each, dispatched like domain.sql so another
-  engine adds `<adapter>__<name>`. On DuckDB they compile to calls of dedicated functions (cb_mask_*,
-  cb_scrub_*, cb_age_*, cb_pseudonym: SQL macros in citybrain/transform/sql/masking.sql, Python UDFs in
-  udfs.py where validation is needed): the build-time lineage check (citybrain/governance/classification.py)
-  recognises masking by those names, so a model must call these macros, not re-implement them inline.
-  The keyed-hash pseudonym is `pseudonym` in domain.sql. On Spark the same names are Spark SQL functions
-  (citybrain/transform/sql/masking_spark.sql) and Python UDFs (citybrain/scale/spark_functions.py).
+  Desensitisation (DESIGN.md §5, docs/GOVERNANCE.md), one macro each, dispatched like domain.sql: one
+  `default__<name>` while the engines agree, an engine that differs adds `<adapter>__<name>`. On DuckDB
+  they compile to calls of dedicated functions (cb_mask_*, cb_scrub_*, cb_age_*, cb_pseudonym: SQL macros
+  in citybrain/transform/sql/masking.sql, Python UDFs in udfs.py where validation is needed): the
+  build-time lineage check (citybrain/governance/classification.py) recognises masking by those names, so
+  a model must call these macros, not re-implement them inline. The keyed-hash pseudonym is `pseudonym` in
+  domain.sql. On Spark the same names are Spark SQL functions (citybrain/transform/sql/masking_spark.sql)
+  and Python UDFs (citybrain/scale/spark_functions.py).
 -#}
 
 {#- Resident ID for display: first 6 and last 4 characters kept, '110105********002X'. -#}
 {% macro mask_resident_id(expr) %}{{ return(adapter.dispatch('mask_resident_id', 'citybrain')(expr)) }}{% endmacro %}
-{% macro duckdb__mask_resident_id(expr) %}cb_mask_id({{ expr }}){% endmacro %}
-{% macro spark__mask_resident_id(expr) %}cb_mask_id({{ expr }}){% endmacro %}
+{% macro default__mask_resident_id(expr) %}cb_mask_id({{ expr }}){% endmacro %}
 
 {#- Phone number for display: first 3 and last 4 digits kept, '138****1234'. -#}
 {% macro mask_phone(expr) %}{{ return(adapter.dispatch('mask_phone', 'citybrain')(expr)) }}{% endmacro %}
-{% macro duckdb__mask_phone(expr) %}cb_mask_phone({{ expr }}){% endmacro %}
-{% macro spark__mask_phone(expr) %}cb_mask_phone({{ expr }}){% endmacro %}
+{% macro default__mask_phone(expr) %}cb_mask_phone({{ expr }}){% endmacro %}
 
 {#- Person name for display: the surname kept, '张*' (two-character compound surnames: '欧阳**'). -#}
 {% macro mask_name(expr) %}{{ return(adapter.dispatch('mask_name', 'citybrain')(expr)) }}{% endmacro %}
-{% macro duckdb__mask_name(expr) %}cb_mask_name({{ expr }}){% endmacro %}
-{% macro spark__mask_name(expr) %}cb_mask_name({{ expr }}){% endmacro %}
+{% macro default__mask_name(expr) %}cb_mask_name({{ expr }}){% endmacro %}
 
 {#- Free text de-identified (citybrain/privacy/scrub.py): valid IDs, cards, phones, e-mail, plates, person names
     (the warehouse registry's as dictionary) and addresses below the township masked; other numbers untouched. -#}
 {% macro scrub_text(expr) %}{{ return(adapter.dispatch('scrub_text', 'citybrain')(expr)) }}{% endmacro %}
-{% macro duckdb__scrub_text(expr) %}cb_scrub_text({{ expr }}){% endmacro %}
-{% macro spark__scrub_text(expr) %}cb_scrub_text({{ expr }}){% endmacro %}
+{% macro default__scrub_text(expr) %}cb_scrub_text({{ expr }}){% endmacro %}
 
 {#- Generalisation of a birth date: whole years of age at as_of, and the five-year band
     ('00-04' ... '80-84', '85+'). Null for an unknown or future birth date. -#}
 {% macro age_years(birth_date, as_of) %}{{ return(adapter.dispatch('age_years', 'citybrain')(birth_date, as_of)) }}{% endmacro %}
-{% macro duckdb__age_years(birth_date, as_of) %}cb_age_years({{ birth_date }}, {{ as_of }}){% endmacro %}
-{% macro spark__age_years(birth_date, as_of) %}cb_age_years({{ birth_date }}, {{ as_of }}){% endmacro %}
+{% macro default__age_years(birth_date, as_of) %}cb_age_years({{ birth_date }}, {{ as_of }}){% endmacro %}
 {% macro age_band(birth_date, as_of) %}{{ return(adapter.dispatch('age_band', 'citybrain')(birth_date, as_of)) }}{% endmacro %}
-{% macro duckdb__age_band(birth_date, as_of) %}cb_age_band({{ birth_date }}, {{ as_of }}){% endmacro %}
-{% macro spark__age_band(birth_date, as_of) %}cb_age_band({{ birth_date }}, {{ as_of }}){% endmacro %}
+{% macro default__age_band(birth_date, as_of) %}cb_age_band({{ birth_date }}, {{ as_of }}){% endmacro %}
 
 {#-
   Desensitisation chosen by the PII kind of the catalog (catalog/sources.yaml), so a model declares what it

@@ -1,0 +1,36 @@
+{{ config(materialized=udf_unpartitioned_materialization()) }}
+-- 社保参保人员: insurance enrolments (one row per person, employer and insurance type). Incremental on
+-- updated_at: one row per version read; int_people__si_insured_current keeps the latest.
+with source as (
+    select * from {{ source('raw', 'si_insured') }}
+),
+
+renamed as (
+    select
+        nullif({{ halfwidth('insured_id') }}, '') as insured_id,
+        {{ ric_normalize('id_number') }} as id_number,
+        case when nullif(trim(id_number), '') is null then 'blank' else {{ ric_problem('id_number') }} end
+            as id_number_problem,
+        nullif({{ halfwidth('name') }}, '') as name,
+        nullif({{ halfwidth('unit_id') }}, '') as unit_id,
+        nullif({{ halfwidth('insurance_type') }}, '') as insurance_type,
+        nullif({{ halfwidth('status') }}, '') as status,
+        -- 'YYYYMM' -> first day of that month
+        try_cast(
+            substr({{ halfwidth('start_month') }}, 1, 4)
+            || '-'
+            || substr({{ halfwidth('start_month') }}, 5, 2)
+            || '-01'
+            as date
+        ) as start_month,
+        try_cast(nullif({{ halfwidth('monthly_base') }}, '') as decimal(12, 2)) as monthly_base,
+        {{ shanghai_timestamp(halfwidth('updated_at')) }} as updated_at,
+        _source_file,
+        _file_sha256,
+        _row_number,
+        _batch_id,
+        _loaded_at
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,73 @@
+{{ config(materialized=udf_unpartitioned_materialization()) }}
+-- 学校: the education bureau's termly snapshot (CSV with BOM, BD-09), typed, with coordinates repaired and
+-- converted to WGS-84 (same rules as stg_medical_facilities):
+--   coords_swapped: the pair only makes sense swapped (lng in China's latitude range and lat in its
+--                   longitude range), so it is swapped back;
+--   outside_city:   converts to nowhere in China, or lies in no grid cell of a configured county
+--                   (reference.county_cells, from the county polygons); lng/lat are then null;
+--   enrolment_over_capacity: more pupils than approved seats (kept as delivered, flagged).
+with source as (
+    select * from {{ source('raw', 'schools') }}
+),
+
+crosswalk as (
+    select code, maps_to from {{ source('reference', 'division_crosswalk') }}
+),
+
+counties as (
+    select cast(lng as double) as lng, cast(lat as double) as lat
+    from {{ source('reference', 'city_counties') }}
+),
+
+renamed as (
+    select
+        nullif({{ halfwidth('school_id') }}, '') as school_id,
+        nullif({{ halfwidth('name') }}, '') as name,
+        nullif({{ halfwidth('stage') }}, '') as stage,
+        nullif({{ halfwidth('district_code') }}, '') as district_code_delivered,
+        nullif({{ halfwidth('address') }}, '') as address,
+        try_cast(nullif({{ halfwidth('lng_bd09') }}, '') as double) as lng_delivered,
+        try_cast(nullif({{ halfwidth('lat_bd09') }}, '') as double) as lat_delivered,
+        try_cast(try_cast(nullif({{ halfwidth('capacity') }}, '') as double) as integer) as capacity,
+        try_cast(try_cast(nullif({{ halfwidth('enrolment') }}, '') as double) as integer) as enrolment,
+        nullif({{ halfwidth('term') }}, '') as term,
+        _source_file,
+        _file_sha256,
+        _row_number,
+        _batch_id,
+        _loaded_at
+    from source
+),
+
+{{ located_points('bd09') }}
+
+select
+    located.school_id,
+    located.name,
+    located.stage,
+    located.district_code_delivered,
+    crosswalk.maps_to as district_code,
+    located.address,
+    located.lng_delivered as lng_bd09_delivered,
+    located.lat_delivered as lat_bd09_delivered,
+    located.coords_swapped,
+    coalesce(located.outside_city, false) as outside_city,
+    case when not coalesce(located.outside_city, false) then located.lng_converted end as lng,
+    case when not coalesce(located.outside_city, false) then located.lat_converted end as lat,
+    case
+        when
+            not coalesce(located.outside_city, false)
+            then {{ grid_cell('located.lat_converted', 'located.lng_converted') }}
+    end as grid_id,
+    located.nearest_county_m,
+    located.capacity,
+    located.enrolment,
+    coalesce(located.enrolment > located.capacity, false) as enrolment_over_capacity,
+    located.term,
+    located._source_file,
+    located._file_sha256,
+    located._row_number,
+    located._batch_id,
+    located._loaded_at
+from located
+left join crosswalk on located.district_code_delivered = crosswalk.code
