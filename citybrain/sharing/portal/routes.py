@@ -173,7 +173,7 @@ def portal_router(
             account = authenticate(store, form.get("name"), form.fields.get("password", [""])[0],
                                    config.limits, via="portal")  # fmt: skip
         except LoginFailed:
-            return render(request, "login.html", 401, next=target, failed=True, name=form.get("name"))
+            return render(request, "login.html", 401, next=target, failed=True, typed_name=form.get("name"))
         response = see_other(target)
         start_session(store, account, response, request)
         return response
