@@ -10,7 +10,7 @@ MANIFEST := dbt_project/target/manifest.json
 # dbt and dagster-dbt look for the `dbt` executable on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test test-all test-scale scale-demo lint ui lock browser-check clean
+.PHONY: setup demo test test-all test-scale scale-demo lint ui portal lock browser-check clean
 
 setup: $(STAMP) $(MANIFEST)
 
@@ -62,6 +62,12 @@ lint: setup
 ## Open the Dagster UI on http://127.0.0.1:3000
 ui: setup
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+## The sharing API and its web portal on http://127.0.0.1:$(PORTAL_PORT)/portal/ (docs/SHARING.md, Portal).
+PORTAL_PORT ?= 8765
+portal: setup
+	$(BIN)/citybrain sharing init
+	$(BIN)/citybrain sharing serve --host 127.0.0.1 --port $(PORTAL_PORT)
 
 ## Render the asset graph in headless Chromium (needs Debian's chromium).
 browser-check: setup
