@@ -12,7 +12,10 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup demo test test-all test-scale scale-demo lint ui portal lock browser-check clean
 
-setup: $(STAMP) $(MANIFEST)
+# GX Data Docs load bootstrap, jQuery, font-awesome ... from CDNs: vendored from npm so they render offline.
+DOCS_ASSETS := $(VENV)/share/citybrain/data_docs_assets/ready.json
+
+setup: $(STAMP) $(MANIFEST) $(DOCS_ASSETS)
 
 # --compile-bytecode: uv writes no .pyc files by default, and where PYTHONDONTWRITEBYTECODE is set no
 # import writes them either, so every `dagster` command recompiled dagster, dbt-core and the rest
@@ -25,6 +28,10 @@ $(STAMP): requirements.lock pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+
+$(DOCS_ASSETS): $(STAMP) citybrain/quality/data_docs_assets.yaml
+	$(BIN)/python -m citybrain.quality.docs_assets
+	@touch $@
 
 $(MANIFEST): $(STAMP) $(DBT_SOURCES)
 	$(BIN)/dagster-dbt project prepare-and-package --file assets/dbt_project.py
