@@ -248,3 +248,24 @@ def test_the_data_office_sees_overdue_clocks_and_grants_ending_soon(portal):
     assert f'data-application="{late.id}"' in overdue and f'data-application="{soon}"' not in overdue
     assert f'data-grant="{ending_grant}"' in expiring
     assert portal.session("li_analyst").get(f"{portal.base}/portal/office").status_code == 403
+
+
+def test_quality_trend_comes_from_the_run_history_and_shows_on_the_resource_page(portal):
+    from citybrain.resource_catalog.build import QUALITY_TREND_RUNS, _quality_trend
+    from citybrain.resource_catalog.export import read_json, write_json
+    from citybrain.resource_catalog.history import RunHistory, SuiteScore
+
+    runs = {f"run{n:02d}": SuiteScore("pool.dim_area", f"run{n:02d}", f"2026-11-{n:02d}T02:00:00", 8, 8 - n % 2, 0)
+            for n in range(1, QUALITY_TREND_RUNS + 3)}  # fmt: skip
+    trend = _quality_trend(RunHistory(scores={"pool.dim_area": runs}), "pool.dim_area")
+    assert [t["run_id"] for t in trend] == [f"run{n:02d}" for n in range(3, QUALITY_TREND_RUNS + 3)]
+    assert [t["score"] for t in trend[:2]] == [87.5, 100.0]  # run03: 7 of 8 passed; run04: 8 of 8
+
+    path = portal.home / "catalog.json"
+    catalog = read_json(path)
+    next(r for r in catalog.resources if r.code == AREA_CODE).quality_trend = trend
+    write_json(catalog, path)
+    page = portal.session("li_analyst").get(f"{portal.base}/portal/resources/{AREA_CODE}").text
+    table = re.search(r'<table id="quality-trend">(.*?)</table>', page, re.S).group(1)
+    assert re.findall(r"<code>(run\d+)</code>", table) == [t["run_id"] for t in trend]
+    assert '<meter min="0" max="100" low="90" high="99" optimum="100" value="87.5">' in table
