@@ -185,8 +185,10 @@ def test_apply_forward_approve_and_sample_rows_only_within_the_grant(portal):
 
 def test_decisions_need_reasons_and_narrowing_grants_less(portal):
     li, office, wang = (portal.session(n) for n in ("li_analyst", "chen_office", "wang_wjw"))
-    application_id = _apply_for_visits(portal, li)
+    application_id = _apply_for_visits(portal, li, purpose="<script>alert(1)</script> district totals")
     portal.post(office, f"/portal/applications/{application_id}/forward", "/portal/inbox", {})
+    inbox = wang.get(f"{portal.base}/portal/inbox").text  # what a consumer wrote is shown as text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; district totals" in inbox and "<script>alert" not in inbox
     refused = _decide(portal, wang, application_id, decision="refuse", reason="")
     assert refused.status_code == 400 and "needs a reason" in refused.text
     narrowed = _decide(portal, wang, application_id, decision="narrow", reason="district totals suffice",
