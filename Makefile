@@ -10,9 +10,12 @@ MANIFEST := dbt_project/target/manifest.json
 # dbt and dagster-dbt look for the `dbt` executable on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test test-all test-scale scale-demo lint ui lock browser-check clean
+.PHONY: setup demo test test-all test-scale scale-demo lint ui portal lock browser-check clean
 
-setup: $(STAMP) $(MANIFEST)
+# GX Data Docs load bootstrap, jQuery, font-awesome ... from CDNs: vendored from npm so they render offline.
+DOCS_ASSETS := $(VENV)/share/citybrain/data_docs_assets/ready.json
+
+setup: $(STAMP) $(MANIFEST) $(DOCS_ASSETS)
 
 # --compile-bytecode: uv writes no .pyc files by default, and where PYTHONDONTWRITEBYTECODE is set no
 # import writes them either, so every `dagster` command recompiled dagster, dbt-core and the rest
@@ -25,6 +28,10 @@ $(STAMP): requirements.lock pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+
+$(DOCS_ASSETS): $(STAMP) citybrain/quality/data_docs_assets.yaml
+	$(BIN)/python -m citybrain.quality.docs_assets
+	@touch $@
 
 $(MANIFEST): $(STAMP) $(DBT_SOURCES)
 	$(BIN)/dagster-dbt project prepare-and-package --file assets/dbt_project.py
@@ -65,6 +72,12 @@ lint: setup
 ## Open the Dagster UI on http://127.0.0.1:3000
 ui: setup
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+## The sharing API and its web portal on http://127.0.0.1:$(PORTAL_PORT)/portal/ (docs/SHARING.md, Portal).
+PORTAL_PORT ?= 8765
+portal: setup
+	$(BIN)/citybrain sharing init
+	$(BIN)/citybrain sharing serve --host 127.0.0.1 --port $(PORTAL_PORT)
 
 ## Render the asset graph in headless Chromium (needs Debian's chromium).
 browser-check: setup

@@ -8,11 +8,15 @@ is updated under a file lock.
 Only the pages of the step's own suites and results are rendered, and the index lists the newest
 ``INDEX_LIMIT`` results: GX's default (render every stored result, and read all of them for the index)
 costs a little more every night, forever — a year of nightly runs is some 11,000 results.
+
+The pages built in a step are then pointed at vendored copies of the CDN files GX links
+(``docs_assets.localize_site``), so the site renders offline.
 """
 
 from __future__ import annotations
 
 import fcntl
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -70,8 +74,19 @@ def update_data_docs(run_id: str, runs: list) -> Path:
             rendered.append(key)
         _bound_index(context)
         suites = [ExpectationSuiteIdentifier(name=name) for name in sorted(stored)]
+        started = time.time()
         context.build_data_docs(site_names=[SITE], resource_identifiers=[*suites, *rendered])
+        _localize(started)
     return data_docs_index()
+
+
+def _localize(started: float) -> None:
+    """Point the pages this build wrote (by modification time, a second of slack) at the vendored assets."""
+    from citybrain.quality.docs_assets import localize_site
+
+    site = data_docs_index().parent
+    pages = [p for p in site.rglob("*.html") if p.stat().st_mtime >= started - 1]
+    localize_site(site, pages)
 
 
 def _bound_index(context) -> None:

@@ -74,6 +74,7 @@ PII_ZH = {
     "person_or_org_id": "证件号码",
     "precise_location": "精确位置",
 }
+QUALITY_TREND_RUNS = 14  # runs of the quality trend kept per resource: two weeks of nightly runs
 SNAPSHOT_ZH = {"full": "全量快照", "incremental": "增量（按更新时间）", "append": "追加"}
 
 
@@ -131,6 +132,9 @@ class Resource:
     unique_share: float | None = None  # 唯一记录占比 as last published
     reidentification_risk: str = ""  # 重标识风险, in words
     stale: str = ""  # 更新状态: held back at the latest publication (citybrain/staleness.py), in words
+    # 质量趋势: the suite's outcome in its last QUALITY_TREND_RUNS runs, oldest first ({run_id, evaluated_at,
+    # passed, evaluated, score}); the portal draws it on the resource page
+    quality_trend: list[dict] = field(default_factory=list)
 
     @property
     def item_count(self) -> int:
@@ -361,6 +365,17 @@ def _quality(history: RunHistory, suite: str, prefer_run: str | None) -> tuple[f
     )
 
 
+def _quality_trend(history: RunHistory, suite: str) -> list[dict]:
+    """The suite's outcomes in its last ``QUALITY_TREND_RUNS`` runs, oldest first."""
+    runs = sorted((history.scores.get(suite) or {}).values(), key=lambda s: (s.evaluated_at or "", s.run_id))
+    return [
+        {"run_id": s.run_id, "evaluated_at": s.evaluated_at, "passed": s.passed, "evaluated": s.evaluated,
+         "score": score_percent(s.passed, s.evaluated)}
+        for s in runs[-QUALITY_TREND_RUNS:]
+        if s.evaluated
+    ]  # fmt: skip
+
+
 def _differential_privacy(periods: list[dict] | None) -> str:
     """The budget of a table published with differential-privacy noise, e.g. "ε≤1/期（预算 3），2 期，
     单期累计最高 ε=2"; empty when the table carries no noise (docs/GOVERNANCE.md)."""
@@ -487,6 +502,7 @@ def _feed_resource(
         row_count=deliveries.rows if deliveries else None,
         quality_score=quality,
         quality_basis=basis,
+        quality_trend=_quality_trend(history, f"raw.{feed.id}"),
         version=None,
         related_codes=derived,
         items=items,
@@ -567,6 +583,7 @@ def _pool_resource(
         row_count=release.rows if release else None,
         quality_score=quality,
         quality_basis=basis,
+        quality_trend=_quality_trend(history, f"{POOL_SCHEMA}.{table}"),
         version=release.version if release else None,
         related_codes=feed_codes,
         items=items,

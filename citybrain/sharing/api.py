@@ -37,6 +37,7 @@ from citybrain.access.sql_guard import QueryRejected
 from citybrain.sharing.accounts import LoginFailed, authenticate
 from citybrain.sharing.config import SharingConfig
 from citybrain.sharing.grants import Grant, active_grants
+from citybrain.sharing.portal import mount_portal
 from citybrain.sharing.reader import (
     BadCursor,
     NotPublished,
@@ -109,7 +110,9 @@ class RateLimiter:
             window.append(now)
 
 
-def create_app(store: Store, config: SharingConfig, pool_directory: Path | None = None) -> FastAPI:
+def create_app(
+    store: Store, config: SharingConfig, pool_directory: Path | None = None, catalog_path: Path | None = None
+) -> FastAPI:
     limits = config.limits
     limiter = RateLimiter(limits.requests_per_minute)
     app = FastAPI(
@@ -226,6 +229,7 @@ def create_app(store: Store, config: SharingConfig, pool_directory: Path | None 
             "grants": [g.id for g in result.grants],
         })  # fmt: skip
 
+    mount_portal(app, store, config, pool_directory, catalog_path)  # the web pages under /portal
     return app
 
 
