@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -125,7 +126,10 @@ def _value_problem(values: list[str | None]) -> tuple[int, str, str] | None:
 
 
 class BatchBuilder:
-    """Collects rows column by column; checks the key of each row as it arrives."""
+    """Collects rows column by column; checks the key of each row as it arrives.
+
+    ``add`` takes one row; ``add_columns`` takes many as Arrow columns and checks them with a vectorized
+    pre-filter, so only the few flagged rows are checked (by the same rules) in Python."""
 
     def __init__(self, source: str, columns: list[str], key: list[str]):
         self.source = source
@@ -134,38 +138,95 @@ class BatchBuilder:
         self._key = key
         self._values: list[list[str | None]] = [[] for _ in columns]
         self._row_numbers: list[int] = []
+        self._chunks: list[pa.Table] = []
+        self._rows_in_chunks = 0
         self.quarantined: list[QuarantinedRow] = []
         self.warnings: list[str] = []
 
-    def add(self, row_number: int, values: list[str | None], raw_text: str) -> None:
+    def problem(self, values: list[str | None]) -> tuple[str, str] | None:
+        """(reason, detail) if the row must be quarantined: a bad value, or a blank key."""
         problem = _value_problem(values)
         if problem is not None:
             column = self.columns[problem[0]] if problem[0] < len(self.columns) else f"#{problem[0] + 1}"
-            self.quarantine(row_number, raw_text, problem[1], f"column {column!r}: {problem[2]}")
-            return
+            return problem[1], f"column {column!r}: {problem[2]}"
         for i in self._key_index:
             v = values[i]
             if v is None or not v.strip():
-                self.quarantine(
-                    row_number, raw_text, reasons.MISSING_KEY, f"key column {self.columns[i]!r} is blank"
-                )
-                return
+                return reasons.MISSING_KEY, f"key column {self.columns[i]!r} is blank"
+        return None
+
+    def add(self, row_number: int, values: list[str | None], raw_text: str) -> None:
+        problem = self.problem(values)
+        if problem is not None:
+            self.quarantine(row_number, raw_text, *problem)
+            return
         self._row_numbers.append(row_number)
         for column, v in zip(self._values, values, strict=True):
             column.append(v)
 
+    def add_columns(
+        self, columns: list[pa.Array], row_numbers, raw_text: Callable[[int], str], suspects=None
+    ) -> None:
+        """Add many rows at once: ``columns`` are the feed's columns as Arrow strings, ``row_numbers``
+        their row numbers (a numpy array), ``raw_text(i)`` the delivered text of row ``i`` (asked only
+        for the rows quarantined). ``suspects``: a numpy mask of the rows that may break a rule, when the
+        caller has a cheaper superset than ``vector_checks.suspect_rows``."""
+        import numpy as np
+        import pyarrow as pa
+
+        from citybrain.ingest.vector_checks import suspect_rows
+
+        n = len(row_numbers)
+        if n == 0:
+            return
+        keep = np.ones(n, dtype=bool)
+        if suspects is None:
+            suspects = suspect_rows(columns, self._key_index, MAX_FIELD_CHARS)
+        for i in np.flatnonzero(suspects):
+            problem = self.problem([c[i].as_py() for c in columns])
+            if problem is not None:
+                self.quarantine(int(row_numbers[i]), raw_text(int(i)), *problem)
+                keep[i] = False
+        self._flush()
+        if not keep.all():
+            mask = pa.array(keep)
+            columns = [c.filter(mask) for c in columns]
+            row_numbers = row_numbers[keep]
+        arrays = [*columns, pa.array(row_numbers, type=pa.int64())]
+        self._chunks.append(pa.Table.from_arrays(arrays, names=[*self.columns, "_row_number"]))
+        self._rows_in_chunks += int(keep.sum())
+
     @property
     def rows_added(self) -> int:
-        return len(self._row_numbers)
+        return len(self._row_numbers) + self._rows_in_chunks
 
     def quarantine(self, row_number: int, raw_text: str, reason: str, detail: str) -> None:
         assert reason in reasons.ALL, reason
         self.quarantined.append(QuarantinedRow(row_number, raw_text, reason, detail))
 
-    def build(self) -> Batch:
+    def _flush(self) -> None:
+        """Turn the rows added one by one so far into an Arrow chunk (keeps the order of arrival)."""
         import pyarrow as pa
 
+        if not self._row_numbers:
+            return
         arrays = [pa.array(v, type=pa.string()) for v in self._values]
         arrays.append(pa.array(self._row_numbers, type=pa.int64()))
-        table = pa.Table.from_arrays(arrays, names=[*self.columns, "_row_number"])
+        self._chunks.append(pa.Table.from_arrays(arrays, names=[*self.columns, "_row_number"]))
+        self._rows_in_chunks += len(self._row_numbers)
+        self._values = [[] for _ in self.columns]
+        self._row_numbers = []
+
+    def build(self) -> Batch:
+        """The batch, rows and quarantined rows in the order of their row numbers."""
+        import numpy as np
+        import pyarrow as pa
+
+        self._flush()
+        schema = pa.schema([*((c, pa.string()) for c in self.columns), ("_row_number", pa.int64())])
+        table = pa.concat_tables(self._chunks) if self._chunks else schema.empty_table()
+        numbers = table.column("_row_number").to_numpy()
+        if len(numbers) > 1 and (np.diff(numbers) < 0).any():  # rows checked one by one came first
+            table = table.take(pa.array(np.argsort(numbers, kind="stable")))
+        self.quarantined.sort(key=lambda q: q.row_number)
         return Batch(self.source, self.columns, table, self.quarantined, self.warnings)

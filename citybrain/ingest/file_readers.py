@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import json
 import re
 import zipfile
@@ -138,88 +137,9 @@ def _check_header(feed: Feed, header: list[str], source: str, warnings: list[str
 
 
 def _read_csv(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> Batch:
-    data = _file_bytes(delivery, path, source)
-    encoding = delivery.encoding
-    if encoding.replace("_", "-").lower() in ("utf-8", "utf8") and data.startswith(b"\xef\xbb\xbf"):
-        encoding = "utf-8-sig"
-    gb = _is_gb(encoding)
-    if gb and _utf8_evidence(data) >= UTF8_EVIDENCE_CHARS:
-        raise DeliveryError(
-            source,
-            f"declared {delivery.encoding} but the file is valid UTF-8 with non-ASCII text: wrong encoding "
-            "(it would load as mojibake)",
-        )
-    text = data.decode(encoding, errors="surrogateescape")
-    lines = io.StringIO(text, newline="").readlines()
-    reader = csv.reader(lines, delimiter=delivery.delimiter, strict=False)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise DeliveryError(source, "no header row") from None
-    if _has_undecodable("".join(header)):
-        raise DeliveryError(source, f"header does not decode as {delivery.encoding}: wrong encoding?")
-    builder = BatchBuilder(source, feed.column_names, feed.key)
-    positions = _check_header(feed, header, source, builder.warnings)
-    cleaned_header = [h.strip().lstrip("\ufeff") for h in header]
-    width = len(header)
-    previous_line = reader.line_num
-    row_number = 0
-    undecodable = trailing_delimiter = 0
-    try:
-        for record in reader:
-            raw = "".join(lines[previous_line : reader.line_num])
-            previous_line = reader.line_num
-            if not record:  # a blank line is not a record
-                continue
-            row_number += 1
-            if len(record) == width + 1 and record[-1] == "" and width > 1:
-                record = record[:-1]  # a trailing delimiter: the extra field is empty, nothing is dropped
-                trailing_delimiter += 1
-            if _has_undecodable(raw):
-                undecodable += 1
-                builder.quarantine(
-                    row_number,
-                    _escaped(raw, encoding),
-                    reasons.UNDECODABLE_BYTES,
-                    f"bytes not valid {delivery.encoding}",
-                )
-            elif gb and _utf8_evidence(raw.encode(encoding)) >= UTF8_EVIDENCE_CHARS:
-                undecodable += 1
-                builder.quarantine(
-                    row_number,
-                    raw,
-                    reasons.UNDECODABLE_BYTES,
-                    f"a UTF-8 record in a {delivery.encoding} file (decodes only to mojibake)",
-                )
-            elif (
-                len(record) == width
-                and record[0].strip().lstrip("\ufeff") == cleaned_header[0]
-                and [f.strip().lstrip("\ufeff") for f in record] == cleaned_header
-            ):
-                builder.quarantine(
-                    row_number, raw, reasons.REPEATED_HEADER, "the header again (concatenated files?)"
-                )
-            elif len(record) != width:
-                builder.quarantine(
-                    row_number,
-                    raw,
-                    reasons.COLUMN_COUNT_MISMATCH,
-                    f"{len(record)} fields, header has {width}",
-                )
-            else:
-                builder.add(row_number, [record[p] for p in positions], raw)
-    except csv.Error as exc:
-        raise DeliveryError(source, f"unreadable CSV after record {row_number}: {exc}") from None
-    if row_number and undecodable > WRONG_ENCODING_SHARE * row_number:
-        raise DeliveryError(
-            source,
-            f"{undecodable} of {row_number} records do not decode as {delivery.encoding}: wrong encoding?",
-        )
-    if trailing_delimiter:
-        builder.warnings.append(
-            f"{trailing_delimiter} records end with a trailing delimiter (empty field dropped)"
-        )
-    return builder.build()
+    from citybrain.ingest.csv_reader import read_csv
+
+    return read_csv(feed, delivery, path, source, _check_header, _utf8_evidence, _is_gb)
 
 
 def loads_json(text: str | bytes) -> object:
