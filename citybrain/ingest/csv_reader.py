@@ -18,8 +18,6 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
-import io
-import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +28,15 @@ import numpy as np
 from citybrain.catalog import Feed, FileDelivery
 from citybrain.ingest import reasons
 from citybrain.ingest.batch import Batch, BatchBuilder, DeliveryError
+from citybrain.ingest.delivered_text import (
+    UNDECODABLE,
+    UTF8_EVIDENCE_CHARS,
+    WRONG_ENCODING_SHARE,
+    check_header,
+    escaped,
+    is_gb,
+    utf8_evidence,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -40,7 +47,6 @@ BLOCK_BYTES = 32 << 20
 # which fails the file as before.
 CSV_FIELD_LIMIT = 64 * 1024 * 1024
 csv.field_size_limit(CSV_FIELD_LIMIT)
-_UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
 def _is_ascii_compatible(encoding: str) -> bool:
@@ -84,6 +90,57 @@ def byte_blocks(delivery: FileDelivery, path: Path, source: str, block_bytes: in
         yield carry
 
 
+class _Lines:
+    """The lines of a block as UTF-8 bytes and their end offsets; a line is decoded to text only when it
+    is read one by one. Undecodable bytes (lone surrogates from ``surrogateescape``) are kept through
+    ``surrogatepass``: ED B2/B3 xx, a sequence valid UTF-8 never holds."""
+
+    def __init__(self, utf8: bytes):
+        self.utf8 = utf8
+        self.ends = _line_ends(utf8)
+        self.starts = np.concatenate([[0], self.ends[:-1]]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, i: int) -> str:
+        return self.utf8[self.starts[i] : self.ends[i]].decode("utf-8", "surrogatepass")
+
+    def text(self, start: int, stop: int) -> str:
+        if start >= stop:
+            return ""
+        return self.utf8[self.starts[start] : self.ends[stop - 1]].decode("utf-8", "surrogatepass")
+
+    def tail(self, start: int) -> bytes:
+        return self.utf8[self.starts[start] :] if start < len(self) else b""
+
+
+def _line_ends(utf8: bytes) -> np.ndarray:
+    """End offsets (exclusive) of the lines: a line ends at \n, at \r\n or at a lone \r, as
+    ``readlines(newline="")`` and the csv module split them."""
+    b = np.frombuffer(utf8, dtype=np.uint8)
+    if b"\r" in utf8:
+        lone_cr = b == 13
+        lone_cr[:-1] &= b[1:] != 10
+        ends = np.flatnonzero((b == 10) | lone_cr) + 1
+    else:
+        ends = np.flatnonzero(b == 10) + 1
+    if len(b) and (len(ends) == 0 or ends[-1] != len(b)):
+        ends = np.append(ends, len(b))
+    return ends.astype(np.int64)
+
+
+def _undecodable_at(utf8: bytes) -> list[int]:
+    """Offsets of undecodable bytes in the UTF-8 of a block (see _Lines)."""
+    found = []
+    for mark in (b"\xed\xb2", b"\xed\xb3"):
+        i = utf8.find(mark)
+        while i >= 0:
+            found.append(i)
+            i = utf8.find(mark, i + 3)
+    return sorted(found)
+
+
 class _Reader:
     """The state of one CSV read: the builder, the record count and the counts for warnings."""
 
@@ -101,25 +158,23 @@ class _Reader:
         self.positions: list[int] = []
         self.cleaned_header: list[str] = []
 
-    def header(self, header: list[str], check_header) -> None:
+    def header(self, header: list[str]) -> None:
         self.positions = check_header(self.feed, header, self.source, self.builder.warnings)
         self.cleaned_header = [h.strip().lstrip("\ufeff") for h in header]
         self.width = len(header)
 
-    def exact(self, row_number: int, record: list[str], raw: str, utf8_evidence) -> None:
+    def exact(self, row_number: int, record: list[str], raw: str) -> None:
         """One record by the rules, in their order (a record-by-record read of the file does exactly this)."""
-        from citybrain.ingest.file_readers import UTF8_EVIDENCE_CHARS, _escaped
-
         width = self.width
         builder = self.builder
         if len(record) == width + 1 and record[-1] == "" and width > 1:
             record = record[:-1]  # a trailing delimiter: the extra field is empty, nothing is dropped
             self.trailing_delimiter += 1
-        if _UNDECODABLE.search(raw) is not None:
+        if UNDECODABLE.search(raw) is not None:
             self.undecodable += 1
             builder.quarantine(
                 row_number,
-                _escaped(raw, self.encoding),
+                escaped(raw, self.encoding),
                 reasons.UNDECODABLE_BYTES,
                 f"bytes not valid {self.delivery.encoding}",
             )
@@ -146,26 +201,29 @@ class _Reader:
         else:
             builder.add(row_number, [record[p] for p in self.positions], raw)
 
-    def special_lines(self, lines: list[str], text: str, block: bytes) -> tuple[np.ndarray, pa.Array]:
+    def special_lines(self, lines: _Lines, original: bytes) -> tuple[np.ndarray, pa.Array]:
         """Which lines must be read one by one (a boolean mask), and the lines as an Arrow string array
-        (lines with undecodable bytes hold U+FFFD there: they are special anyway)."""
+        (without one Python object per line)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         n = len(lines)
+        utf8 = lines.utf8
         special = np.zeros(n, dtype=bool)
-        if _UNDECODABLE.search(text) is not None:
-            ends = np.cumsum(np.fromiter(map(len, lines), dtype=np.int64, count=n))
-            at = np.fromiter((m.start() for m in _UNDECODABLE.finditer(text)), dtype=np.int64)
-            special[np.unique(np.searchsorted(ends, at, side="right"))] = True
-        utf8 = text.encode("utf-8", "replace")
-        array = _line_array(utf8, n)
-        if array is None:  # line ends not as readlines sees them (cannot happen): read every line exactly
-            return np.ones(n, dtype=bool), pa.array([""] * n)
-        delimiter = self.delivery.delimiter
-        tests = [pc.not_equal(pc.count_substring(array, delimiter), self.width - 1)]
+        at = _undecodable_at(utf8)
+        if at:  # those lines are read one by one; Arrow gets '???' there
+            special[np.searchsorted(lines.ends, np.array(at), side="right")] = True
+            masked = bytearray(utf8)
+            for p in at:
+                masked[p : p + 3] = b"???"
+            utf8 = bytes(masked)
+        large = len(utf8) >= 2**31 - 1
+        offsets = np.concatenate([[0], lines.ends]).astype(np.int64 if large else np.int32)
+        kind = pa.large_string() if large else pa.string()
+        array = pa.Array.from_buffers(kind, n, [None, pa.py_buffer(offsets), pa.py_buffer(utf8)])
+        tests = [pc.not_equal(pc.count_substring(array, self.delivery.delimiter), self.width - 1)]
         if self.width == 1:  # else a blank line has no delimiter and is caught above
-            tests.append(pc.equal(pc.utf8_length(pc.utf8_rtrim(array, characters="\r\n")), 0))
+            tests.append(pc.equal(pc.binary_length(pc.utf8_rtrim(array, characters="\r\n")), 0))
         if b'"' in utf8:
             tests.append(pc.match_substring(array, '"'))
         if len(utf8) > CSV_FIELD_LIMIT:
@@ -178,17 +236,18 @@ class _Reader:
         for test in tests:
             special |= test.to_numpy(zero_copy_only=False)
         if self.gb:
-            special |= _utf8_candidates(block, n)
+            special |= _utf8_candidates(original, n)
         return special, array
 
-    def block(self, lines: list[str], text: str, block: bytes, final: bool, utf8_evidence) -> list[str]:
-        """Read the records of ``lines``; return the lines of a record that may go on in the next block."""
+    def block(self, lines: _Lines, original: bytes, final: bool) -> int:
+        """Read the records of ``lines``; return the index of the first line of a record that may go on
+        in the next block (``len(lines)`` if none)."""
         import pyarrow as pa
 
         n = len(lines)
         if n == 0:
-            return []
-        special, array = self.special_lines(lines, text, block)
+            return 0
+        special, array = self.special_lines(lines, original)
         starts = ~special  # lines that begin a record read as a plain line
         exact: list[tuple[int, list[str], str]] = []  # (line, record, raw)
         stop = n
@@ -203,22 +262,22 @@ class _Reader:
             except csv.Error as exc:
                 before = self.row_number + int(starts[:s].sum())
                 raise DeliveryError(self.source, f"unreadable CSV after record {before}: {exc}") from None
-            used = reader.line_num
-            if s + used >= n and not final and _may_continue(lines[s:]):
-                stop = s  # the record may go on in the next block: read it there
+            used = max(reader.line_num, 1)
+            if s + used >= n and not final and '"' in lines.text(s, n):
+                stop = s  # a quoted record may go on in the next block: read it there
                 break
-            consumed_until = s + max(used, 1)
+            consumed_until = s + used
             special[s + 1 : consumed_until] = True
             starts[s + 1 : consumed_until] = False
             if record:  # a blank line is not a record
                 starts[s] = True
-                exact.append((s, record, "".join(lines[s:consumed_until])))
+                exact.append((s, record, lines.text(s, consumed_until)))
         starts[stop:] = False
         numbers = self.row_number + np.cumsum(starts)
         if stop > 0:
             self.row_number = int(numbers[stop - 1])
         for s, record, raw in exact:
-            self.exact(int(numbers[s]), record, raw, utf8_evidence)
+            self.exact(int(numbers[s]), record, raw)
         plain = np.flatnonzero(~special[:stop])
         if len(plain):
             plain_lines = array.take(pa.array(plain))
@@ -226,10 +285,10 @@ class _Reader:
             self.builder.add_columns(
                 [fields[p] for p in self.positions],
                 numbers[plain],
-                lambda i: lines[plain[i]],
+                lambda i: lines[int(plain[i])],
                 suspects=self._suspects(plain_lines, fields),
             )
-        return lines[stop:]
+        return stop
 
     def _split(self, plain_lines: pa.Array, n: int) -> list[pa.Array]:
         """The fields of lines that hold no quote and exactly the header's number of fields, by Arrow's
@@ -290,71 +349,39 @@ class _Reader:
         return pc.fill_null(flagged, False).to_numpy(zero_copy_only=False)
 
 
-def _line_array(utf8: bytes, n: int) -> pa.Array | None:
-    """The lines of UTF-8 text as an Arrow string array without one Python object per line: a line ends
-    at \\n, at \\r\\n or at a lone \\r (as ``readlines(newline="")`` splits them); None if that does
-    not give ``n`` lines."""
-    import pyarrow as pa
-
-    b = np.frombuffer(utf8, dtype=np.uint8)
-    lf = b == 10
-    cr = b == 13
-    lone_cr = cr.copy()
-    lone_cr[:-1] &= ~lf[1:]
-    ends = np.flatnonzero(lf | lone_cr) + 1
-    if len(ends) == 0 or ends[-1] != len(b):
-        ends = np.append(ends, len(b))
-    if len(b) == 0:
-        ends = ends[:0]
-    if len(ends) != n:
-        return None
-    large = len(b) >= 2**31 - 1
-    offsets = np.concatenate([[0], ends]).astype(np.int64 if large else np.int32)
-    kind = pa.large_string() if large else pa.string()
-    return pa.Array.from_buffers(kind, n, [None, pa.py_buffer(offsets), pa.py_buffer(utf8)])
-
-
 def _utf8_candidates(block: bytes, n: int) -> np.ndarray:
     """Lines of a GB18030 block that may be UTF-8 text with 3 or more non-ASCII characters: a superset, the
-    exact rule runs on them. In valid UTF-8 a byte >= 0xC0 (one starts each non-ASCII character) is
+    exact rule runs on them. In valid UTF-8 each non-ASCII character starts with a byte >= 0xC0 that is
     followed by a continuation byte (0x80-0xBF), and a continuation byte follows one of those two kinds; a
     line with either broken, or with fewer than 3 bytes >= 0xC0, is not a candidate."""
     b = np.frombuffer(block, dtype=np.uint8)
-    if len(b) == 0:
-        return np.zeros(n, dtype=bool)
-    lf = b == 10
-    lone_cr = b == 13
-    lone_cr[:-1] &= ~lf[1:]
-    ends = np.flatnonzero(lf | lone_cr)  # the last byte of each terminated line
-    count = len(ends) + (0 if (len(ends) and ends[-1] == len(b) - 1) else 1)
-    if count != n:
+    ends = _line_ends(block)
+    if len(ends) != n:  # cannot happen for an ASCII-compatible encoding; stay exact anyway
         return np.ones(n, dtype=bool)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    starts = np.concatenate([[0], ends[:-1]])
     lead = b >= 0xC0
+    lead_at = np.flatnonzero(lead)
+    candidates = np.searchsorted(lead_at, ends) - np.searchsorted(lead_at, starts) >= 3
+    if not candidates.any():
+        return candidates
     cont = (b & 0xC0) == 0x80
-    broken = np.zeros(len(b), dtype=bool)
-    broken[:-1] |= lead[:-1] & ~cont[1:]  # a lead byte not followed by a continuation
-    broken[-1] |= lead[-1]
+    broken = np.empty(len(b), dtype=bool)
+    broken[:-1] = lead[:-1] & ~cont[1:]  # a lead byte not followed by a continuation
+    broken[-1] = lead[-1]
     broken[1:] |= cont[1:] & ~(lead[:-1] | cont[:-1])  # a continuation after neither
     broken[0] |= cont[0]
-    line_of = lambda positions: np.searchsorted(ends, positions, side="left")  # noqa: E731
-    leads = np.bincount(line_of(np.flatnonzero(lead)), minlength=n)[:n]
-    bad = np.zeros(n, dtype=bool)
-    bad[line_of(np.flatnonzero(broken))] = True
-    return (leads >= 3) & ~bad
+    broken_at = np.flatnonzero(broken)
+    if len(broken_at) == 0:
+        return candidates
+    following = np.searchsorted(broken_at, starts)  # the first broken byte at or after each line start
+    clean = (following == len(broken_at)) | (broken_at[np.minimum(following, len(broken_at) - 1)] >= ends)
+    return candidates & clean
 
 
-def _may_continue(lines: list[str]) -> bool:
-    """A record read to the end of a block may go on in the next one only if a quote opened it."""
-    return any('"' in line for line in lines)
-
-
-def read_csv(
-    feed: Feed, delivery: FileDelivery, path: Path, source: str, check_header, utf8_evidence, is_gb
-) -> Batch:
-    """Read a delivered CSV (see the module's docstring). ``check_header``, ``utf8_evidence`` and
-    ``is_gb`` are the file readers' own rules, passed in so they have one home."""
-    from citybrain.ingest.file_readers import UTF8_EVIDENCE_CHARS, WRONG_ENCODING_SHARE
-
+def read_csv(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> Batch:
+    """Read a delivered CSV (see the module's docstring)."""
     blocks = byte_blocks(delivery, path, source, BLOCK_BYTES)
     first = next(blocks)
     encoding = delivery.encoding
@@ -373,33 +400,32 @@ def read_csv(
         blocks = _chain(first, blocks)
     decoder = codecs.getincrementaldecoder(encoding)(errors="surrogateescape")
     reader = _Reader(feed, delivery, source, encoding, gb)
-    carry: list[str] = []
-    carry_bytes = b""
+    carry, carry_original = b"", b""
     started = False
     for block, final in _with_last(blocks):
-        text = decoder.decode(block, final=final)
-        lines = io.StringIO(text, newline="").readlines()
+        utf8 = decoder.decode(block, final=final).encode("utf-8", "surrogatepass")
         if not started:
             started = True
-            header_reader = csv.reader(iter(lines), delimiter=delivery.delimiter, strict=False)
+            first_lines = _Lines(utf8)
+            header_reader = csv.reader(
+                (first_lines[j] for j in range(len(first_lines))), delimiter=delivery.delimiter, strict=False
+            )
             try:
                 header = next(header_reader)
             except StopIteration:
                 raise DeliveryError(source, "no header row") from None
-            if _UNDECODABLE.search("".join(header)):
+            if UNDECODABLE.search("".join(header)):
                 raise DeliveryError(source, f"header does not decode as {delivery.encoding}: wrong encoding?")
-            reader.header(header, check_header)
+            reader.header(header)
             skipped = header_reader.line_num
-            skipped_bytes = "".join(lines[:skipped]).encode(encoding, "surrogateescape") if gb else b""
-            lines = lines[skipped:]
-            text = "".join(lines)
-            block = block[len(skipped_bytes) :] if gb else block
-        if carry:
-            lines = carry + lines
-            text = "".join(carry) + text
-            block = carry_bytes + block
-        carry = reader.block(lines, text, block, final, utf8_evidence)
-        carry_bytes = "".join(carry).encode(encoding, "surrogateescape") if (carry and gb) else b""
+            if gb:
+                block = block[len(first_lines.text(0, skipped).encode(encoding, "surrogateescape")) :]
+            utf8 = first_lines.tail(skipped)
+        lines = _Lines(carry + utf8)
+        original = carry_original + block if gb else b""
+        stop = reader.block(lines, original, final)
+        carry = lines.tail(stop)
+        carry_original = lines.text(stop, len(lines)).encode(encoding, "surrogateescape") if gb else b""
     if not started:
         raise DeliveryError(source, "no header row")
     if reader.row_number and reader.undecodable > WRONG_ENCODING_SHARE * reader.row_number:
