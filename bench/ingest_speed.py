@@ -1,6 +1,6 @@
 """Ingestion against its floor: our ingestion of one delivery vs bare DuckDB loading the same bytes as text.
 
-    python bench/ingest_speed.py --landing <a demo lake's landing dir> [--repeat 1] [--no-results]
+    python bench/ingest_speed.py --landing <a demo lake's landing dir> [--baseline <checkout>] [--no-results]
 
 Make a landing zone with ``citybrain demo-data --residents 1000000 --days 1`` (CITYBRAIN_HOME=<dir>).
 Each measurement runs in a child process of its own, so its peak RSS (the kernel's, from wait4) is its
@@ -14,7 +14,9 @@ own, on the same machine in the same run:
   warehouse; its floor: the rows fetched with the DBAPI ``fetchmany`` into Arrow and loaded into a
   DuckDB table (DuckDB's SQLite scanner is an extension the wheel does not ship).
 
-Prints the seconds, the ratio ours / floor and the peak RSS of each; writes
+With ``--baseline <dir>`` (e.g. ``git archive <commit> | tar -x -C <dir>``) the same deliveries are also
+ingested by that checkout's code, for a before/after in the same run. Prints the seconds, the ratio
+ours / floor and the peak RSS of each; writes
 bench/results/ingest_speed.json unless ``--no-results``. No target is asserted: this is a measurement.
 """
 
@@ -106,10 +108,11 @@ def _child(kind: str, landing: Path, work: Path) -> dict:
     }
 
 
-def measure(kind: str, landing: Path) -> dict:
-    """Run one measurement in a child process; add its peak RSS."""
+def measure(kind: str, landing: Path, code: Path = REPO, label: str | None = None) -> dict:
+    """Run one measurement in a child process with the ingestion code of checkout ``code``; add its
+    peak RSS."""
     with tempfile.TemporaryDirectory(prefix=f"ingest_speed_{kind}_") as work:
-        env = {**os.environ, "PYTHONPATH": str(REPO), "CITYBRAIN_DUCKDB_TEMP_DIR": str(Path(work) / "tmp")}
+        env = {**os.environ, "PYTHONPATH": str(code), "CITYBRAIN_DUCKDB_TEMP_DIR": str(Path(work) / "tmp")}
         process = subprocess.Popen(
             [sys.executable, __file__, "--child", kind, "--landing", str(landing), "--work", work],
             env=env,
@@ -123,7 +126,7 @@ def measure(kind: str, landing: Path) -> dict:
             raise SystemExit(f"{kind} failed (exit {os.waitstatus_to_exitcode(status)})")
     result = json.loads(output.strip().splitlines()[-1])
     result["peak_rss_mb"] = round(usage.ru_maxrss / 1024)
-    print(f"  {kind:16} {result['seconds']:8.2f} s  peak {result['peak_rss_mb']:6} MB  rows {result['rows_loaded']:,}"
+    print(f"  {label or kind:16} {result['seconds']:8.2f} s  peak {result['peak_rss_mb']:6} MB  rows {result['rows_loaded']:,}"
           f" (+{result['rows_quarantined']:,} quarantined)", flush=True)  # fmt: skip
     return result
 
@@ -134,6 +137,11 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--only", choices=["registry", "insurance"], help="measure one delivery only")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also measure the ingestion of this checkout (e.g. `git archive` of main)",
+    )
     parser.add_argument(
         "--no-results", action="store_true", help="do not write bench/results/ingest_speed.json"
     )
@@ -153,6 +161,11 @@ def main() -> None:
             continue
         ours, floor = measure(name, landing), measure(f"{name}_floor", landing)
         out[name] = {"ours": ours, "floor": floor, "ratio": round(ours["seconds"] / floor["seconds"], 2)}
+        if args.baseline:
+            before = measure(name, landing, args.baseline.resolve(), f"{name} (baseline)")
+            out[name]["baseline"] = before
+            out[name]["baseline_ratio"] = round(before["seconds"] / floor["seconds"], 2)
+            print(f"  {name}: baseline / floor = {out[name]['baseline_ratio']:.2f}x", flush=True)
         print(f"  {name}: ours / floor = {out[name]['ratio']:.2f}x", flush=True)
     if not args.no_results:
         RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)

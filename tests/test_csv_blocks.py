@@ -98,3 +98,43 @@ def test_a_quoted_record_longer_than_a_block(tmp_path, monkeypatch):
     assert batch.rows.column("_row_number").to_pylist() == [1, 2, 3]
     assert batch.rows.column("address").to_pylist()[1] == address.strip('"')
     assert batch.quarantined == []
+
+
+def test_a_large_delivery_waits_on_disk_and_loads_whole(tmp_path, monkeypatch):
+    """Past SPILL_BYTES the rows go to a spill file (bounded memory); the warehouse still gets every row,
+    in order, and the file is gone once the batch is."""
+    import gc
+
+    import duckdb
+
+    from citybrain.ingest import batch as batch_module
+    from citybrain.ingest.pipeline import ingest_files
+
+    monkeypatch.setattr(csv_reader, "BLOCK_BYTES", 1000)
+    monkeypatch.setattr(batch_module, "SPILL_BYTES", 1)
+    monkeypatch.setenv("CITYBRAIN_DUCKDB_TEMP_DIR", str(tmp_path / "spill"))
+    data, quarantined, _, records = delivery()
+    landing = tmp_path / "landing"
+    path = landing / "public_security" / "household_registry_20261120.csv"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)
+    feed = load_catalog().feed(FEED)
+
+    batch = read_delivery(feed, path, path.name)
+    assert isinstance(batch.rows, batch_module.SpilledRows)
+    expected = [i for i in range(1, records + 1) if i not in quarantined]
+    assert batch.rows.read_all().column("_row_number").to_pylist() == expected
+    spill_file = batch.rows.path
+    assert spill_file.exists()
+    del batch
+    gc.collect()
+    assert not spill_file.exists()
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    result = ingest_files(feed, landing, warehouse, None, "run-spill").raise_for_problems()
+    assert (result.rows_loaded, result.rows_quarantined) == (len(expected), len(quarantined))
+    with duckdb.connect(str(warehouse)) as con:
+        numbers = [
+            r[0] for r in con.execute("SELECT _row_number FROM raw.household_registry ORDER BY 1").fetchall()
+        ]
+    assert numbers == expected
