@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -49,8 +50,6 @@ def _reflect(engine: sa.Engine, delivery: SqlDelivery, source: str) -> sa.Table:
 
 def _cursor_bind(column: sa.Column, value: str) -> object:
     """Compare in the column's own type so a DATETIME column is not compared as text."""
-    from datetime import datetime
-
     if isinstance(column.type, sa.DateTime):
         return datetime.fromisoformat(value)
     return value
@@ -184,4 +183,6 @@ def _as_text(values: list) -> list[str | None]:
         return values
     if types <= {int, type(None)}:
         return [None if v is None else str(v) for v in values]
+    if types <= {datetime, type(None)}:  # to_text of a datetime, without its chain of type tests
+        return [None if v is None else v.isoformat(sep=" ") for v in values]
     return [to_text(v) for v in values]
