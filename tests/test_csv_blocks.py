@@ -138,3 +138,13 @@ def test_a_large_delivery_waits_on_disk_and_loads_whole(tmp_path, monkeypatch):
             r[0] for r in con.execute("SELECT _row_number FROM raw.household_registry ORDER BY 1").fetchall()
         ]
     assert numbers == expected
+
+
+def test_a_plain_line_longer_than_arrows_blocks(tmp_path):
+    """A line of several MB (a value over the size limit, still a plain line) is split like any other."""
+    data = "\n".join([HEADER, row(1), row(2, address="x" * 3_000_000), row(3)]) + "\n"
+    path = tmp_path / "household_registry_20261120.csv"
+    path.write_bytes(data.encode("gb18030"))
+    batch = read_delivery(load_catalog().feed(FEED), path, path.name)
+    assert batch.rows.column("_row_number").to_pylist() == [1, 3]
+    assert [(q.row_number, q.reason) for q in batch.quarantined] == [(2, "field_too_large")]

@@ -304,6 +304,7 @@ class _Reader:
         names = [f"c{i}" for i in range(self.width)]
         table = pacsv.read_csv(
             pa.BufferReader(data),
+            # At most two blocks (two cores): a line may cross one block boundary, never two.
             read_options=pacsv.ReadOptions(column_names=names, block_size=max(1 << 20, len(data) // 2 + 1)),
             parse_options=pacsv.ParseOptions(
                 delimiter=self.delivery.delimiter,
