@@ -8,16 +8,24 @@ quarantined, and received = loaded + quarantined by construction.
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
+import weakref
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from citybrain import settings
 from citybrain.ingest import reasons
 
 if TYPE_CHECKING:  # pyarrow is imported when a batch is built, not at definitions load
     import pyarrow as pa
 
+# Rows a builder keeps in memory (Arrow bytes) before it writes them to a spill file (SpilledRows).
+SPILL_BYTES = 64 << 20
 # A value longer than this is not a field of a department register but a broken or hostile delivery.
 MAX_FIELD_CHARS = 1 << 20
 # Text a spreadsheet would run as a formula if an export of it were opened (=HYPERLINK(..), +cmd|.., @SUM(..)).
@@ -58,19 +66,61 @@ class QuarantinedRow:
     detail: str
 
 
+class SpilledRows:
+    """Rows of a delivery written to an Arrow IPC stream file as they are read, so that a delivery of any
+    size waits on disk, not in memory, until it is written into the warehouse. The file is removed with
+    this object."""
+
+    def __init__(self, schema: pa.Schema):
+        import pyarrow as pa
+
+        directory = os.environ.get(settings.DUCKDB_TEMP_DIR_ENV) or tempfile.gettempdir()
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="citybrain-rows-", suffix=".arrows", dir=directory)
+        os.close(fd)
+        self.path = Path(name)
+        self._removal = weakref.finalize(self, self.path.unlink, missing_ok=True)
+        self._sink = pa.OSFile(name, "wb")
+        self._writer = pa.ipc.new_stream(self._sink, schema)
+        self.num_rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        self._writer.write_table(table)
+        self.num_rows += table.num_rows
+
+    def close(self) -> None:
+        self._writer.close()
+        self._sink.close()
+
+    def reader(self) -> pa.RecordBatchReader:
+        """The rows a chunk at a time (read, not memory-mapped: what was read is freed once used)."""
+        import pyarrow as pa
+
+        return pa.ipc.open_stream(pa.OSFile(str(self.path), "rb"))
+
+    def read_all(self) -> pa.Table:
+        return self.reader().read_all()
+
+
 @dataclass
 class Batch:
     """The content of one delivery (a file, a database fetch, an API fetch)."""
 
     source: str
     columns: list[str]
-    rows: pa.Table  # the feed's columns as strings plus _row_number
+    rows: pa.Table | SpilledRows  # the feed's columns as strings plus _row_number (on disk when large)
     quarantined: list[QuarantinedRow]
     warnings: list[str] = field(default_factory=list)
 
     @property
     def rows_loaded(self) -> int:
         return self.rows.num_rows
+
+    def row_reader(self) -> pa.RecordBatchReader:
+        """The rows as a stream of record batches, for the warehouse to insert."""
+        if isinstance(self.rows, SpilledRows):
+            return self.rows.reader()
+        return self.rows.to_reader()
 
     @property
     def rows_quarantined(self) -> int:
@@ -125,7 +175,10 @@ def _value_problem(values: list[str | None]) -> tuple[int, str, str] | None:
 
 
 class BatchBuilder:
-    """Collects rows column by column; checks the key of each row as it arrives."""
+    """Collects rows column by column; checks the key of each row as it arrives.
+
+    ``add`` takes one row; ``add_columns`` takes many as Arrow columns and checks them with a vectorized
+    pre-filter, so only the few flagged rows are checked (by the same rules) in Python."""
 
     def __init__(self, source: str, columns: list[str], key: list[str]):
         self.source = source
@@ -134,38 +187,120 @@ class BatchBuilder:
         self._key = key
         self._values: list[list[str | None]] = [[] for _ in columns]
         self._row_numbers: list[int] = []
+        self._chunks: list[pa.Table] = []
+        self._chunk_bytes = 0
+        self._rows_in_chunks = 0
+        self._spill: SpilledRows | None = None
         self.quarantined: list[QuarantinedRow] = []
         self.warnings: list[str] = []
 
-    def add(self, row_number: int, values: list[str | None], raw_text: str) -> None:
+    def problem(self, values: list[str | None]) -> tuple[str, str] | None:
+        """(reason, detail) if the row must be quarantined: a bad value, or a blank key."""
         problem = _value_problem(values)
         if problem is not None:
             column = self.columns[problem[0]] if problem[0] < len(self.columns) else f"#{problem[0] + 1}"
-            self.quarantine(row_number, raw_text, problem[1], f"column {column!r}: {problem[2]}")
-            return
+            return problem[1], f"column {column!r}: {problem[2]}"
         for i in self._key_index:
             v = values[i]
             if v is None or not v.strip():
-                self.quarantine(
-                    row_number, raw_text, reasons.MISSING_KEY, f"key column {self.columns[i]!r} is blank"
-                )
-                return
+                return reasons.MISSING_KEY, f"key column {self.columns[i]!r} is blank"
+        return None
+
+    def add(self, row_number: int, values: list[str | None], raw_text: str) -> None:
+        problem = self.problem(values)
+        if problem is not None:
+            self.quarantine(row_number, raw_text, *problem)
+            return
         self._row_numbers.append(row_number)
         for column, v in zip(self._values, values, strict=True):
             column.append(v)
 
+    def add_columns(
+        self, columns: list[pa.Array], row_numbers, raw_text: Callable[[int], str], suspects=None
+    ) -> None:
+        """Add many rows at once: ``columns`` are the feed's columns as Arrow strings, ``row_numbers``
+        their row numbers (a numpy array), ``raw_text(i)`` the delivered text of row ``i`` (asked only
+        for the rows quarantined). ``suspects``: a numpy mask of the rows that may break a rule, when the
+        caller has a cheaper superset than ``vector_checks.suspect_rows``."""
+        import numpy as np
+        import pyarrow as pa
+
+        from citybrain.ingest.vector_checks import suspect_rows
+
+        n = len(row_numbers)
+        if n == 0:
+            return
+        keep = np.ones(n, dtype=bool)
+        if suspects is None:
+            suspects = suspect_rows(columns, self._key_index, MAX_FIELD_CHARS)
+        for i in np.flatnonzero(suspects):
+            problem = self.problem([c[i].as_py() for c in columns])
+            if problem is not None:
+                self.quarantine(int(row_numbers[i]), raw_text(int(i)), *problem)
+                keep[i] = False
+        if not keep.all():
+            mask = pa.array(keep)
+            columns = [c.filter(mask) for c in columns]
+            row_numbers = row_numbers[keep]
+        arrays = [*columns, pa.array(row_numbers, type=pa.int64())]
+        chunk = pa.Table.from_arrays(arrays, names=[*self.columns, "_row_number"])
+        pending = self._pending()
+        if pending is not None:  # rows added one by one before: merged in row order
+            chunk = pa.concat_tables([pending, chunk])
+            numbers = chunk.column("_row_number").to_numpy()
+            if (np.diff(numbers) < 0).any():
+                chunk = chunk.take(pa.array(np.argsort(numbers, kind="stable")))
+        self._append(chunk)
+
     @property
     def rows_added(self) -> int:
-        return len(self._row_numbers)
+        return len(self._row_numbers) + self._rows_in_chunks
 
     def quarantine(self, row_number: int, raw_text: str, reason: str, detail: str) -> None:
         assert reason in reasons.ALL, reason
         self.quarantined.append(QuarantinedRow(row_number, raw_text, reason, detail))
 
-    def build(self) -> Batch:
+    def _pending(self) -> pa.Table | None:
+        """The rows added one by one since the last chunk, as a table (None if there are none)."""
         import pyarrow as pa
 
+        if not self._row_numbers:
+            return None
         arrays = [pa.array(v, type=pa.string()) for v in self._values]
         arrays.append(pa.array(self._row_numbers, type=pa.int64()))
-        table = pa.Table.from_arrays(arrays, names=[*self.columns, "_row_number"])
+        self._values = [[] for _ in self.columns]
+        self._row_numbers = []
+        return pa.Table.from_arrays(arrays, names=[*self.columns, "_row_number"])
+
+    def _append(self, chunk: pa.Table) -> None:
+        """Keep a chunk of rows; past SPILL_BYTES in memory, the chunks go to the spill file."""
+        self._chunks.append(chunk)
+        self._chunk_bytes += chunk.nbytes
+        self._rows_in_chunks += chunk.num_rows
+        if self._chunk_bytes > SPILL_BYTES:
+            if self._spill is None:
+                self._spill = SpilledRows(chunk.schema)
+            for kept in self._chunks:
+                self._spill.write(kept)
+            self._chunks, self._chunk_bytes = [], 0
+
+    def build(self) -> Batch:
+        """The batch, rows and quarantined rows in the order of their row numbers."""
+        import numpy as np
+        import pyarrow as pa
+
+        pending = self._pending()
+        if pending is not None:
+            self._append(pending)
+        self.quarantined.sort(key=lambda q: q.row_number)
+        if self._spill is not None:
+            for kept in self._chunks:
+                self._spill.write(kept)
+            self._spill.close()
+            return Batch(self.source, self.columns, self._spill, self.quarantined, self.warnings)
+        schema = pa.schema([*((c, pa.string()) for c in self.columns), ("_row_number", pa.int64())])
+        table = pa.concat_tables(self._chunks) if self._chunks else schema.empty_table()
+        numbers = table.column("_row_number").to_numpy()
+        if len(numbers) > 1 and (np.diff(numbers) < 0).any():  # a reader added rows out of order
+            table = table.take(pa.array(np.argsort(numbers, kind="stable")))
         return Batch(self.source, self.columns, table, self.quarantined, self.warnings)

@@ -7,14 +7,10 @@ encoding, missing columns) raise ``DeliveryError`` and the file is left where it
 
 from __future__ import annotations
 
-import csv
 import gzip
-import io
 import json
-import re
 import zipfile
 import zlib
-from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,17 +19,10 @@ import pyarrow.parquet as pq
 from citybrain.catalog import Feed, FileDelivery
 from citybrain.ingest import reasons
 from citybrain.ingest.batch import Batch, BatchBuilder, DeliveryError, DuplicateKeys, object_pairs, to_text
+from citybrain.ingest.delivered_text import WRONG_ENCODING_SHARE, check_header
 
-# A file where more than this share of records fails to decode is in the wrong encoding, not damaged.
-WRONG_ENCODING_SHARE = 0.5
-csv.field_size_limit(64 * 1024 * 1024)
 # An .xlsx whose zip entries unpack to more than this is refused before parsing (a zip bomb).
 XLSX_MAX_UNCOMPRESSED = 512 << 20
-# Encodings in which UTF-8 bytes still decode, to mojibake: for these the file is checked for being UTF-8.
-GB_ENCODINGS = {"gb18030", "gbk", "gb2312", "cp936"}
-# Non-ASCII characters a text must hold, decoded strictly as UTF-8, to count as UTF-8 rather than GB18030:
-# GB18030 Chinese text practically never forms valid UTF-8 over several characters (one 女 = C5 AE does).
-UTF8_EVIDENCE_CHARS = 3
 
 
 def read_delivery(feed: Feed, path: Path, source: str) -> Batch:
@@ -53,28 +42,6 @@ def read_delivery(feed: Feed, path: Path, source: str) -> Batch:
     return batch
 
 
-def _short(items: list, limit: int = 10) -> str:
-    """A list for a message: long headers (thousands of columns) must not make megabyte log lines."""
-    if len(items) <= limit:
-        return repr(items)
-    return repr(items[:limit])[:-1] + f", ... ({len(items):,} in all)]"
-
-
-def _is_gb(encoding: str) -> bool:
-    return encoding.replace("_", "").replace("-", "").lower() in GB_ENCODINGS
-
-
-def _utf8_evidence(data: bytes) -> int:
-    """Non-ASCII characters in ``data`` if it is strictly valid UTF-8, else 0."""
-    if data.isascii():
-        return 0
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return 0
-    return len(_NON_ASCII.findall(text))
-
-
 def _file_bytes(delivery: FileDelivery, path: Path, source: str) -> bytes:
     data = path.read_bytes()
     if not data:
@@ -89,137 +56,10 @@ def _file_bytes(delivery: FileDelivery, path: Path, source: str) -> bytes:
     return data
 
 
-def _escaped(text: str, encoding: str) -> str:
-    """Show undecodable bytes as \\xNN so the quarantine row keeps them without being invalid text."""
-    return text.encode(encoding, "surrogateescape").decode(encoding, "backslashreplace")
-
-
-# Bytes that did not decode, as surrogateescape shows them (lone surrogates U+DC80..U+DCFF). Regular
-# expressions, not a loop over characters: these run on every record of every delivery.
-_UNDECODABLE = re.compile("[\udc80-\udcff]")
-_NON_ASCII = re.compile("[^\x00-\x7f]")
-
-
-def _has_undecodable(text: str) -> bool:
-    return _UNDECODABLE.search(text) is not None
-
-
-def _check_header(feed: Feed, header: list[str], source: str, warnings: list[str]) -> list[int]:
-    """Map the catalog columns to positions in the delivered header; missing columns are fatal.
-
-    A column delivered in another case (ID_NUMBER) is the same column, with a warning; extra columns are
-    ignored with a warning."""
-    cleaned = [h.strip().lstrip("\ufeff") for h in header]
-    duplicated = sorted(h for h, n in Counter(cleaned).items() if n > 1)
-    if duplicated:
-        raise DeliveryError(source, f"duplicated header columns {_short(duplicated)}")
-    exact = {h: i for i, h in enumerate(cleaned)}
-    folded: dict[str, list[int]] = {}
-    for i, h in enumerate(cleaned):
-        folded.setdefault(h.casefold(), []).append(i)
-    positions, missing, recased = [], [], []
-    for c in feed.column_names:
-        if c in exact:
-            positions.append(exact[c])
-        elif len(folded.get(c.casefold(), [])) == 1:
-            positions.append(folded[c.casefold()][0])
-            recased.append(cleaned[positions[-1]])
-        else:
-            missing.append(c)
-    if missing:
-        raise DeliveryError(source, f"missing columns {missing}; header has {_short(cleaned)}")
-    if recased:
-        warnings.append(f"header columns in another case read as the catalog's: {_short(recased)}")
-    used = set(positions)
-    extra = [h for i, h in enumerate(cleaned) if i not in used and h]
-    if extra:
-        warnings.append(f"ignored columns not in the catalog: {_short(extra)}")
-    return positions
-
-
 def _read_csv(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> Batch:
-    data = _file_bytes(delivery, path, source)
-    encoding = delivery.encoding
-    if encoding.replace("_", "-").lower() in ("utf-8", "utf8") and data.startswith(b"\xef\xbb\xbf"):
-        encoding = "utf-8-sig"
-    gb = _is_gb(encoding)
-    if gb and _utf8_evidence(data) >= UTF8_EVIDENCE_CHARS:
-        raise DeliveryError(
-            source,
-            f"declared {delivery.encoding} but the file is valid UTF-8 with non-ASCII text: wrong encoding "
-            "(it would load as mojibake)",
-        )
-    text = data.decode(encoding, errors="surrogateescape")
-    lines = io.StringIO(text, newline="").readlines()
-    reader = csv.reader(lines, delimiter=delivery.delimiter, strict=False)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise DeliveryError(source, "no header row") from None
-    if _has_undecodable("".join(header)):
-        raise DeliveryError(source, f"header does not decode as {delivery.encoding}: wrong encoding?")
-    builder = BatchBuilder(source, feed.column_names, feed.key)
-    positions = _check_header(feed, header, source, builder.warnings)
-    cleaned_header = [h.strip().lstrip("\ufeff") for h in header]
-    width = len(header)
-    previous_line = reader.line_num
-    row_number = 0
-    undecodable = trailing_delimiter = 0
-    try:
-        for record in reader:
-            raw = "".join(lines[previous_line : reader.line_num])
-            previous_line = reader.line_num
-            if not record:  # a blank line is not a record
-                continue
-            row_number += 1
-            if len(record) == width + 1 and record[-1] == "" and width > 1:
-                record = record[:-1]  # a trailing delimiter: the extra field is empty, nothing is dropped
-                trailing_delimiter += 1
-            if _has_undecodable(raw):
-                undecodable += 1
-                builder.quarantine(
-                    row_number,
-                    _escaped(raw, encoding),
-                    reasons.UNDECODABLE_BYTES,
-                    f"bytes not valid {delivery.encoding}",
-                )
-            elif gb and _utf8_evidence(raw.encode(encoding)) >= UTF8_EVIDENCE_CHARS:
-                undecodable += 1
-                builder.quarantine(
-                    row_number,
-                    raw,
-                    reasons.UNDECODABLE_BYTES,
-                    f"a UTF-8 record in a {delivery.encoding} file (decodes only to mojibake)",
-                )
-            elif (
-                len(record) == width
-                and record[0].strip().lstrip("\ufeff") == cleaned_header[0]
-                and [f.strip().lstrip("\ufeff") for f in record] == cleaned_header
-            ):
-                builder.quarantine(
-                    row_number, raw, reasons.REPEATED_HEADER, "the header again (concatenated files?)"
-                )
-            elif len(record) != width:
-                builder.quarantine(
-                    row_number,
-                    raw,
-                    reasons.COLUMN_COUNT_MISMATCH,
-                    f"{len(record)} fields, header has {width}",
-                )
-            else:
-                builder.add(row_number, [record[p] for p in positions], raw)
-    except csv.Error as exc:
-        raise DeliveryError(source, f"unreadable CSV after record {row_number}: {exc}") from None
-    if row_number and undecodable > WRONG_ENCODING_SHARE * row_number:
-        raise DeliveryError(
-            source,
-            f"{undecodable} of {row_number} records do not decode as {delivery.encoding}: wrong encoding?",
-        )
-    if trailing_delimiter:
-        builder.warnings.append(
-            f"{trailing_delimiter} records end with a trailing delimiter (empty field dropped)"
-        )
-    return builder.build()
+    from citybrain.ingest.csv_reader import read_csv
+
+    return read_csv(feed, delivery, path, source)
 
 
 def loads_json(text: str | bytes) -> object:
@@ -319,7 +159,7 @@ def _read_xlsx(feed: Feed, delivery: FileDelivery, path: Path, source: str) -> B
         while header and not header[-1]:
             header.pop()
         builder = BatchBuilder(source, feed.column_names, feed.key)
-        positions = _check_header(feed, header, source, builder.warnings)
+        positions = check_header(feed, header, source, builder.warnings)
         for row_number, row in enumerate(rows, start=1):
             if row is None or all(v is None or v == "" for v in row):
                 continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -49,8 +50,6 @@ def _reflect(engine: sa.Engine, delivery: SqlDelivery, source: str) -> sa.Table:
 
 def _cursor_bind(column: sa.Column, value: str) -> object:
     """Compare in the column's own type so a DATETIME column is not compared as text."""
-    from datetime import datetime
-
     if isinstance(column.type, sa.DateTime):
         return datetime.fromisoformat(value)
     return value
@@ -87,32 +86,103 @@ def _fetch(engine, feed: Feed, delivery: SqlDelivery, source: str, cursor):
     query = sa.select(*[table.c[c] for c in feed.column_names]).order_by(
         cursor_column, *[table.c[k] for k in feed.key]
     )
-    seen_at_cursor: set[str] = set()
     if cursor is not None:
         query = query.where(cursor_column >= _cursor_bind(cursor_column, cursor[0]))
-        seen_at_cursor = set(cursor[1])
-    builder = BatchBuilder(source, feed.column_names, feed.key)
-    key_index = [feed.column_names.index(k) for k in feed.key]
-    cursor_index = feed.column_names.index(delivery.cursor)
-    digest = hashlib.sha256()
-    new_cursor, keys_at_new = (cursor[0], list(cursor[1])) if cursor else (None, [])
-    row_number = 0
+    fetch = _Fetch(feed, delivery, source, cursor)
     with engine.connect() as con:
         result = con.execution_options(stream_results=True, yield_per=delivery.batch_size).execute(query)
-        for row in result:
-            values = [to_text(v) for v in row]
-            key = json.dumps([values[i] for i in key_index], ensure_ascii=False)
-            cursor_value = values[cursor_index]
-            if cursor is not None and cursor_value == cursor[0] and key in seen_at_cursor:
-                continue
-            row_number += 1
-            raw = json.dumps(dict(zip(feed.column_names, values, strict=True)), ensure_ascii=False)
-            digest.update(raw.encode())
-            builder.add(row_number, values, raw)
-            if cursor_value is not None:
-                if new_cursor is None or cursor_value > new_cursor:
-                    new_cursor, keys_at_new = cursor_value, [key]
-                elif cursor_value == new_cursor:
-                    keys_at_new.append(key)
-    next_cursor = (new_cursor, keys_at_new) if new_cursor is not None else None
-    return builder.build(), digest.hexdigest(), next_cursor
+        for rows in result.partitions():
+            fetch.add_chunk(rows)
+    return fetch.builder.build(), fetch.digest.hexdigest(), fetch.next_cursor()
+
+
+class _Fetch:
+    """One fetch, read in chunks of the delivery's ``batch_size`` rows (a server-side cursor where the
+    driver has one): values become text column by column, and the JSON of a row (its raw text) is made
+    only for the rows quarantined; the keys only for the rows at the cursor."""
+
+    def __init__(self, feed: Feed, delivery: SqlDelivery, source: str, cursor):
+        self.feed = feed
+        self.cursor = cursor
+        self.builder = BatchBuilder(source, feed.column_names, feed.key)
+        self.key_index = [feed.column_names.index(k) for k in feed.key]
+        self.cursor_index = feed.column_names.index(delivery.cursor)
+        self.digest = hashlib.sha256()
+        self.row_number = 0
+        self.seen_at_cursor: set[str] = set(cursor[1]) if cursor else set()
+        self.new_cursor, self.keys_at_new = (cursor[0], list(cursor[1])) if cursor else (None, [])
+
+    def _key(self, columns: list[list[str | None]], i: int) -> str:
+        return json.dumps([columns[k][i] for k in self.key_index], ensure_ascii=False)
+
+    def add_chunk(self, rows) -> None:
+        import numpy as np
+        import pyarrow as pa
+
+        columns = [_as_text(list(values)) for values in zip(*rows, strict=True)]
+        if not columns:
+            return
+        cursor_values = columns[self.cursor_index]
+        if self.cursor is not None and self.seen_at_cursor:  # rows read last time at exactly the cursor
+            at = self.cursor[0]
+            skip = {
+                i
+                for i, v in enumerate(cursor_values)
+                if v == at and self._key(columns, i) in self.seen_at_cursor
+            }
+            if skip:
+                columns = [[v for i, v in enumerate(c) if i not in skip] for c in columns]
+                cursor_values = columns[self.cursor_index]
+        n = len(cursor_values)
+        if n == 0:
+            return
+        present = [v for v in cursor_values if v is not None]
+        if present:
+            top = max(present)
+            if self.new_cursor is None or top > self.new_cursor:
+                self.new_cursor, self.keys_at_new = top, []
+            if top == self.new_cursor:
+                self.keys_at_new += [self._key(columns, i) for i, v in enumerate(cursor_values) if v == top]
+        names = self.feed.column_names
+        arrays = [pa.array(c, type=pa.string()) for c in columns]
+        _digest_update(self.digest, arrays)
+        numbers = np.arange(self.row_number + 1, self.row_number + n + 1, dtype=np.int64)
+        self.row_number += n
+        self.builder.add_columns(
+            arrays,
+            numbers,
+            lambda i: json.dumps(dict(zip(names, (c[i] for c in columns), strict=True)), ensure_ascii=False),
+        )
+
+    def next_cursor(self) -> tuple[str, list[str]] | None:
+        return (self.new_cursor, self.keys_at_new) if self.new_cursor is not None else None
+
+
+def _digest_update(digest, arrays) -> None:
+    """Hash a chunk's text columns: each value's length in bytes (-1 for NULL), then the values' UTF-8,
+    column by column. The same rows fetched in the same chunks give the same hash."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    for array in arrays:
+        digest.update(pc.fill_null(pc.binary_length(array), -1).to_numpy().astype("<i8").tobytes())
+        _, offsets, data = array.buffers()
+        if data is not None:
+            ends = np.frombuffer(offsets, dtype=np.int32)
+            digest.update(memoryview(data)[int(ends[array.offset]) : int(ends[array.offset + len(array)])])
+
+
+_PLAIN_TYPES = {str, type(None)}
+
+
+def _as_text(values: list) -> list[str | None]:
+    """A column of source values as text (``to_text``), without a Python call per value for the columns
+    that are text already and for whole numbers."""
+    types = set(map(type, values))
+    if types <= _PLAIN_TYPES:
+        return values
+    if types <= {int, type(None)}:
+        return [None if v is None else str(v) for v in values]
+    if types <= {datetime, type(None)}:  # to_text of a datetime, without its chain of type tests
+        return [None if v is None else v.isoformat(sep=" ") for v in values]
+    return [to_text(v) for v in values]

@@ -243,7 +243,7 @@ def write_batch(
                 con.register("superseded", superseded_table)
                 run_sql(con, sql_text("supersede.sql").format(table=table), {"batch_id": batch_id})
                 con.unregister("superseded")
-        con.register("incoming", batch.rows)
+        con.register("incoming", batch.row_reader())
         columns = ", ".join(quote_ident(c) for c in feed.column_names)
         lineage = "_partition, _source_file, _file_sha256, _row_number, _batch_id, _loaded_at"
         values = "$partition, $source_file, $sha, _row_number, $batch_id, now()"
