@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from assets.dbt import GOVERNANCE_STORE
+from assets.dbt.classification_check import governance_store_path
 from assets.dbt_project import citybrain_dbt_project, parsed_manifest
 from assets.resources import PublicationResource, WarehouseResource
 from citybrain.catalog import load_catalog
@@ -124,9 +124,7 @@ def emit_lineage(context: AssetExecutionContext, published, manifest: dict) -> N
                 {name: rows for tables in published.tables.values() for name, rows in tables.items()},
                 published_lineage(published),
                 manifest,
-                column_origins(
-                    manifest, load_catalog(), citybrain_dbt_project.project_dir / "target" / GOVERNANCE_STORE
-                ),
+                column_origins(manifest, load_catalog(), governance_store_path()),
                 started,
             )
         openlineage.emit(events)

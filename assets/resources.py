@@ -13,6 +13,7 @@ import requests
 from dagster import ConfigurableResource
 
 from citybrain import settings
+from citybrain.catalog import connection_url
 from citybrain.ingest.http_feed import make_session
 from citybrain.warehouse import Warehouse
 
@@ -80,11 +81,7 @@ class LandingZoneResource(ConfigurableResource):
 
 
 def _resolve_url(url: str | None, url_env: str, default: str | None, what: str) -> str:
-    resolved = (
-        url
-        or os.environ.get(url_env)
-        or (default.format(landing=settings.landing_dir()) if default else None)
-    )
+    resolved = url or connection_url(url_env, default)
     if not resolved:
         raise RuntimeError(f"{what}: no URL; set {url_env}")
     return resolved

@@ -52,6 +52,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from demo_city.hotline_api import served_env  # noqa: E402  (a demo lake: `citybrain run` serves no demo API)
+
 BIN = Path(sys.executable).parent
 DBT_DIR = REPO / "dbt_project"
 RESULTS_JSON = REPO / "bench" / "results" / "city_scale.json"
@@ -143,7 +147,8 @@ def run_partition(name: str, home: Path, env: dict, start: date, end: date) -> d
     """`citybrain run --start --end` as a measured child; then its steps from the Dagster event log."""
     dbt_dirs_before = _dbt_target_dirs()
     command = [str(BIN / "citybrain"), "run", "--start", start.isoformat(), "--end", end.isoformat()]
-    result, output = measured(name, command, env, home / "logs")
+    with served_env(home / "demo" / "hotline_store") as hotline:  # `citybrain run` serves no demo API
+        result, output = measured(name, command, {**env, **hotline}, home / "logs")
     match = re.search(r"^run ([0-9a-f-]{36}): (SUCCESS|FAILURE)", output, re.MULTILINE)
     if not match or match[2] != "SUCCESS":
         sys.exit(f"{name}: the run did not succeed, see {result['log']}:\n{output[-3000:]}")
@@ -437,19 +442,20 @@ def main() -> None:
     result["day_1"] = run_partition("run_day_1", home, env, start, start)
     if args.days > 2:
         generate(home, env, args.residents, args.days - 1, end - timedelta(days=1))
-        backfill, _ = measured(
-            "run_backfill",
-            [
-                str(BIN / "citybrain"),
-                "run",
-                "--start",
-                (start + timedelta(days=1)).isoformat(),
-                "--end",
-                (end - timedelta(days=1)).isoformat(),
-            ],
-            env,
-            home / "logs",
-        )
+        with served_env(home / "demo" / "hotline_store") as hotline:
+            backfill, _ = measured(
+                "run_backfill",
+                [
+                    str(BIN / "citybrain"),
+                    "run",
+                    "--start",
+                    (start + timedelta(days=1)).isoformat(),
+                    "--end",
+                    (end - timedelta(days=1)).isoformat(),
+                ],
+                {**env, **hotline},
+                home / "logs",
+            )
         result["backfill_days_2_to_n_minus_1"] = backfill
     if args.days > 1:
         result["generation"] = generate(home, env, args.residents, args.days, end)

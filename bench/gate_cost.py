@@ -23,6 +23,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from demo_city.hotline_api import served_env  # noqa: E402  (a demo lake: `citybrain run` serves no demo API)
+
 BIN = Path(sys.executable).parent
 
 VALIDATE_ALL = """
@@ -79,9 +83,10 @@ def main() -> None:
     citybrain = str(BIN / "citybrain")
     child([citybrain, "demo-data", "--residents", str(args.residents), "--days", str(args.days),
            "--end-date", end.isoformat()], env)  # fmt: skip
-    run_seconds, run_peak_mb, output = child(
-        [citybrain, "run", "--start", start.isoformat(), "--end", end.isoformat()], env
-    )
+    with served_env(args.home / "demo" / "hotline_store") as hotline:  # `citybrain run` serves no demo API
+        run_seconds, run_peak_mb, output = child(
+            [citybrain, "run", "--start", start.isoformat(), "--end", end.isoformat()], {**env, **hotline}
+        )
     if "SUCCESS" not in output:
         sys.exit(output[-3000:])
     gx_seconds, dagster_run_seconds, run_id = gx_step_seconds(args.home)

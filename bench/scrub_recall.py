@@ -3,7 +3,7 @@
     python bench/scrub_recall.py [--tickets 5000] [--seed 18] [--residents 20000] [--no-append]
     python bench/scrub_recall.py --labels data/demo/ground_truth/hotline_text_labels.jsonl --warehouse data/warehouse.duckdb
 
-The corpus is written by the demo generator (citybrain/demo/ticket_text.py) with the span of every name,
+The corpus is written by the demo generator (demo_city/ticket_text.py) with the span of every name,
 address, phone, ID, card, e-mail and plate it writes; the generator never calls the scrubber. By default
 it makes a synthetic city of ``--residents`` people whose names are the registry the scrubber gets;
 ``--labels`` reads a demo city's ground truth instead, with the names of its warehouse.
@@ -47,7 +47,7 @@ PRECISION_TARGET = 0.90
 
 
 def corpus(args) -> tuple[list[dict], list[str], str]:
-    from citybrain.demo.ticket_text import labelled_corpus, read_labels
+    from demo_city.ticket_text import labelled_corpus, read_labels
 
     if args.labels:
         from citybrain.privacy.name_dictionary import registry_names

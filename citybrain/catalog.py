@@ -8,6 +8,7 @@ line per problem, e.g. ``feed 'schools' (feeds[3]): delivery.encoding: unknown e
 from __future__ import annotations
 
 import codecs
+import os
 import re
 from functools import cached_property
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from citybrain import settings
 from citybrain.vocabulary import Tier
 
 # libyaml's parser when PyYAML has it (same safe constructor and resolver, about 8x faster: the catalog
@@ -104,6 +106,12 @@ class Connection(_Strict):
     kind: Literal["sql", "http"]
     url_env: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
     default: str | None = None
+
+
+def connection_url(url_env: str, default: str | None) -> str | None:
+    """The URL a run uses for a connection: ``$url_env``, else the catalog's default (``{landing}`` in it:
+    the landing zone); None when neither is set. One rule for the resources and the CLI's checks."""
+    return os.environ.get(url_env) or (default.format(landing=settings.landing_dir()) if default else None)
 
 
 class Column(_Strict):
@@ -365,8 +373,6 @@ def _operator_problems(catalog: Catalog, feed: Feed) -> list[str]:
 
 
 def load_catalog(path: Path | str | None = None) -> Catalog:
-    from citybrain import settings
-
     path = Path(path) if path else settings.catalog_path()
     try:
         text = path.read_text(encoding="utf-8")

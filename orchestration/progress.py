@@ -26,7 +26,7 @@ from dagster import AssetCheckSeverity, DagsterEvent, DagsterEventType, DagsterI
 
 LOG_LEVEL_ENV = "CITYBRAIN_LOG_LEVEL"
 PUBLICATION_KEY = ("pool_publication",)
-DBT_STEP_PREFIX = "citybrain_dbt"  # assets/dbt.py: citybrain_dbt_models, _daily_models, _indicators
+DBT_STEP_PREFIX = "citybrain_dbt"  # assets/dbt/models.py: citybrain_dbt_models, _daily_models, _indicators
 CHECK_STEP_PREFIXES = ("gx_",)  # assets/quality.py: one GX check step per producing step
 log = logging.getLogger(__name__)
 

@@ -33,6 +33,7 @@ round differs from the baseline, a rerun failed, or a reader saw an error or an 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import queue
@@ -52,6 +53,10 @@ from pathlib import Path
 import duckdb
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from demo_city.hotline_api import served_env  # noqa: E402  (a demo lake: `citybrain run` serves no demo API)
+
 BIN = Path(sys.executable).parent
 TIERS = ("open", "conditional")
 
@@ -151,6 +156,9 @@ READER = textwrap.dedent(
 )
 
 
+HOTLINE_ENV: dict[str, str] = {}  # the demo hotline API serving the pristine lake's store (main)
+
+
 def lake_env(home: Path) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("CITYBRAIN_") and k not in ("DAGSTER_HOME",)
@@ -161,6 +169,7 @@ def lake_env(home: Path) -> dict[str, str]:
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         PYTHONUNBUFFERED="1",
         CITYBRAIN_AUDIT_DIR=str(home / "audit"),
+        **HOTLINE_ENV,
     )
     return env
 
@@ -174,10 +183,11 @@ def make_pristine(home: Path, counties: list[str], residents: int, day: str) -> 
          "--days", "2", "--end-date", day],
         cwd=REPO, env=lake_env(home), check=True, capture_output=True, text=True,
     )  # fmt: skip
-    done = subprocess.run(
-        [str(BIN / "citybrain"), "run", "--start", before, "--end", before],
-        cwd=REPO, env=lake_env(home), capture_output=True, text=True,
-    )  # fmt: skip
+    with served_env(home / "demo" / "hotline_store") as hotline:
+        done = subprocess.run(
+            [str(BIN / "citybrain"), "run", "--start", before, "--end", before],
+            cwd=REPO, env={**lake_env(home), **hotline}, capture_output=True, text=True,
+        )  # fmt: skip
     if done.returncode != 0 or not (home / "pool" / "open" / "citybrain_open.duckdb").exists():
         raise SystemExit(f"the pristine lake's first night ({before}) failed: {done.stdout[-2000:]}")
 
@@ -439,6 +449,9 @@ def main(argv: list[str] | None = None) -> int:
     pristine = workdir / "pristine"
     if not (pristine / "landing").exists():
         make_pristine(pristine, args.counties, args.residents, args.day)
+    # Every round's lake is a copy of the pristine one, with the same hotline ticket store: one API for all.
+    hotline = contextlib.ExitStack()
+    HOTLINE_ENV.update(hotline.enter_context(served_env(pristine / "demo" / "hotline_store")))
     baseline = copy_lake(pristine, workdir / "baseline")
     status, lines, seconds = run_to_end(baseline, args.day, log)
     if status != 0:
@@ -527,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")
+    hotline.close()
     if not args.keep and not args.workdir:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0 if ok else 1

@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from citybrain.scale import cluster, parity, preflight  # noqa: E402
+from demo_city.hotline_api import served_env  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -130,9 +131,11 @@ def main(argv: list[str] | None = None) -> int:
             thrift_port=cluster.free_port(),
         ) as running:
             env["CITYBRAIN_SPARK_THRIFT_PORT"] = str(running.thrift_port)
-            timings["nightly_on_spark"] = _run(
-                [str(BIN / "citybrain"), "run", "--start", start.isoformat(), "--end", end.isoformat()], env
-            )
+            with served_env(home / "demo" / "hotline_store") as hotline:  # `citybrain run` serves no demo API
+                timings["nightly_on_spark"] = _run(
+                    [str(BIN / "citybrain"), "run", "--start", start.isoformat(), "--end", end.isoformat()],
+                    {**env, **hotline},
+                )
             report = parity.run_parity(
                 home / "lake",
                 home / "parity",

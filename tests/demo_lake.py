@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from citybrain.demo.generate import DemoConfig, GenerationSummary, generate_demo_city
-from citybrain.demo.hotline_api import HotlineApiServer
 from citybrain.settings import REPO_ROOT
-from orchestration.cli import prepare_demo_lake
+from demo_city.generate import DemoConfig, GenerationSummary, generate_demo_city
+from demo_city.hotline_api import HotlineApiServer
+from orchestration.cli.demo import prepare_demo_lake
 
 LAKE_ENV = (
     "CITYBRAIN_LANDING",

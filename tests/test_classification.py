@@ -184,17 +184,17 @@ def test_removing_a_mask_from_the_pool_is_caught(compiled_project):
 
 
 def test_the_dagster_dbt_step_fails_with_the_violations(compiled_project, tmp_path, monkeypatch):
-    """assets/dbt.py runs the check on the manifest its `dbt build` wrote and fails the step (so neither
-    the quality gate nor the publication runs)."""
+    """Each dbt step (assets/dbt/build.py) runs the check on the manifest its `dbt build` wrote and fails
+    the step (so neither the quality gate nor the publication runs)."""
     from dagster import Failure
 
-    import assets.dbt as dbt_assets
+    import assets.dbt.classification_check as dbt_check
 
     monkeypatch.setattr(
-        dbt_assets, "GOVERNANCE_STORE", str(tmp_path / "store.json")
+        dbt_check, "GOVERNANCE_STORE", str(tmp_path / "store.json")
     )  # absolute: joins to itself
     m = copy.deepcopy(compiled_project)
-    dbt_assets.check_classification(None, m)  # clean: passes
+    dbt_check.check_classification(None, m)  # clean: passes
     node = m["nodes"]["model.citybrain.dim_enterprise"]
     node["compiled_code"] = node["compiled_code"].replace(
         "cb_mask_name(legal_representative)", "legal_representative"
@@ -202,4 +202,4 @@ def test_the_dagster_dbt_step_fails_with_the_violations(compiled_project, tmp_pa
     with pytest.raises(
         Failure, match=r"dim_enterprise\.legal_representative: open model exposes .*person_name"
     ):
-        dbt_assets.check_classification(None, m)
+        dbt_check.check_classification(None, m)

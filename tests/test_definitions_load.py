@@ -29,20 +29,27 @@ RUN_TIME_ONLY = (
 
 
 def test_definitions_load_does_not_import_run_time_libraries():
+    """Nor the demo generator (demo_city), which the product never imports: not the definitions, not the
+    command line (the `citybrain demo` commands import it inside the commands)."""
     probe = (
         "import json, sys\n"
         "import orchestration.definitions\n"
-        f"print(json.dumps([m for m in {RUN_TIME_ONLY!r} if m in sys.modules]))\n"
+        f"run_time = [m for m in {RUN_TIME_ONLY!r} if m in sys.modules]\n"
+        "import contextlib, io, orchestration.cli\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    orchestration.cli.main(['--help'])  # every command group's parser built\n"
+        "print(json.dumps([run_time, [m for m in sys.modules if m.split('.')[0] == 'demo_city']]))\n"
     )
     # A fresh interpreter: the test session itself has imported all of them already.
     done = subprocess.run(
         [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    imported = json.loads(done.stdout.strip().splitlines()[-1])
+    imported, demo = json.loads(done.stdout.strip().splitlines()[-1])
     assert imported == [], (
         f"definitions load imported {imported}: import them inside the function that needs them"
     )
+    assert demo == [], f"the product imported the demo generator: {demo}"
 
 
 def test_the_code_location_loads_under_dagster_dev_without_the_venv_on_path(tmp_path):

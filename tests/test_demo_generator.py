@@ -24,9 +24,9 @@ from openpyxl import load_workbook
 from stdnum.cn import ric, uscc
 
 from citybrain import settings
-from citybrain.demo.generate import DEFAULT_COUNTIES, DemoConfig, generate_demo_city
 from citybrain.ingest import reasons
 from citybrain.reference import divisions
+from demo_city.generate import DEFAULT_COUNTIES, DemoConfig, generate_demo_city
 
 END = date(2026, 11, 20)
 DAYS = [END - timedelta(days=1), END]

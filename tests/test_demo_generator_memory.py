@@ -18,8 +18,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from citybrain.demo import defects, generate, insurance_db, operators
-from citybrain.demo.generate import DemoConfig, generate_demo_city
+from demo_city import defects, generate, insurance_db, operators
+from demo_city.generate import DemoConfig, generate_demo_city
 
 END = date(2026, 11, 20)
 SMALL = 7  # rows per chunk in the chunked run
@@ -99,9 +99,9 @@ def test_big_outputs_are_written_a_chunk_at_a_time(runs):
 
 def test_residents_frame_holds_no_text_per_resident(tmp_path):
     """Repeated values are categoricals (with no cached lookup); nothing is an object column."""
-    from citybrain.demo import entities, population
-    from citybrain.demo.rngs import rng_for
     from citybrain.reference import divisions
+    from demo_city import entities, population
+    from demo_city.rngs import rng_for
 
     counties = divisions.current_counties(["330102", "330106"])
     weights = [0.5, 0.5]

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from citybrain.demo.hotline import COLUMNS
-from citybrain.demo.hotline_api import HotlineApiServer
+from demo_city.hotline import COLUMNS
+from demo_city.hotline_api import HotlineApiServer
 
 DAY = "2026-11-20"
 
@@ -158,7 +158,7 @@ def test_unknown_path_is_404(api):
 
 def test_module_main_serves_until_killed(store):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "citybrain.demo.hotline_api", "--store", str(store), "--port", "0"],
+        [sys.executable, "-m", "demo_city.hotline_api", "--store", str(store), "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -10,10 +10,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from citybrain.demo.hotline import COLUMNS
-from citybrain.demo.hotline_api import HotlineApiServer
 from citybrain.ingest.http_feed import make_session
 from citybrain.ingest.pipeline import ingest_http
+from demo_city.hotline import COLUMNS
+from demo_city.hotline_api import HotlineApiServer
 
 DAY = "2026-11-20"
 

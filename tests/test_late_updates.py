@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 import duckdb
 import pytest
 
-from citybrain.demo.hotline_api import HotlineApiServer
+from demo_city.hotline_api import HotlineApiServer
 from tests.demo_lake import demo_lake, run_nightly
 
 DAYS = ["2026-11-17", "2026-11-18", "2026-11-19", "2026-11-20"]

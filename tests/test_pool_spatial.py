@@ -20,8 +20,8 @@ import pandas as pd
 import prcoords
 import pytest
 
-from citybrain.demo.od import expected_trips
 from citybrain.transform import udfs
+from demo_city.od import expected_trips
 from tests.demo_lake import dbt_build, demo_lake, ingest
 
 DAYS = ["2026-11-19", "2026-11-20"]

@@ -24,9 +24,9 @@ from assets.dbt_project import citybrain_dbt_project
 from citybrain import settings
 from citybrain.access import audit
 from citybrain.access.pii_scan import registry_names, scan_tier_file
-from citybrain.demo.generate import DemoConfig, generate_demo_city
 from citybrain.publication import classification_from_manifest, list_publications, live_version, tier_path
 from citybrain.quality.suites import load_suites
+from demo_city.generate import DemoConfig, generate_demo_city
 from orchestration.status import collect_status
 from tests.demo_lake import demo_lake, run_nightly
 

@@ -122,7 +122,7 @@ def test_the_nightly_run_builds_and_checks_the_scorecards(lake):
 def test_scorecards_are_built_after_the_raw_checks():
     """The scorecards are built by the dbt step that depends on every raw feed, which Dagster starts only
     after the raw feeds' blocking checks (so this run's raw expectations are in the results table)."""
-    from assets.dbt import citybrain_dbt_models
+    from assets.dbt.models import citybrain_dbt_models
 
     manifest = json.loads(citybrain_dbt_project.manifest_path.read_text(encoding="utf-8"))
     models = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}

@@ -21,6 +21,7 @@ import pytest
 from citybrain.access import audit
 from citybrain.publication import PublicationError, list_publications, live_version, publish, tier_path
 from citybrain.settings import REPO_ROOT
+from demo_city.hotline_api import served_env
 from tests.test_publication import CLASSIFICATION, _build_warehouse
 
 
@@ -102,12 +103,13 @@ def test_a_memory_limit_far_below_the_data_completes_by_spilling(tmp_path):
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    run = subprocess.run(
-        [citybrain, "run", "--start", "2026-10-05", "--end", "2026-10-06"],
-        cwd=REPO_ROOT, capture_output=True, text=True,
-        env={**env, "CITYBRAIN_DUCKDB_MEMORY_LIMIT": limit, "CITYBRAIN_DUCKDB_TEMP_DIR": str(temp),
-             "CITYBRAIN_DBT_THREADS": "1"},
-    )  # fmt: skip
+    with served_env(home / "demo" / "hotline_store") as hotline:  # `citybrain run` serves no demo API
+        run = subprocess.run(
+            [citybrain, "run", "--start", "2026-10-05", "--end", "2026-10-06"],
+            cwd=REPO_ROOT, capture_output=True, text=True,
+            env={**env, **hotline, "CITYBRAIN_DUCKDB_MEMORY_LIMIT": limit, "CITYBRAIN_DUCKDB_TEMP_DIR": str(temp),
+                 "CITYBRAIN_DBT_THREADS": "1"},
+        )  # fmt: skip
     stop.set()
     watcher.join()
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -12,11 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from citybrain.demo.ticket_text import labelled_corpus
 from citybrain.privacy.name_dictionary import registry_names
 from citybrain.privacy.scrub import Scrubber
 from citybrain.privacy.scrub_metrics import score
 from citybrain.transform import udfs
+from demo_city.ticket_text import labelled_corpus
 
 REGISTRY = ["李建国", "欧阳娜娜", "王秀英", "和平", "高峰", "任我行"]
 

@@ -40,7 +40,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from citybrain.demo.hotline_api import HotlineApiServer
+from demo_city.hotline_api import HotlineApiServer
 from tests.demo_lake import demo_lake, run_nightly
 
 pytestmark = pytest.mark.e2e

@@ -1,6 +1,6 @@
 """``citybrain query`` and ``citybrain audit verify|query``: the analyst's and the auditor's commands.
 
-Kept here rather than in orchestration/cli.py so the access layer has one home; ``add_commands`` hangs
+Kept here rather than in orchestration/cli/ so the access layer has one home; ``add_commands`` hangs
 them on the main parser.
 """
 

@@ -3,7 +3,7 @@
 dbt-spark's ``method: session`` takes the process's Spark session (``SparkSession.builder.getOrCreate()``).
 This wrapper creates it beforehand with the City Brain functions registered and the lake's Parquet
 sources as views, then hands over to dbt's own command line in the same process. For any other target
-it is plain dbt. Dagster's dbt resource runs this executable (``assets/dbt.py``), so one code path
+it is plain dbt. Dagster's dbt resource runs this executable (``assets/dbt/``), so one code path
 serves both engines.
 """
 

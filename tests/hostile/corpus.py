@@ -270,7 +270,7 @@ def unreachable(url: str):
 
 
 def ticket(n: int, **extra) -> dict:
-    from citybrain.demo.hotline import COLUMNS
+    from demo_city.hotline import COLUMNS
 
     return (
         dict.fromkeys(COLUMNS)

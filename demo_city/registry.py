@@ -7,9 +7,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from citybrain.demo import defects, idnumbers, redistricting
-from citybrain.demo.manifest import CONTENT, RAW, Manifest
 from citybrain.ingest import reasons
+from demo_city import defects, idnumbers, redistricting
+from demo_city.manifest import CONTENT, RAW, Manifest
 
 FEED = "household_registry"
 COLUMNS = ["id_number", "name", "sex", "birth_date", "ethnicity", "household_id", "hukou_district", "address", "phone", "registered_on"]  # fmt: skip

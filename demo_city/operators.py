@@ -17,10 +17,10 @@ import pandas as pd
 import prcoords
 from h3.api import basic_int as h3_int
 
-from citybrain.demo import defects
-from citybrain.demo.manifest import CONTENT, RAW, Manifest
-from citybrain.demo.population import OPERATORS
 from citybrain.ingest import reasons
+from demo_city import defects
+from demo_city.manifest import CONTENT, RAW, Manifest
+from demo_city.population import OPERATORS
 
 SUPPRESS_BELOW = 5
 H3_RES = 8

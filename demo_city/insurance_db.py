@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from citybrain.demo.manifest import CONTENT, Manifest
+from demo_city.manifest import CONTENT, Manifest
 
 DB_FILE = "hrss/social_insurance.sqlite"
 INSURANCE_TYPES = ["110", "310"]  # 养老, 医疗: every employee; 失业 (210) for most

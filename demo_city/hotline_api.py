@@ -8,26 +8,29 @@ that moment — so a test can replay "yesterday's" API and then the one with lat
 
 Failure knobs for ingestion tests: ``fail_next`` (HTTP errors with an HTML body), ``delay_next``
 (slow answers, to provoke client timeouts); ``request_count`` counts every request answered.
-Run standalone: ``python -m citybrain.demo.hotline_api --store DIR --port 8765``.
+Run standalone: ``python -m demo_city.hotline_api --store DIR --port 8765``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import signal
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from citybrain.demo.hotline import COLUMNS
+from demo_city.hotline import COLUMNS
 
 PATH = "/api/v1/tickets"
+URL_ENV = "CITYBRAIN_HOTLINE_API_URL"  # where the pipeline reads the hotline (catalog/sources.yaml)
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 10_000
 TIMESTAMP = "%Y-%m-%d %H:%M:%S"
@@ -161,6 +164,15 @@ class HotlineApiServer:
             "data": rows[(page - 1) * size : page * size],
         }
         return _json(200, body)
+
+
+@contextlib.contextmanager
+def served_env(store_dir: Path | str) -> Iterator[dict[str, str]]:
+    """The demo ticket store's API served on loopback while the block runs; yields the environment a
+    ``citybrain run`` (another process, or this one) needs to read it. The product's commands start no
+    demo service: the demo commands, scripts and benchmarks on a demo lake serve it with this."""
+    with HotlineApiServer(store_dir) as server:
+        yield {URL_ENV: server.base_url}
 
 
 def _text(value) -> str | None:

@@ -13,7 +13,7 @@ import prcoords
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from citybrain.demo import vocab
+from demo_city import vocab
 
 NON_CITY_NAMES = {"市辖区", "县", "省直辖县级行政区划", "自治区直辖县级行政区划"}
 

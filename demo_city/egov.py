@@ -12,9 +12,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from citybrain.demo import defects
-from citybrain.demo.manifest import CONTENT, RAW, Manifest
 from citybrain.ingest import reasons
+from demo_city import defects
+from demo_city.manifest import CONTENT, RAW, Manifest
 
 FEED = "egov_applications"
 COLUMNS = ["application_id", "service_code", "service_name", "applicant_type", "applicant_id", "submitted_at", "channel", "visits", "completed_at", "district_code", "cross_region", "status"]  # fmt: skip

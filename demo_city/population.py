@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from citybrain.demo import idnumbers, places, vocab
+from demo_city import idnumbers, places, vocab
 
 # Age pyramid anchors (age, relative cohort size): small recent cohorts, the 1960s and 1985-90 booms.
 PYRAMID = [(0, 0.75), (5, 0.95), (10, 1.05), (15, 1.0), (20, 0.95), (25, 1.0), (30, 1.3), (35, 1.4), (40, 1.2),

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from citybrain.demo import defects, places, ticket_text
-from citybrain.demo.manifest import CONTENT, Manifest
+from demo_city import defects, places, ticket_text
+from demo_city.manifest import CONTENT, Manifest
 
 FEED, SOURCE = "hotline_tickets", "api:hotline_tickets"
 COLUMNS = ["ticket_id", "received_at", "channel", "category", "district_code", "description", "caller_phone", "handling_unit", "status", "closed_at", "updated_at"]  # fmt: skip

@@ -23,7 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from citybrain import settings
-from citybrain.demo import (
+from citybrain.reference import boundaries, divisions
+from demo_city import (
     defects,
     egov,
     entities,
@@ -37,9 +38,8 @@ from citybrain.demo import (
     registry,
     ticket_text,
 )
-from citybrain.demo.manifest import Manifest
-from citybrain.demo.rngs import rng_for
-from citybrain.reference import boundaries, divisions
+from demo_city.manifest import Manifest
+from demo_city.rngs import rng_for
 
 DEFAULT_COUNTIES: list[str] = divisions.default_counties()
 TIMEZONE = ZoneInfo("Asia/Shanghai")

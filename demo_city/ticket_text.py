@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from faker import Faker
 
-from citybrain.demo import idnumbers, places, vocab
 from citybrain.reference import divisions
+from demo_city import idnumbers, places, vocab
 
 LABEL_KINDS = ("resident_id", "bank_card", "mobile", "landline", "email", "plate", "address", "name")
 CORPUS_FILE = "hotline_text_labels.jsonl"

@@ -12,9 +12,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from citybrain.demo import defects
-from citybrain.demo.manifest import Manifest
-from citybrain.demo.operators import SUPPRESS_BELOW
+from demo_city import defects
+from demo_city.manifest import Manifest
+from demo_city.operators import SUPPRESS_BELOW
 
 OPERATOR_NAMES = {"A": "CMCC", "B": "CUCC", "C": "CTCC"}
 STAY_LOCAL = 0.7  # share of non-commute trips that stay in the home county

@@ -8,9 +8,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from citybrain.demo import defects, idnumbers, places, redistricting, vocab
-from citybrain.demo.manifest import CONTENT, RAW, Manifest
 from citybrain.ingest import reasons
+from demo_city import defects, idnumbers, places, redistricting, vocab
+from demo_city.manifest import CONTENT, RAW, Manifest
 
 FEED = "legal_entities"
 COLUMNS = [

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import prcoords
 
-from citybrain.demo import defects, places, vocab, xlsx
-from citybrain.demo.manifest import CONTENT, RAW, Manifest
 from citybrain.ingest import reasons
+from demo_city import defects, places, vocab, xlsx
+from demo_city.manifest import CONTENT, RAW, Manifest
 
 MEDICAL_FEED, SCHOOL_FEED = "medical_facilities", "schools"
 MEDICAL_COLUMNS = ["facility_id", "name", "category", "grade", "district_code", "address", "lng_gcj02", "lat_gcj02", "beds", "doctors", "updated_on"]  # fmt: skip

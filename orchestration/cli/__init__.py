@@ -1,0 +1,32 @@
+"""The ``citybrain`` command: generate the demo city, run the main job, open the UI, check the catalog.
+
+One module per command group, each with ``add_commands(sub)`` hanging its commands on the main parser;
+a new group is one import and one entry in ``COMMAND_GROUPS``. Runs are executed in-process against the
+Dagster instance in ``$DAGSTER_HOME`` (default ``$CITYBRAIN_HOME/dagster_home``), so every run started
+here shows up in the Dagster UI afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from citybrain.access import cli as access
+from citybrain.sharing import cli as sharing
+from orchestration.cli import catalog, demo, governance, run, status, trace, ui
+
+# In the order `citybrain --help` lists them.
+COMMAND_GROUPS = (demo, run, status, ui, catalog, governance, trace, access, sharing)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="citybrain", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for group in COMMAND_GROUPS:
+        group.add_commands(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""``citybrain run``: a job for one day or a range of days, in one run, in this process.
+
+A production command: it reads every API at the URL the catalog and the environment give
+(``CITYBRAIN_HOTLINE_API_URL``...), starts no demo service, and says before the run which API nothing
+answers at (the feeds behind it then fail, and only the tables built from them go stale).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from orchestration.cli.recovery import PROCESS_TAG, process_token, recover_after_killed_runs
+from orchestration.cli.summaries import print_gate_summary, print_run_summary
+from orchestration.dagster_home import dagster_home
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def yesterday() -> date:
+    return datetime.now(SHANGHAI).date() - timedelta(days=1)
+
+
+def warn_unreachable_apis() -> None:
+    """One line on stderr per HTTP API that a feed reads and nothing answers at."""
+    from citybrain.catalog import load_catalog
+    from citybrain.ingest.reachability import unreachable_http_connections
+
+    for problem in unreachable_http_connections(load_catalog()):
+        print(f"WARNING {problem}", file=sys.stderr)
+
+
+def run_job(job_name: str, start: str, end: str) -> bool:
+    """Execute ``job_name`` for the partition range [start, end] in one run; True if it succeeded."""
+    from dagster import DagsterInstance
+
+    from citybrain.scale.preflight import PreflightError, check_run_configuration
+    from orchestration.definitions import defs
+    from orchestration.progress import execute_with_progress
+
+    home = dagster_home()
+    try:  # a Spark target or a PostgreSQL instance that cannot be reached: stop before anything runs
+        check_run_configuration(home)
+    except PreflightError as error:
+        print(f"{job_name} {start} .. {end}: not started: {error}", file=sys.stderr)
+        return False
+    warn_unreachable_apis()
+    job = defs.resolve_job_def(job_name)
+    tags = {
+        "dagster/asset_partition_range_start": start,
+        "dagster/asset_partition_range_end": end,
+        PROCESS_TAG: process_token(os.getpid()),
+    }
+    print(f"{job_name} {start} .. {end}: one line per finished step (Dagster log: CITYBRAIN_LOG_LEVEL=INFO)")
+    with DagsterInstance.get() as instance:
+        recover_after_killed_runs(instance)
+        result = execute_with_progress(job, instance, tags=tags, raise_on_error=False)
+    print(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} ({job_name}, {start} .. {end})")
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure:
+                error = event.step_failure_data.error
+                print(f"  FAILED {event.step_key}: {error.message.strip() if error else ''}")
+    print_run_summary(result.run_id)
+    print_gate_summary(result)
+    return result.success
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    start = args.start or args.date or yesterday().isoformat()
+    end = args.end or args.date or start
+    return 0 if run_job(args.job, start, end) else 1
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("run", help="run a job for one day or a range of days, in one run")
+    p.add_argument("--job", default="city_nightly")
+    p.add_argument("--date", help="partition day YYYY-MM-DD (default: yesterday, Asia/Shanghai)")
+    p.add_argument("--start")
+    p.add_argument("--end")
+    p.set_defaults(func=cmd_run)
