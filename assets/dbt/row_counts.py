@@ -8,10 +8,10 @@ from collections.abc import Iterator, Mapping
 
 from assets.dbt.outputs import unique_id_of
 from assets.dbt_project import parsed_manifest
-from citybrain.settings import duckdb_config
+from citybrain.warehouse import Warehouse
 
 
-def with_row_counts(events: list, warehouse_path, counted: Mapping[str, int] | None = None) -> Iterator:
+def with_row_counts(events: list, warehouse: Warehouse, counted: Mapping[str, int] | None = None) -> Iterator:
     """``events`` with the row count added to each table's output. Views are not counted: that would run
     them. ``counted``: rows per unique id already known (the pool imported from Spark); then only those
     tables get a count."""
@@ -29,14 +29,9 @@ def with_row_counts(events: list, warehouse_path, counted: Mapping[str, int] | N
         elif node.get("relation_name") and node.get("config", {}).get("materialized") != "view":
             tables[i] = node["relation_name"]
     if tables:
-        import duckdb
-
-        con = duckdb.connect(str(warehouse_path), read_only=True, config=duckdb_config())
-        try:
+        with warehouse.connect(read_only=True) as con:
             for i, table in tables.items():
                 counts[i] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        finally:
-            con.close()
     for i, event in enumerate(events):
         yield (
             event.with_metadata({**event.metadata, "dagster/row_count": counts[i]}) if i in counts else event

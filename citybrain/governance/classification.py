@@ -34,7 +34,6 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from citybrain.vocabulary import POOL_SCHEMA as POOL_SCHEMA  # read by assets/dbt.py
 from citybrain.vocabulary import TIER_RANK, TIERS, pool_models
 
 SQLGLOT_DIALECTS = {"duckdb": "duckdb", "spark": "spark"}  # dbt adapter type -> sqlglot dialect

@@ -6,8 +6,6 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from citybrain import settings
-
 PROCESS_TAG = "citybrain/process"  # host:pid:start time of the `citybrain run` process executing the run
 
 
@@ -27,8 +25,8 @@ def recover_after_killed_runs(instance) -> None:
     replayed by DuckDB at the next open, and the lock file is an flock the kernel released with the process."""
     from dagster import DagsterRunStatus, RunsFilter
 
-    from citybrain.ingest.warehouse import warehouse_lock
     from citybrain.publication import recover
+    from citybrain.warehouse import Warehouse
 
     host = socket.gethostname()
     active = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.CANCELING]
@@ -42,7 +40,7 @@ def recover_after_killed_runs(instance) -> None:
             run, message=f"abandoned: the process that executed this run ({token}) is gone (killed?)"
         )
         print(f"  marked run {run.run_id[:8]} FAILURE: its process {token} is gone")
-    with warehouse_lock(settings.warehouse_path()):
+    with Warehouse.from_settings().lock():
         rolled_forward = recover()
     if rolled_forward:
         print(f"  completed the interrupted publication of pool version {rolled_forward}")

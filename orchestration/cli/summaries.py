@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from citybrain import settings
-
 RUN_SUMMARY_SQL = Path(__file__).with_name("sql") / "run_summary.sql"
 
 EXAMPLE_QUERY = """\
@@ -55,16 +53,13 @@ def print_gate_summary(result) -> None:
 
 def print_run_summary(run_id: str) -> None:
     """Deliveries and rows per feed that the run ingested (raw.ingestion_log)."""
-    import duckdb
+    from citybrain.warehouse import Warehouse
 
-    path = settings.warehouse_path()
-    if not path.exists():
+    warehouse = Warehouse.from_settings()
+    if not warehouse.path.exists():
         return
-    con = duckdb.connect(str(path), read_only=True, config=settings.duckdb_config())
-    try:
+    with warehouse.connect(read_only=True) as con:
         rows = con.execute(RUN_SUMMARY_SQL.read_text(encoding="utf-8"), [run_id]).fetchall()
-    finally:
-        con.close()
     if not rows:
         print("  (no new deliveries: everything was already loaded)")
         return
