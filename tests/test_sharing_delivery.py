@@ -205,7 +205,7 @@ def test_nights_of_table_delivery(lake, backend):
             return _consumer_rows(engine, schema, areas_table, ["area_code", "area_name"])
 
         def run():
-            return {r.grant_id: r for r in deliver_all(store, settings=FAST, sleep=lambda s: None)}
+            return {r.grant_id: r for r in deliver_all(store, config=FAST, sleep=lambda s: None)}
 
         # Night 1: two days.
         days = {d1: {}, d2: {}}
@@ -274,7 +274,7 @@ def test_nights_of_table_delivery(lake, backend):
         before = (trips_now(), areas_now())
         _publish(home, 6, {**days, d5: {}}, {**names, "330108": "滨江区(新)"})
         later = datetime(2027, 6, 1)  # after the areas grant's end (2027-05-31), before the trips grant's
-        assert deliver_all(store, settings=FAST, now=later, sleep=lambda s: None) == []
+        assert deliver_all(store, config=FAST, now=later, sleep=lambda s: None) == []
         assert (trips_now(), areas_now()) == before
 
         # The password came from the environment and is nowhere in the records.
@@ -293,7 +293,7 @@ def test_failures_are_retried_with_a_growing_pause(lake):
     set_target(store, url="postgresql+psycopg2://nobody@127.0.0.1:1/none", department="JTJ", by="test")
     _publish(home, 1, {date(2026, 10, 1): {}}, {"330106": "西湖区"})
     pauses: list[float] = []
-    results = deliver_all(store, settings=Delivery(attempts=3, backoff_seconds=0.5), sleep=pauses.append)
+    results = deliver_all(store, config=Delivery(attempts=3, backoff_seconds=0.5), sleep=pauses.append)
     assert [r.status for r in results] == ["failed", "failed"]
     assert pauses == [0.5, 1.0] * 2  # two pauses between three tries, per grant
     assert all(r.error and "OperationalError" in r.error for r in results)
@@ -303,7 +303,7 @@ def test_a_grant_without_a_target_is_reported(lake):
     home, store = lake
     trips_grant, _areas, _ends = _grants(store)
     _publish(home, 1, {date(2026, 10, 1): {}}, {"330106": "西湖区"})
-    results = {r.grant_id: r for r in deliver_all(store, settings=FAST, sleep=lambda s: None)}
+    results = {r.grant_id: r for r in deliver_all(store, config=FAST, sleep=lambda s: None)}
     assert results[trips_grant].status == "failed" and "no target" in results[trips_grant].error
     assert results[trips_grant].attempts == 0
     assert _deliveries_audited(home, trips_grant)[-1]["outcome"] == "error"
@@ -322,3 +322,55 @@ def test_targets_keep_no_password_and_name_postgres_or_mysql(lake):
 def test_no_table_grants_is_a_no_op(lake):
     _home, store = lake
     assert deliver_all(store) == []  # no publication, no configuration read: nothing to do
+
+
+# --- the Dagster asset ------------------------------------------------------------------------------------
+def _materialize(home: Path):
+    from dagster import materialize
+
+    from assets.resources import PublicationResource
+    from assets.sharing_delivery import sharing_delivery
+
+    return materialize(
+        [sharing_delivery],
+        resources={"publication": PublicationResource(directory=str(home / "pool"))},
+        raise_on_error=False,
+    )
+
+
+def test_the_asset_is_a_no_op_without_a_sharing_database(lake, monkeypatch, tmp_path):
+    home, _store = lake
+    monkeypatch.delenv("CITYBRAIN_SHARING_DB_URL", raising=False)  # the default file under home: absent
+    result = _materialize(home)
+    assert result.success
+    (event,) = result.asset_materializations_for_node("sharing_delivery")
+    assert event.metadata["grants"].value == 0
+    assert not (home / "sharing").exists()  # nothing was created
+
+
+def test_the_asset_tries_every_grant_then_fails_with_the_failures(lake, monkeypatch, tmp_path):
+    """One grant delivered into PostgreSQL, one with its own (unreachable) target: the asset fails, after
+    the good one was delivered; the retry pauses come from the configuration file."""
+    home, store = lake
+    config = tmp_path / "sharing.yaml"
+    config.write_text("delivery:\n  attempts: 2\n  backoff_seconds: 0\n", encoding="utf-8")
+    monkeypatch.setenv("CITYBRAIN_SHARING_CONFIG", str(config))
+    monkeypatch.setenv("CITYBRAIN_SHARING_DB_URL", str(store.engine.url))
+    with consumer_database("postgresql") as (engine, url, schema):
+        trips_grant, areas_grant, _ends = _grants(store)
+        set_target(store, url=url, department="JTJ", schema=schema, by="test")
+        set_target(
+            store, url="postgresql+psycopg2://nobody@127.0.0.1:1/none", grant_id=areas_grant, by="test"
+        )
+        days = {date(2026, 10, 1): {}}
+        _publish(home, 1, days, {"330106": "西湖区"})
+        result = _materialize(home)
+        assert not result.success
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        info = failure.step_failure_data.user_failure_data
+        assert f"grant {areas_grant}" in info.description
+        assert info.metadata["failures"].value == 1 and info.metadata["grants_delivered"].value == 1
+        assert _consumer_rows(engine, schema, f"fct_trips_g{trips_grant}", FACT_COLUMNS) == _expected_trips(
+            days
+        )
+        assert delivered_rows(store, areas_grant)[-1]["attempts"] == 2

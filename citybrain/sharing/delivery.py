@@ -67,6 +67,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from citybrain import settings
 from citybrain.access import audit
 from citybrain.sharing.config import Delivery, load_config
 from citybrain.sharing.delivery_targets import Target, TargetError, target_for
@@ -110,10 +111,19 @@ class _Plan:
 
 
 # --- the run ----------------------------------------------------------------------------------------------
+def existing_store() -> Store | None:
+    """The configured sharing database with the delivery tables created, or None when the default SQLite
+    file does not exist (no sharing service on this lake: nothing to deliver, and nothing is created)."""
+    url = settings.sharing_db_url()
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
+    return Store(url).create_all()
+
+
 def deliver_all(
     store: Store,
     directory: Path | None = None,
-    settings: Delivery | None = None,
+    config: Delivery | None = None,
     now: datetime | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[DeliveryResult]:
@@ -121,9 +131,9 @@ def deliver_all(
     grants = table_grants(store, now)
     if not grants:
         return []
-    settings = settings or load_config().delivery
+    config = config or load_config().delivery
     return [
-        deliver_grant(store, grant, user, department, directory, settings, sleep)
+        deliver_grant(store, grant, user, department, directory, config, sleep)
         for grant, user, department in grants
     ]
 
@@ -148,7 +158,7 @@ def deliver_grant(
     user: str,
     department: str,
     directory: Path | None,
-    settings: Delivery,
+    config: Delivery,
     sleep: Callable[[float], None] = time.sleep,
 ) -> DeliveryResult:
     started = utcnow()
@@ -171,19 +181,19 @@ def deliver_grant(
             result.status = "unchanged"
             return _finish(store, grant, user, result, started, plan)
         result.days = None if plan.day_column is None else sorted(plan.changed)
-        for attempt in range(1, settings.attempts + 1):
+        for attempt in range(1, config.attempts + 1):
             if not still_active(store, grant.id):
                 result.status, result.error = "stopped", "the grant ended or was revoked during the run"
                 return _finish(store, grant, user, result, started, plan)
             result.attempts = attempt
             try:
-                result.rows = _write(con, grant, target, plan, suffix, settings.batch_rows)
+                result.rows = _write(con, grant, target, plan, suffix, config.batch_rows)
                 result.status, result.error = "delivered", None
                 break
             except (SQLAlchemyError, TargetError, duckdb.Error) as error:
                 result.error = describe_error(error)
-                if attempt < settings.attempts:
-                    sleep(settings.backoff_seconds * 2 ** (attempt - 1))
+                if attempt < config.attempts:
+                    sleep(config.backoff_seconds * 2 ** (attempt - 1))
         return _finish(store, grant, user, result, started, plan)
     finally:
         con.close()
