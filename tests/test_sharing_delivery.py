@@ -28,7 +28,7 @@ from sqlalchemy import text
 from citybrain.ingest.warehouse import run_sql, sql_text
 from citybrain.publication import publish
 from citybrain.sharing.config import Delivery
-from citybrain.sharing.delivery import deliver_all, delivered_rows
+from citybrain.sharing.delivery import deliver_all, delivery_records
 from citybrain.sharing.delivery_targets import TargetError, set_target
 from citybrain.sharing.grants import create_grant, revoke_grant
 from citybrain.sharing.store import Store, utcnow
@@ -253,7 +253,7 @@ def test_nights_of_table_delivery(lake, backend):
         assert "too long" in failed.error.lower()
         assert trips_now() == after_night_3  # never half-applied
         assert results[areas_grant].status == "delivered" and areas_now() == sorted(names.items())
-        record = delivered_rows(store, trips_grant)[-1]
+        record = delivery_records(store, trips_grant)[0]
         assert (record["status"], record["attempts"], record["days"]) == ("failed", 3, [str(d3), str(d4)])
         failure = _deliveries_audited(home, trips_grant)[-1]
         assert failure["outcome"] == "error" and failure["action"] == "export"
@@ -281,7 +281,7 @@ def test_nights_of_table_delivery(lake, backend):
         audit_text = (home / "audit" / "audit.jsonl").read_text(encoding="utf-8")
         assert PASSWORD not in audit_text
         assert all(
-            PASSWORD not in str(r) for g in (trips_grant, areas_grant) for r in delivered_rows(store, g)
+            PASSWORD not in str(r) for g in (trips_grant, areas_grant) for r in delivery_records(store, g)
         )
         assert all(r["grant_id"] for r in _audit_records(home) if r["via"] == "delivery")
 
@@ -373,4 +373,30 @@ def test_the_asset_tries_every_grant_then_fails_with_the_failures(lake, monkeypa
         assert _consumer_rows(engine, schema, f"fct_trips_g{trips_grant}", FACT_COLUMNS) == _expected_trips(
             days
         )
-        assert delivered_rows(store, areas_grant)[-1]["attempts"] == 2
+        assert delivery_records(store, areas_grant)[0]["attempts"] == 2
+
+
+def test_the_operator_sets_targets_runs_and_lists_deliveries_from_the_cli(lake, monkeypatch, capsys):
+    from orchestration.cli import main
+
+    home, store = lake
+    monkeypatch.setenv("CITYBRAIN_SHARING_DB_URL", str(store.engine.url))
+    with consumer_database("mariadb") as (engine, url, schema):
+        trips_grant, areas_grant, _ends = _grants(store)
+        days = {date(2026, 10, 1): {}, date(2026, 10, 2): {}}
+        _publish(home, 1, days, {"330106": "西湖区"})
+        base = ["sharing", "delivery", "target", "--department", "JTJ", "--schema", schema]
+        assert main([*base, "--url", "mysql+pymysql://root:secret@127.0.0.1:3306/test"]) == 2
+        assert "password" in capsys.readouterr().err
+        assert main([*base, "--url", url]) == 0
+        assert main(["sharing", "delivery", "run"]) == 0
+        out = capsys.readouterr().out
+        assert (
+            f"grant {trips_grant}: delivered {len(_expected_trips(days))} rows (2026-10-01,2026-10-02)" in out
+        )
+        assert _consumer_rows(engine, schema, f"fct_trips_g{trips_grant}", FACT_COLUMNS) == _expected_trips(
+            days
+        )
+        assert main(["sharing", "delivery", "list", "--grant", str(areas_grant)]) == 0
+        (line,) = capsys.readouterr().out.splitlines()
+        assert json.loads(line)["status"] == "delivered" and json.loads(line)["rows"] == 1

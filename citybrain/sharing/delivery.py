@@ -450,9 +450,13 @@ def _finish(
     return result
 
 
-def delivered_rows(store: Store, grant_id: int) -> list[dict]:
-    """The grant's delivery records, oldest first (for status pages and tests)."""
+def delivery_records(store: Store, grant_id: int | None = None, limit: int | None = None) -> list[dict]:
+    """Delivery records, newest first (of one grant when given)."""
     r = store.deliveries
+    query = select(r).order_by(r.c.id.desc())
+    if grant_id is not None:
+        query = query.where(r.c.grant_id == grant_id)
+    if limit is not None:
+        query = query.limit(limit)
     with store.engine.connect() as con:
-        rows = con.execute(select(r).where(r.c.grant_id == grant_id).order_by(r.c.id))
-        return [dict(row._mapping) for row in rows]
+        return [dict(row._mapping) for row in con.execute(query)]
