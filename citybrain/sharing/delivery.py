@@ -32,8 +32,11 @@ and application id; every run per grant is a row of ``sharing_deliveries``.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import math
+import os
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -79,6 +82,7 @@ from citybrain.sharing.store import Store, utcnow
 WHOLE = "*"  # the digest key of a table delivered whole
 NULL_DAY = "<null>"  # the digest key of rows whose day is NULL
 MAX_IDENTIFIER = 63  # PostgreSQL's limit (MySQL's is 64)
+LOCK_FILE = ".delivery.lock"
 STATUSES = ("delivered", "unchanged", "stopped", "failed")
 
 
@@ -128,14 +132,28 @@ def deliver_all(
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[DeliveryResult]:
     """Deliver every active table grant (one after the other; a failure does not stop the others)."""
-    grants = table_grants(store, now)
-    if not grants:
+    if not table_grants(store, now):
         return []
     config = config or load_config().delivery
-    return [
-        deliver_grant(store, grant, user, department, directory, config, sleep)
-        for grant, user, department in grants
-    ]
+    with _one_at_a_time():  # a second run waits, then finds the days already delivered
+        return [
+            deliver_grant(store, grant, user, department, directory, config, sleep)
+            for grant, user, department in table_grants(store, now)
+        ]
+
+
+@contextlib.contextmanager
+def _one_at_a_time():
+    """An exclusive lock on ``$CITYBRAIN_HOME/sharing/.delivery.lock``: two runs replacing the same day in
+    the same consumer table at once could both insert it."""
+    path = settings.home() / "sharing" / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def table_grants(store: Store, now: datetime | None = None) -> list[tuple[Grant, str, str]]:
