@@ -192,7 +192,7 @@ def deliver_grant(
     try:
         try:
             plan = _plan(con, store, grant, suffix)
-        except duckdb.Error as error:
+        except (duckdb.Error, SQLAlchemyError) as error:
             result.error = describe_error(error)
             return _finish(store, grant, user, result, started, None)
         if not plan.changed:
@@ -208,7 +208,7 @@ def deliver_grant(
                 result.rows = _write(con, grant, target, plan, suffix, config.batch_rows)
                 result.status, result.error = "delivered", None
                 break
-            except (SQLAlchemyError, TargetError, duckdb.Error) as error:
+            except Exception as error:  # noqa: BLE001 - any failure is rolled back, retried, reported
                 result.error = describe_error(error)
                 if attempt < config.attempts:
                     sleep(config.backoff_seconds * 2 ** (attempt - 1))
