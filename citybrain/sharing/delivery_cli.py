@@ -8,7 +8,9 @@ run in the ``sharing_delivery`` asset; ``run`` does the same now (after fixing a
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
 import sys
 
 
@@ -23,8 +25,17 @@ def cmd(args: argparse.Namespace) -> int:
         return 2
 
 
+def _operator() -> str:
+    """The local operator, named by the OS account (as citybrain/sharing/cli.py names it; not imported from
+    there, which imports this module)."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):
+        login = f"uid:{os.getuid()}"
+    return f"operator:{login}"
+
+
 def _target(args) -> int:
-    from citybrain.sharing.cli import _operator
     from citybrain.sharing.delivery_targets import set_target
     from citybrain.sharing.store import open_store
 
