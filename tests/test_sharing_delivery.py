@@ -185,6 +185,7 @@ def _grants(store: Store) -> tuple[int, int, datetime]:
 
 
 # --- the nights -------------------------------------------------------------------------------------------
+@pytest.mark.server
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
 def test_nights_of_table_delivery(lake, backend):
     home, store = lake
@@ -348,6 +349,7 @@ def test_the_asset_is_a_no_op_without_a_sharing_database(lake, monkeypatch, tmp_
     assert not (home / "sharing").exists()  # nothing was created
 
 
+@pytest.mark.server
 def test_the_asset_tries_every_grant_then_fails_with_the_failures(lake, monkeypatch, tmp_path):
     """One grant delivered into PostgreSQL, one with its own (unreachable) target: the asset fails, after
     the good one was delivered; the retry pauses come from the configuration file."""
@@ -376,6 +378,7 @@ def test_the_asset_tries_every_grant_then_fails_with_the_failures(lake, monkeypa
         assert delivery_records(store, areas_grant)[0]["attempts"] == 2
 
 
+@pytest.mark.server
 def test_the_operator_sets_targets_runs_and_lists_deliveries_from_the_cli(lake, monkeypatch, capsys):
     from orchestration.cli import main
 
