@@ -23,6 +23,7 @@ from assets.resources import (
     SqlSourceResource,
     WarehouseResource,
 )
+from assets.sharing_delivery import sharing_delivery
 from citybrain import settings
 from citybrain.catalog import load_catalog
 from orchestration.dbt_cli import InstalledDbtCliResource
@@ -59,6 +60,7 @@ def build_definitions() -> Definitions:
         *dbt_asset_definitions(),
         pool_publication,
         resource_catalog,
+        sharing_delivery,
     ]
     freshness_checks = build_freshness_checks(catalog)
     defined = [key for definition in assets for key in definition.keys]

@@ -297,3 +297,7 @@ def add_commands(sub) -> None:
     v = s.add_parser("serve", help="serve the HTTP API (OpenAPI docs at /docs)")
     v.add_argument("--host", default="127.0.0.1")
     v.add_argument("--port", type=int, default=8780)
+
+    from citybrain.sharing.delivery_cli import add_commands as add_delivery_commands
+
+    add_delivery_commands(s)  # table delivery (库表): citybrain/sharing/delivery_cli.py

@@ -39,11 +39,20 @@ class Limits(_Strict):
     login_lockout_seconds: PositiveInt = 900
 
 
+class Delivery(_Strict):
+    """Table delivery (citybrain/sharing/delivery.py): how often a failing consumer database is tried."""
+
+    attempts: PositiveInt = 3  # tries per grant and night, the first included
+    backoff_seconds: float = Field(default=2.0, ge=0)  # before try n+1: backoff_seconds * 2**(n-1)
+    batch_rows: PositiveInt = 5_000  # rows per INSERT round trip (all in one transaction)
+
+
 class SharingConfig(_Strict):
     clocks: Clocks = Field(default_factory=Clocks)
     holidays: list[date] = Field(default_factory=list)
     workdays: list[date] = Field(default_factory=list)  # weekend days worked (调休)
     limits: Limits = Field(default_factory=Limits)
+    delivery: Delivery = Field(default_factory=Delivery)
 
 
 def load_config(path: Path | None = None) -> SharingConfig:

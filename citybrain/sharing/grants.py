@@ -3,7 +3,7 @@
 A grant is the only thing the data readers trust (``enforce``, ``reader``). It is created by an approval
 (``applications.decide``) or, for the machine's owner, by the CLI; it serves nothing after ``ends_at`` or
 once revoked. ``delivery`` says how it is used: ``api`` (this service) or ``table`` (pushed into the
-consumer's database: not built yet, docs/SHARING.md).
+consumer's database after each publication: ``delivery``, docs/SHARING.md).
 """
 
 from __future__ import annotations

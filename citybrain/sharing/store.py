@@ -115,6 +115,42 @@ class Store:
             Column("granted_by", Integer, ForeignKey(self._fk("sharing_accounts.id"))),
         )  # fmt: skip
 
+        # Table delivery (citybrain/sharing/delivery.py): where a grant's slice goes, and what went there.
+        self.delivery_targets = Table(
+            "sharing_delivery_targets", m,
+            Column("id", Integer, primary_key=True),
+            # Exactly one of the two: a target for one grant, or the default of a consumer department.
+            Column("grant_id", Integer, ForeignKey(self._fk("sharing_grants.id")), unique=True),
+            Column("department", String(100), unique=True),
+            Column("url", String(500), nullable=False),  # SQLAlchemy URL without its password
+            Column("password_env", String(100)),  # the environment variable holding the password
+            Column("target_schema", String(100)),
+            Column("created_at", DateTime, nullable=False, default=utcnow),
+        )  # fmt: skip
+        self.deliveries = Table(
+            "sharing_deliveries", m,
+            Column("id", Integer, primary_key=True),
+            Column("grant_id", Integer, ForeignKey(self._fk("sharing_grants.id")), nullable=False),
+            Column("version", String(100)),
+            Column("target", String(500)),  # URL (password hidden), schema and table
+            Column("days", JSON),  # the days replaced; None for a table replaced whole
+            Column("rows", Integer, nullable=False, default=0),
+            Column("status", String(20), nullable=False),  # delivered | unchanged | failed
+            Column("attempts", Integer, nullable=False, default=0),
+            Column("error", Text),
+            Column("started_at", DateTime, nullable=False),
+            Column("finished_at", DateTime, nullable=False),
+        )  # fmt: skip
+        self.delivered_days = Table(
+            "sharing_delivered_days", m,
+            Column("grant_id", Integer, ForeignKey(self._fk("sharing_grants.id")), primary_key=True),
+            Column("day", String(40), primary_key=True),  # ISO day, or "*" for a table delivered whole
+            Column("digest", String(64), nullable=False),  # of the granted rows of that day
+            Column("rows", Integer, nullable=False),
+            Column("version", String(100), nullable=False),
+            Column("delivered_at", DateTime, nullable=False),
+        )  # fmt: skip
+
     def _fk(self, target: str) -> str:
         return f"{self.schema}.{target}" if self.schema else target
 
