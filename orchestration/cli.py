@@ -220,7 +220,7 @@ def print_pool_summary() -> None:
         if tier == "open":
             open_tables = {t.removeprefix("pool.") for t in table_rows}
     if {"ind_district_monthly", "dim_district"} <= open_tables:
-        print('\n  example query (citybrain query --user demo_analyst "..."):')
+        print('\n  example query (citybrain query --local-operator "...", or --token T within your grants):')
         print("\n".join("    " + line for line in EXAMPLE_QUERY.splitlines()))
         with duckdb.connect(str(paths["open"]), read_only=True) as con:
             print("\n" + "\n".join("    " + line for line in str(con.sql(EXAMPLE_QUERY)).splitlines()))
@@ -391,10 +391,11 @@ def _add_demo_options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_trace(args: argparse.Namespace) -> int:
     import json
+    from contextlib import nullcontext
     from dataclasses import asdict
 
-    from citybrain.access.grants import AccessDenied
     from citybrain.lineage.trace import TraceError, format_trace, trace
+    from citybrain.sharing.query_cli import open_session
 
     key = None
     if args.key:
@@ -404,8 +405,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
             return 2
         key = {column: value for column, _, value in pairs}
     try:
-        result = trace(args.table, day=args.date, key=key, user=args.user)
-    except (TraceError, AccessDenied) as error:
+        with open_session(args, via="trace") if key else nullcontext() as session:
+            result = trace(args.table, day=args.date, key=key, session=session)
+    except (TraceError, PermissionError) as error:
         print(f"citybrain trace: {error}", file=sys.stderr)
         return 2
     print(
@@ -479,11 +481,13 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument(
         "--key", action="append", metavar="COLUMN=VALUE", help="the row whose day is traced (repeatable)"
     )
-    p.add_argument("--user", help="who reads the row for --key (grants and audit apply)")
+    from citybrain.sharing.query_cli import add_identity_arguments
+
+    add_identity_arguments(p)  # who reads the row for --key: a token's grants, or --local-operator
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_trace)
 
-    from citybrain.access.cli import add_commands as add_access_commands
+    from citybrain.sharing.query_cli import add_commands as add_access_commands
 
     add_access_commands(sub)
 
