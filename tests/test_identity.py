@@ -80,6 +80,10 @@ def test_a_self_written_grants_file_and_a_claimed_name_give_nothing(lake, tmp_pa
     assert exit_.value.code == 2 and "--user is no identity" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         citybrain(["audit", "query", "SELECT * FROM audit", "--user", "mallory"])
+    with pytest.raises(SystemExit):
+        citybrain(["trace", "pool.fct_visit", "--key", "visit_no=4", "--user", "mallory"])
+    assert citybrain(["trace", "pool.fct_visit", "--key", "visit_no=4"]) == 2  # a row is read: who reads it?
+    assert "who is reading?" in capsys.readouterr().err
     for url in ("citybrain://?user=mallory", "citybrain://mallory@/"):
         with pytest.raises(access.AccessDenied, match="'mallory'.*no identity"):
             sqlalchemy.create_engine(url).connect()
