@@ -144,7 +144,11 @@ def test_a_token_reads_only_its_granted_columns_and_rows_through_sqlalchemy(lake
             with pytest.raises(access.QueryRejected):
                 con.execute(sqlalchemy.text(sql))
     assert audit.read_records()[-1]["outcome"] == "rejected"
-    # the token from the environment keeps it out of the URL
+    # in the password slot SQLAlchemy masks it; from the environment it stays out of the URL altogether
+    masked = sqlalchemy.create_engine(f"citybrain://:{lake['consumer']}@")
+    assert lake["consumer"] not in repr(masked)
+    with masked.connect() as con:
+        assert con.execute(sqlalchemy.text("SELECT count(*) FROM pool.fct_visit")).scalar() == 10
     monkeypatch.setenv("CITYBRAIN_SHARING_TOKEN", lake["consumer"])
     with sqlalchemy.create_engine("citybrain://").connect() as con:
         assert con.execute(sqlalchemy.text("SELECT count(*) FROM pool.fct_visit")).scalar() == 10

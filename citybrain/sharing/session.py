@@ -14,12 +14,14 @@ package's entry point does once installed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
 from sqlalchemy.dialects import registry
 
+from citybrain import settings
 from citybrain.access import audit
 from citybrain.access.audit_query import query_audit_log
 from citybrain.access.identity import REPLACEMENT, AccessDenied, operator_identity, refuse_retired, token_from
@@ -36,6 +38,17 @@ from citybrain.sharing.tokens import TokenInvalid, TokenOwner, resolve_token
 registry.register("citybrain", "citybrain.sharing.sqlalchemy_dialect", "CityBrainDialect")
 
 AUDITOR_ROLE = "auditor"
+
+
+@functools.lru_cache(maxsize=8)
+def _store_for(url: str) -> Store:
+    return open_store(url)
+
+
+def configured_store() -> Store:
+    """The configured sharing database, one engine per URL for the process: a BI tool that checks out a
+    ``citybrain://`` connection per query must not leave an engine (and its pool) behind each time."""
+    return _store_for(settings.sharing_db_url())
 
 
 class GrantSession:
@@ -152,7 +165,7 @@ def connect(
         raise AccessDenied(f"who is reading? {REPLACEMENT}")
     if tiers:
         raise AccessDenied("--tier is for the local operator: a token reads the tables its grants name")
-    return GrantSession(store or open_store(), secret, via=via, directory=directory)
+    return GrantSession(store or configured_store(), secret, via=via, directory=directory)
 
 
 def read_audit_log(
@@ -176,7 +189,7 @@ def read_audit_log(
         audit.append("audit_query", outcome="denied", user=None, via=via, sql=sql, detail="no identity")
         raise AccessDenied(f"who is asking? {REPLACEMENT}")
     try:
-        owner = resolve_token(store or open_store(), secret)
+        owner = resolve_token(store or configured_store(), secret)
     except TokenInvalid:
         audit.append("audit_query", outcome="denied", user=None, via=via, sql=sql, detail="invalid token")
         raise

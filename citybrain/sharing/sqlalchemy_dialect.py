@@ -1,7 +1,8 @@
 """``citybrain://`` SQLAlchemy URLs: pandas and BI tools read the published pool as a token's account.
 
 ``sqlalchemy.create_engine("citybrain://?token=cbl_…")`` — or ``"citybrain://"`` with the token in
-``$CITYBRAIN_SHARING_TOKEN``, which keeps it out of logged URLs — is duckdb-engine's dialect over a
+``$CITYBRAIN_SHARING_TOKEN``, which keeps it out of logged URLs, or ``"citybrain://:cbl_…@"`` (the password
+slot, which SQLAlchemy masks when it shows the URL) — is duckdb-engine's dialect over a
 locked-down in-memory DuckDB with the tier files of the account's grants attached READ_ONLY under
 per-connection random catalog names (``reader.open_session``). Every statement first re-checks the token
 and the active grants, then is rewritten by ``enforce`` (granted tables, columns and rows only) and audited
