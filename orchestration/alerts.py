@@ -5,7 +5,8 @@ The alert is always logged; when ``CITYBRAIN_ALERT_WEBHOOK_URL`` is set it is al
 never raises: a webhook that is down is logged, it must not break the sensor that reports the failure.
 
 A run that succeeds but held pool tables back at publication (``citybrain/staleness.py``) gets a
-``stale_tables`` alert (``build_stale_alert``) through the same webhook.
+``stale_tables`` alert (``build_stale_alert``) through the same webhook, and sharing applications past
+their statutory clock an ``overdue_applications`` alert (``build_overdue_alert``), once per clock step.
 
 Payload (``build_failure_alert``)::
 
@@ -173,6 +174,36 @@ def build_stale_alert(instance: DagsterInstance, run: DagsterRun) -> dict | None
     }
 
 
+def overdue_clock_key(application: dict) -> str:
+    """One clock step of one application: its id and the due day of the running clock. Forwarding starts a
+    new clock (a later due day); escalating keeps the clock, so it is not alerted twice."""
+    return f"{application['application_id']}:{application['due_on']}"
+
+
+def build_overdue_alert(applications: list[dict]) -> dict:
+    """The alert for sharing applications whose statutory clock ran out (``overdue_report`` rows)."""
+    return {
+        "alert": "overdue_applications",
+        "message": f"{len(applications)} sharing application(s) past their statutory clock (docs/SHARING.md)",
+        "applications": [
+            {
+                k: a.get(k)
+                for k in (
+                    "application_id",
+                    "resource_code",
+                    "tier",
+                    "status",
+                    "provider",
+                    "due_on",
+                    "days_late",
+                )
+            }
+            for a in sorted(applications, key=lambda a: (a["due_on"], a["application_id"]))
+        ],  # fmt: skip
+        "detected_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
 def minimal_failure_alert(run: DagsterRun, problem: str) -> dict:
     """The alert when the run's event log could not be read: same fields, details missing."""
     return {
@@ -192,6 +223,14 @@ def minimal_failure_alert(run: DagsterRun, problem: str) -> dict:
 
 def alert_text(payload: dict) -> str:
     """One readable paragraph for logs."""
+    if payload.get("alert") == "overdue_applications":
+        lines = [f"OVERDUE APPLICATIONS: {payload['message']}"]
+        for a in payload["applications"]:
+            lines.append(
+                f"  #{a['application_id']} {a['resource_code']} ({a['tier']}, {a['status']}, provider "
+                f"{a['provider']}): due {a['due_on']}, {a['days_late']} day(s) late"
+            )
+        return "\n".join(lines)
     if payload.get("alert") == "stale_tables":
         lines = [
             f"STALE TABLES: job {payload['job']} run {payload['run_id']}"
@@ -256,7 +295,9 @@ def send_alert(
             if response.ok:
                 emit(
                     logging.INFO,
-                    f"alert for run {payload['run_id']} sent to the webhook ({response.status_code})",
+                    f"alert {payload['alert']}"
+                    + (f" for run {payload['run_id']}" if payload.get("run_id") else "")
+                    + f" sent to the webhook ({response.status_code})",
                 )
                 return True
             problem = f"HTTP {response.status_code}: {response.text[:200]}"

@@ -12,6 +12,10 @@
   ``$CITYBRAIN_ALERT_WEBHOOK_URL`` when set (``orchestration/alerts.py``). Default RUNNING.
 * ``stale_tables_alert`` (``@run_status_sensor`` on success) does the same for a run that succeeded but
   held pool tables back at publication (stale: ``citybrain/staleness.py``). Default RUNNING.
+* ``overdue_applications_alert`` (every ``OVERDUE_INTERVAL_SECONDS``) alerts the same way for sharing
+  applications past their statutory clock (docs/SHARING.md), once per application and clock step: the
+  cursor keeps the steps already alerted that are still overdue. Default RUNNING; skips without a sharing
+  database.
 * ``freshness_checks_sensor``: Dagster's ``build_sensor_for_freshness_checks`` over the ``freshness``
   checks (``assets/freshness.py``), so a feed turns overdue in the UI without a run of its own. Default
   RUNNING: it reads the event log and launches check-only runs that touch no data.
@@ -48,12 +52,21 @@ from assets.resources import LandingZoneResource
 from citybrain.catalog import Catalog, Feed, FileDelivery
 from citybrain.ingest.landing import any_day_glob, delivery_pattern, sha256_of
 from citybrain.vocabulary import FILE_TAG, TRIGGER_TAG
-from orchestration.alerts import build_failure_alert, build_stale_alert, minimal_failure_alert, send_alert
+from orchestration.alerts import (
+    build_failure_alert,
+    build_overdue_alert,
+    build_stale_alert,
+    minimal_failure_alert,
+    overdue_clock_key,
+    send_alert,
+)
 from orchestration.jobs import raw_ingestion
 
 LANDING_SENSOR = "landing_zone_sensor"
 FAILURE_SENSOR = "run_failure_alert"
 STALE_SENSOR = "stale_tables_alert"
+OVERDUE_SENSOR = "overdue_applications_alert"
+OVERDUE_INTERVAL_SECONDS = 600  # the clocks count days: a check every ten minutes is plenty
 FRESHNESS_SENSOR = "freshness_checks_sensor"
 CURSOR_VERSION = 1
 SHA_PREFIX = 16  # hex digits of the SHA-256 kept in the cursor: enough to tell two versions apart
@@ -341,6 +354,37 @@ def stale_tables_alert(context: RunStatusSensorContext) -> None:
         send_alert(payload, log=context.log)
 
 
+@sensor(
+    name=OVERDUE_SENSOR,
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=OVERDUE_INTERVAL_SECONDS,
+    description=(
+        "Alerts (log and $CITYBRAIN_ALERT_WEBHOOK_URL) when sharing applications pass their statutory clock, "
+        "once per application and clock step."
+    ),
+)
+def overdue_applications_alert(context: SensorEvaluationContext):
+    from citybrain.sharing.applications import overdue_report
+
+    try:
+        report = overdue_report()
+    except Exception as error:  # noqa: BLE001 - a database that is down is reported, the sensor stays up
+        context.log.warning(f"sharing database unavailable: {str(error).splitlines()[0]}")
+        return SkipReason("sharing database unavailable")
+    if report is None:
+        return SkipReason("no sharing database in this lake")
+    alerted = set(json.loads(context.cursor)) if context.cursor else set()
+    overdue = {overdue_clock_key(a): a for a in report}
+    new = [a for key, a in overdue.items() if key not in alerted]
+    if new:
+        send_alert(build_overdue_alert(new), log=context.log)
+    # Only the steps still overdue: a decided application leaves the cursor, which stays small.
+    context.update_cursor(json.dumps(sorted(overdue)))
+    return SkipReason(
+        f"{len(new)} newly overdue application(s) alerted" if new else "no newly overdue application"
+    )
+
+
 # --- freshness ----------------------------------------------------------------------------------------
 
 
@@ -362,5 +406,6 @@ def build_sensors(catalog: Catalog, freshness_checks: list[AssetChecksDefinition
         build_landing_sensor(catalog),
         run_failure_alert,
         stale_tables_alert,
+        overdue_applications_alert,
         build_freshness_sensor(freshness_checks),
     ]

@@ -14,8 +14,8 @@
    publication when its files were there). The next run is the rerun after the kill; after the round's
    last kill a rerun must finish with exit status 0.
 3. Throughout each round, four reader processes poll the live tier files: plain DuckDB read-only on each
-   tier, the access layer (``citybrain.access.connect``, user demo_researcher: both tiers) and the CLI
-   (``citybrain query --user demo_analyst``, one process per query). Every read must see
+   tier, the access layer (``citybrain.access.connect(local_operator=True)``: both tiers) and the CLI
+   (``citybrain query --local-operator --tier open``, one process per query). Every read must see
    one version whose tables and row counts are what its ``meta.publication`` says.
 4. The final pool of each round must equal the baseline pool: per table, the row count and an
    order-independent hash of every row (sum of DuckDB ``hash`` of the row, doubles rounded to 6 decimals),
@@ -119,7 +119,7 @@ READER = textwrap.dedent(
                 sql = ("SELECT p.version, p.table_rows, (SELECT count(*) FROM pool.dim_district) AS dim_district, "
                        "(SELECT count(*) FROM pool.fct_presence_hourly) AS fct_presence_hourly FROM meta.publication p")
                 done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "citybrain"), "query",
-                                       "--user", "demo_analyst", sql, "--out", str(out)],
+                                       "--local-operator", "--tier", "open", sql, "--out", str(out)],
                                       capture_output=True, text=True)
                 if done.returncode:
                     raise RuntimeError(f"citybrain query exit {done.returncode}: {done.stderr.strip()[-300:]}")
@@ -134,7 +134,7 @@ READER = textwrap.dedent(
                 if not all((pool / t / f"citybrain_{t}.duckdb").exists() for t in ("open", "conditional")):
                     time.sleep(0.2)
                     continue
-                with access.connect(user="demo_researcher", directory=pool) as session:
+                with access.connect(local_operator=True, directory=pool) as session:
                     meta = session.query("SELECT tier, version, table_rows FROM meta.publication").to_pylist()
                     seen = {m["version"] for m in meta}
                     if len(seen) != 1:

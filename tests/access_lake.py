@@ -1,5 +1,5 @@
 """A small published lake for the access and audit tests: a hand-made warehouse with one pool table per
-tier, published through the real ``publish``, with the shipped grants file (demo users)."""
+tier, published through the real ``publish``. Who reads it is a sharing token or the local operator."""
 
 from __future__ import annotations
 
@@ -20,7 +20,12 @@ CLASSIFICATION = {"dim_area": "open", "fct_visit": "conditional", "dim_person_ra
 def access_lake(home: Path) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CITYBRAIN_HOME", str(home))
-        for var in ("CITYBRAIN_POOL_DIR", "CITYBRAIN_AUDIT_DIR", "CITYBRAIN_GRANTS", "CITYBRAIN_USER"):
+        for var in (
+            "CITYBRAIN_POOL_DIR",
+            "CITYBRAIN_AUDIT_DIR",
+            "CITYBRAIN_SHARING_DB_URL",
+            "CITYBRAIN_SHARING_TOKEN",
+        ):
             mp.delenv(var, raising=False)
         warehouse = home / "warehouse.duckdb"
         with duckdb.connect(str(warehouse)) as con:

@@ -76,3 +76,28 @@ def sharing_store(backend: str, tmp_path: Path) -> Iterator[Store]:
         with engine.begin() as con:
             con.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
         engine.dispose()
+
+
+def token_for(
+    store: Store,
+    name: str,
+    *,
+    role: str = "consumer",
+    grants: list[dict] = (),
+    expires_at=None,
+) -> tuple[str, int]:
+    """An account (``role``) with ``grants`` (create_grant keyword arguments, ending in 30 days unless
+    they say otherwise) and a token for it: (the token's secret, the account's id)."""
+    from datetime import timedelta
+
+    from citybrain.sharing import accounts, tokens
+    from citybrain.sharing import grants as sharing_grants
+    from citybrain.sharing.store import utcnow
+
+    account = accounts.create_account(store, name, "CJJ", role, "a long passphrase", by="test")
+    for grant in grants:
+        sharing_grants.create_grant(
+            store, account_id=account.id, by="test", **{"ends_at": utcnow() + timedelta(days=30), **grant}
+        )
+    issued = tokens.issue_token(store, account, "test", expires_at=expires_at, by="test")
+    return issued.secret, account.id

@@ -1,6 +1,8 @@
-"""Analyst access: grants per tier, the SQL guard (and the engine behind it), every access path audited.
+"""Reading the published pool: a sharing token reads within its grants, the local operator reads every
+tier; the SQL guard (and the engine behind it) refuses the rest, and every access path is audited.
 
-One small hand-made lake, published by the real publication code, serves the whole module (cheap)."""
+One small hand-made lake, published by the real publication code, serves the whole module (cheap); its
+sharing database is the lake's default SQLite file, so the CLI finds it as a user's would."""
 
 from __future__ import annotations
 
@@ -13,9 +15,14 @@ import sqlalchemy
 
 import citybrain.access as access
 from citybrain.access import audit
-from citybrain.access.grants import load_grants
+from citybrain.access.identity import os_login
+from citybrain.sharing import session as sharing
+from citybrain.sharing.store import open_store
 from orchestration.cli import main as citybrain
 from tests.access_lake import access_lake
+from tests.sharing_lake import token_for
+
+OPERATOR = f"operator:{os_login()}"
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +31,24 @@ def lake(tmp_path_factory):
         yield home
 
 
+@pytest.fixture(scope="module")
+def analyst(lake):
+    """A consumer granted the open table's code and name columns (not ``residents``), nothing else."""
+    store = open_store()
+    secret, _ = token_for(
+        store, "li_analyst",
+        grants=[{"table": "pool.dim_area", "tier": "open", "columns": ["area_code", "area_name"]}],
+    )  # fmt: skip
+    store.engine.dispose()
+    return secret
+
+
 def last_record():
     return audit.read_records()[-1]
 
 
-def test_a_granted_user_reads_every_granted_tier_under_pool_names(lake):
-    with access.connect(user="demo_researcher") as session:
+def test_the_local_operator_reads_every_published_tier_under_pool_names(lake):
+    with access.connect(local_operator=True) as session:
         assert session.tiers == ["open", "conditional"]
         rows = session.query(
             "SELECT a.area_name, count(*) AS visits FROM pool.dim_area AS a JOIN fct_visit USING (area_code) "
@@ -40,40 +59,32 @@ def test_a_granted_user_reads_every_granted_tier_under_pool_names(lake):
         assert versions == 1, "all attached tiers are the same publication"
     record = last_record()
     assert (record["user"], record["via"], record["action"], record["outcome"]) == (
-        "demo_researcher", "python", "query", "ok",
+        OPERATOR, "python", "query", "ok",
     )  # fmt: skip
     assert record["tables"] == ["meta.publication"]
 
 
-def test_an_ungranted_tier_fails_with_user_tier_and_grants_file(lake):
-    with pytest.raises(access.AccessDenied) as denied:
-        access.connect(user="demo_analyst", tiers=["conditional"])
-    message = str(denied.value)
-    assert "demo_analyst" in message and "'conditional'" in message and "grants.yaml" in message
+def test_without_a_token_or_the_operator_mode_nothing_opens(lake):
+    with pytest.raises(access.AccessDenied, match="--token.*--local-operator"):
+        access.connect()
+    with pytest.raises(access.AccessDenied, match="--token.*--local-operator"):
+        sharing.connect()
     assert (last_record()["action"], last_record()["outcome"]) == ("connect", "denied")
-    # the open tier only: its session does not know conditional tables
-    with (
-        access.connect(user="demo_analyst") as session,
-        pytest.raises(access.QueryRejected, match="not granted table pool.fct_visit"),
-    ):
-        session.query("SELECT * FROM pool.fct_visit")
-    with pytest.raises(access.AccessDenied, match="'nobody' is granted no tier .*not listed"):
-        access.connect(user="nobody")
+    with pytest.raises(access.AccessDenied, match="'demo_researcher'.* no identity"):
+        access.connect(user="demo_researcher", local_operator=True)
+    with access.connect(local_operator=True, tiers=["open"]) as session:
+        assert session.tiers == ["open"]
+        with pytest.raises(access.QueryRejected, match="not granted table pool.fct_visit"):
+            session.query("SELECT * FROM pool.fct_visit")
 
 
-def test_restricted_data_is_never_published_nor_grantable(lake):
+def test_restricted_data_is_never_published_nor_readable(lake):
     with pytest.raises(access.AccessDenied, match="restricted data never leaves the warehouse"):
-        access.connect(user="demo_researcher", tiers=["restricted"])
-    with access.connect(user="demo_researcher") as session:
+        access.connect(local_operator=True, tiers=["restricted"])
+    with access.connect(local_operator=True) as session:
         assert "pool.dim_person_raw" not in session.readable
         catalog = session.query("SELECT table_name FROM information_schema.tables").column(0).to_pylist()
         assert "dim_person_raw" not in catalog
-
-
-def test_user_comes_from_environment(lake, monkeypatch):
-    monkeypatch.setenv("CITYBRAIN_USER", "demo_analyst")
-    with access.connect() as session:
-        assert session.user == "demo_analyst" and session.tiers == ["open"]
 
 
 HOSTILE = [
@@ -120,19 +131,23 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("sql", HOSTILE)
-def test_hostile_sql_is_rejected_and_the_rejection_audited(lake, sql):
-    with access.connect(user="demo_analyst") as session, pytest.raises(access.QueryRejected):
-        session.query(sql)
-    record = last_record()
-    assert (record["action"], record["outcome"], record["sql"]) == ("query", "rejected", sql)
-    assert record["detail"]
+def test_hostile_sql_is_rejected_and_the_rejection_audited(lake, analyst, sql):
+    for opened, user in (
+        (access.connect(local_operator=True), OPERATOR),
+        (sharing.connect(analyst), "li_analyst"),
+    ):
+        with opened as session, pytest.raises(access.QueryRejected):
+            session.query(sql)
+        record = last_record()
+        assert (record["action"], record["outcome"], record["sql"]) == ("query", "rejected", sql)
+        assert record["detail"] and record["user"] == user
 
 
 def test_the_engine_refuses_what_the_guard_would_miss(lake, tmp_path):
     """Defence in depth: on the session's raw connection (no guard), files, settings and writes all fail."""
     import duckdb
 
-    with access.connect(user="demo_researcher") as session:
+    with access.connect(local_operator=True) as session:
         con = session.con
         for sql in (
             "SELECT * FROM read_csv('/etc/passwd')",
@@ -149,71 +164,69 @@ def test_the_engine_refuses_what_the_guard_would_miss(lake, tmp_path):
     assert not (tmp_path / "out.csv").exists()
 
 
-def test_cli_query_prints_and_exports_csv_and_parquet_all_audited(lake, tmp_path, capsys):
-    sql = "SELECT area_code, area_name, residents FROM pool.dim_area ORDER BY area_code"
-    assert citybrain(["query", sql, "--user", "demo_analyst"]) == 0
-    assert "西湖区" in capsys.readouterr().out
-    assert (last_record()["via"], last_record()["action"], last_record()["rows"]) == ("cli", "query", 2)
+def test_cli_query_with_a_token_prints_and_exports_the_granted_columns_all_audited(
+    lake, analyst, tmp_path, capsys
+):
+    sql = "SELECT * FROM pool.dim_area ORDER BY area_code"
+    assert citybrain(["query", sql, "--token", analyst]) == 0
+    out = capsys.readouterr().out
+    assert "西湖区" in out and "residents" not in out and "1200" not in out
+    record = last_record()
+    assert (record["via"], record["action"], record["rows"], record["user"]) == (
+        "cli",
+        "query",
+        2,
+        "li_analyst",
+    )
+    assert record["grant_id"] is not None and record["tables"] == ["pool.dim_area"]
 
     out_csv, out_parquet = tmp_path / "r.csv", tmp_path / "r.parquet"
-    assert citybrain(["query", sql, "--user", "demo_analyst", "--out", str(out_csv)]) == 0
-    assert list(csv.reader(out_csv.open(encoding="utf-8")))[1] == ["330106", "西湖区", "1200"]
+    assert citybrain(["query", sql, "--token", analyst, "--out", str(out_csv)]) == 0
+    assert list(csv.reader(out_csv.open(encoding="utf-8"))) == [
+        ["area_code", "area_name"], ["330106", "西湖区"], ["330108", "滨江区"],
+    ]  # fmt: skip
     export = last_record()
     assert (export["action"], export["target"], export["rows"], export["tiers"]) == (
         "export", str(out_csv), 2, ["open"],
     )  # fmt: skip
-    assert citybrain(["query", sql, "--user", "demo_analyst", "--out", str(out_parquet)]) == 0
-    assert pq.read_table(out_parquet).num_rows == 2
+    assert citybrain(["query", sql, "--token", analyst, "--out", str(out_parquet)]) == 0
+    assert pq.read_table(out_parquet).column_names == ["area_code", "area_name"]
     assert (last_record()["action"], last_record()["target"]) == ("export", str(out_parquet))
 
-    assert citybrain(["query", "SELECT * FROM pool.fct_visit", "--user", "demo_analyst"]) == 2
-    assert "QueryRejected" in capsys.readouterr().err
-    assert citybrain(["query", sql, "--user", "demo_analyst", "--tier", "conditional"]) == 2
-    assert "not granted tier 'conditional'" in capsys.readouterr().err
+    for refused in ("SELECT * FROM pool.fct_visit", "SELECT residents FROM pool.dim_area"):
+        assert citybrain(["query", refused, "--token", analyst]) == 2
+        assert "QueryRejected" in capsys.readouterr().err
+        assert (last_record()["outcome"], last_record()["user"]) == ("rejected", "li_analyst")
+    assert citybrain(["query", sql, "--token", analyst, "--tier", "conditional"]) == 2
+    assert "--tier is for the local operator" in capsys.readouterr().err
+    assert citybrain(["query", sql, "--local-operator", "--tier", "open"]) == 0
+    assert "1200" in capsys.readouterr().out and last_record()["user"] == OPERATOR
 
 
-def test_sqlalchemy_and_pandas_paths_enforce_grants_and_audit(lake):
-    engine = access.engine(user="demo_researcher")
-    frame = pd.read_sql_query("SELECT count(*) AS n FROM pool.fct_visit", engine)
-    assert frame["n"].tolist() == [20]
+def test_sqlalchemy_and_pandas_paths_enforce_the_grants_and_audit(lake, analyst):
+    engine = sharing.engine(analyst)
+    frame = pd.read_sql_query("SELECT * FROM pool.dim_area ORDER BY area_code", engine)
+    assert frame.columns.tolist() == ["area_code", "area_name"] and len(frame) == 2
     record = last_record()
     assert (record["via"], record["user"], record["tables"], record["tiers"]) == (
-        "sqlalchemy", "demo_researcher", ["pool.fct_visit"], ["conditional"],
+        "sqlalchemy", "li_analyst", ["pool.dim_area"], ["open"],
     )  # fmt: skip
-    same = sqlalchemy.create_engine("citybrain:///?user=demo_analyst")
+    same = sqlalchemy.create_engine(f"citybrain://?token={analyst}")
     with same.connect() as con:
         assert con.execute(sqlalchemy.text("SELECT count(*) FROM pool.dim_area")).scalar() == 2
-        with pytest.raises(access.QueryRejected):
-            con.execute(sqlalchemy.text("SELECT * FROM pool.fct_visit"))
+        for sql in ("SELECT * FROM pool.fct_visit", "SELECT sum(residents) FROM pool.dim_area"):
+            with pytest.raises(access.QueryRejected):
+                con.execute(sqlalchemy.text(sql))
         with pytest.raises(access.QueryRejected):
             con.exec_driver_sql("DELETE FROM pool.dim_area")
     assert last_record()["outcome"] == "rejected" and last_record()["via"] == "sqlalchemy"
-    with pytest.raises(access.AccessDenied):
-        sqlalchemy.create_engine("citybrain:///?user=demo_analyst&tiers=conditional").connect()
 
-    frame = access.read_sql("SELECT * FROM pool.dim_area", user="demo_analyst")
+    operator = sqlalchemy.create_engine("citybrain://?local_operator=true")
+    with operator.connect() as con:
+        assert con.execute(sqlalchemy.text("SELECT sum(residents) FROM pool.dim_area")).scalar() == 2000
+        assert con.execute(sqlalchemy.text("SELECT count(*) FROM pool.fct_visit")).scalar() == 20
+    assert last_record()["user"] == OPERATOR
+
+    frame = sharing.read_sql("SELECT * FROM pool.dim_area", analyst)
     assert len(frame) == 2
     assert (last_record()["via"], last_record()["rows"]) == ("pandas", 2)
-
-
-def test_grants_file_mistakes_are_reported_clearly(tmp_path):
-    bad = tmp_path / "grants.yaml"
-    bad.write_text(
-        "roles:\n  reader: {tiers: [open, secret]}\n  everything: {tiers: [restricted]}\n"
-        "users:\n  alice: {roles: [readers]}\n",
-        encoding="utf-8",
-    )
-    with pytest.raises(access.GrantsError) as error:
-        load_grants(bad)
-    message = str(error.value)
-    assert str(bad) in message
-    assert "roles.reader.tiers.1" in message and "restricted' cannot be granted" in message
-    bad.write_text(
-        "roles:\n  reader: {tiers: [open]}\nusers:\n  alice: {roles: [readers]}\n", encoding="utf-8"
-    )
-    with pytest.raises(access.GrantsError, match="user 'alice' has unknown role"):
-        load_grants(bad)
-    shipped = load_grants()
-    assert shipped.tiers_for("demo_researcher") == ["open", "conditional"] and shipped.is_auditor(
-        "demo_auditor"
-    )

@@ -12,9 +12,11 @@ import pytest
 
 import citybrain.access as access
 from citybrain.access import audit
-from citybrain.access.audit_query import query_audit_log
+from citybrain.sharing import session as sharing
+from citybrain.sharing.store import open_store
 from orchestration.cli import main as citybrain
 from tests.access_lake import access_lake
+from tests.sharing_lake import token_for
 
 
 @pytest.fixture
@@ -95,36 +97,50 @@ def test_concurrent_writers_keep_one_chain(log_dir):
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory):
-    with access_lake(tmp_path_factory.mktemp("audited")) as home:
-        with access.connect(user="demo_analyst") as session:
+    """A published lake whose log holds a publication, then a token holder's read and refusal."""
+    with access_lake(tmp_path_factory.mktemp("audited")):
+        store = open_store()
+        analyst, _ = token_for(
+            store, "li_analyst", grants=[{"table": "pool.dim_area", "tier": "open", "columns": ["area_code"]}]
+        )
+        auditor, _ = token_for(store, "zhao_auditor", role="auditor")
+        store.engine.dispose()
+        with sharing.connect(analyst) as session:
             session.query("SELECT * FROM pool.dim_area")
             with pytest.raises(access.QueryRejected):
                 session.query("SELECT * FROM read_csv('/etc/passwd')")
-        yield home
+        yield {"analyst": analyst, "auditor": auditor}
 
 
-def test_auditors_query_the_log_and_others_cannot(lake, capsys):
-    result = query_audit_log(
-        "SELECT action, outcome, user, tables, run_id FROM audit ORDER BY seq", user="demo_auditor"
+def test_auditors_query_the_log_with_their_token_and_others_cannot(lake, capsys):
+    result = sharing.read_audit_log(
+        "SELECT action, outcome, user, tables, run_id FROM audit "
+        "WHERE action NOT IN ('account', 'token', 'grant') ORDER BY seq",
+        lake["auditor"],
     ).to_pylist()
     assert result[0] == {
         "action": "publication", "outcome": "ok", "user": result[0]["user"],
         "tables": ["pool.dim_area", "pool.fct_visit"], "run_id": "run-access",
     }  # fmt: skip
     assert [(r["action"], r["outcome"], r["user"]) for r in result[1:3]] == [
-        ("query", "ok", "demo_analyst"),
-        ("query", "rejected", "demo_analyst"),
+        ("query", "ok", "li_analyst"),
+        ("query", "rejected", "li_analyst"),
     ]
-    with pytest.raises(access.AccessDenied, match="demo_analyst.*may not read the audit log"):
-        query_audit_log("SELECT * FROM audit", user="demo_analyst")
+    with pytest.raises(access.AccessDenied, match="li_analyst .consumer. may not read the audit log"):
+        sharing.read_audit_log("SELECT * FROM audit", lake["analyst"])
     assert (audit.read_records()[-1]["action"], audit.read_records()[-1]["outcome"]) == (
         "audit_query",
         "denied",
     )
     for sql in ("DELETE FROM audit", "UPDATE audit SET user = 'x'", "SELECT * FROM read_json('audit.jsonl')"):
         with pytest.raises(access.QueryRejected):
-            query_audit_log(sql, user="demo_auditor")
-    assert citybrain(["audit", "query", "SELECT count(*) AS n FROM audit", "--user", "demo_auditor"]) == 0
+            sharing.read_audit_log(sql, lake["auditor"])
+    assert citybrain(["audit", "query", "SELECT count(*) AS n FROM audit", "--token", lake["auditor"]]) == 0
     assert "(1 rows)" in capsys.readouterr().out
-    assert citybrain(["audit", "query", "SELECT 1", "--user", "demo_researcher"]) == 2
+    assert audit.read_records()[-1]["user"] == "zhao_auditor"
+    assert citybrain(["audit", "query", "SELECT 1", "--token", lake["analyst"]]) == 2
+    assert "may not read the audit log" in capsys.readouterr().err
+    assert citybrain(["audit", "query", "SELECT 1"]) == 2  # no identity at all
+    assert citybrain(["audit", "query", "SELECT count(*) FROM audit", "--local-operator"]) == 0
+    assert audit.read_records()[-1]["user"].startswith("operator:")
     assert audit.verify().ok, "querying the log leaves the chain intact"

@@ -261,7 +261,7 @@ def test_trace_names_the_delivered_files_behind_a_day_and_a_row(city, capsys):
         [day],
     )[0]
     assert main(["trace", "pool.fct_service_application", "--key", f"application_id={application_id}",
-                 "--user", "demo_researcher", "--json"]) == 0  # fmt: skip
+                 "--local-operator", "--json"]) == 0  # fmt: skip
     assert json.loads(capsys.readouterr().out)["deliveries"] == traced["deliveries"]
 
     assert main(["trace", "pool.dim_enterprise"]) == 0  # a dimension: the current registry snapshot

@@ -274,8 +274,9 @@ def test_the_real_publication_follows_the_manifest_and_is_audited(lake):
         (lake["good"].run_id, "ok"),
         (lake["bad"].run_id, "ok"),
     ]
-    # An analyst reaches the real published data through the access layer.
-    frame = access.read_sql("SELECT count(*) AS n FROM pool.dim_district", user="demo_analyst")
+    # The machine's owner reaches the real published data through the access layer.
+    with access.connect(local_operator=True) as session:
+        frame = session.df("SELECT count(*) AS n FROM pool.dim_district")
     assert frame["n"].tolist()[0] == len(COUNTIES)
 
 

@@ -520,10 +520,12 @@ def test_definitions_carry_the_schedules_sensors_and_freshness_checks(catalog, r
         "landing_zone_sensor",
         "run_failure_alert",
         "stale_tables_alert",
+        "overdue_applications_alert",
         "freshness_checks_sensor",
     }
     assert sensors["landing_zone_sensor"].default_status.value == "STOPPED"
     assert sensors["run_failure_alert"].default_status.value == "RUNNING"
+    assert sensors["overdue_applications_alert"].default_status.value == "RUNNING"
     check_keys = repository.asset_graph.asset_check_keys
     with DagsterInstance.ephemeral() as instance:  # never evaluated: the freshness sensor asks for all
         context = build_sensor_context(instance=instance, repository_def=repository)

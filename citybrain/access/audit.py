@@ -15,7 +15,6 @@ append-only storage (``chattr +a``, WORM bucket or syslog) whose copy anchors th
 from __future__ import annotations
 
 import fcntl
-import getpass
 import hashlib
 import json
 import os
@@ -26,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from citybrain import settings
+from citybrain.access.identity import os_login
 
 AUDIT_FILE = "audit.jsonl"
 HEAD_FILE = "head.json"
@@ -48,18 +48,10 @@ def audit_path(directory: Path | None = None) -> Path:
 
 
 def current_user(explicit: str | None = None) -> str:
-    """``--user``, else ``CITYBRAIN_USER``, else the OS login. Declared, not authenticated: the OS account
-    running the access layer is the authentication (see docs/GOVERNANCE.md)."""
-    if explicit:
-        return explicit
-    return os.environ.get("CITYBRAIN_USER") or _os_login()
-
-
-def _os_login() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid:{os.getuid()}"
+    """The name a record is filed under: what the caller established (a token's account, ``operator:<login>``,
+    a sharing step's actor), else the OS login. Never read from a flag or an environment variable
+    (``citybrain.access.identity``)."""
+    return explicit or os_login()
 
 
 def _digest(prev: str, body: dict) -> str:
@@ -92,7 +84,7 @@ def append(
     body = {
         "at": datetime.now(UTC).isoformat(timespec="microseconds"),
         "user": current_user(user),
-        "os_user": _os_login(),
+        "os_user": os_login(),
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "via": via,

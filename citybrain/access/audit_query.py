@@ -1,5 +1,8 @@
 """``citybrain audit query``: auditors read the audit log with SQL, read-only, through the same guard.
 
+Who may is decided one layer up (``citybrain.sharing.session.read_audit_log``: an account with the auditor
+role, by its token, or the local operator); this module only runs the query safely.
+
 The log is loaded into an in-memory table ``audit`` of a locked-down session (no file access, locked
 configuration), so the query can neither change the log nor reach anything else. The audit query itself
 is audited.
@@ -11,7 +14,6 @@ import duckdb
 import pyarrow as pa
 
 from citybrain.access import audit
-from citybrain.access.grants import AccessDenied, Grants, load_grants
 from citybrain.access.query import LOCKDOWN
 from citybrain.access.sql_guard import QueryRejected, check_query
 
@@ -41,15 +43,10 @@ AUDIT_SCHEMA = pa.schema(
 )
 
 
-def query_audit_log(
-    sql: str, user: str | None = None, grants: Grants | None = None, via: str = "cli"
-) -> pa.Table:
-    user = audit.current_user(user)
-    try:
-        (grants or load_grants()).require_auditor(user)
-    except AccessDenied as error:
-        audit.append("audit_query", outcome="denied", user=user, via=via, sql=sql, detail=str(error))
-        raise
+def query_audit_log(sql: str, *, reader: str, via: str = "cli") -> pa.Table:
+    """Run ``sql`` over the log for ``reader``, who has been authorised already: an auditor's sharing token
+    or the local operator (``citybrain.sharing.session.read_audit_log`` decides, and audits a refusal)."""
+    user = reader
     try:
         check_query(sql, {"main.audit"}, default_schema="main")
     except QueryRejected as error:

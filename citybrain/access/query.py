@@ -1,6 +1,7 @@
-"""An analyst's read-only session over the published tiers they are granted.
+"""The local operator's read-only session over the published tiers (token holders read through
+``citybrain.sharing``, which reuses the lockdown below).
 
-The session is an in-memory DuckDB database: each granted tier's live file is attached READ_ONLY, and a
+The session is an in-memory DuckDB database: each tier's live file is attached READ_ONLY, and a
 view ``pool.<table>`` per published table makes every table readable under one name whatever its tier
 (``meta.publication`` lists the attached versions). Then external access is switched off, extensions
 cannot be installed or loaded, and the configuration is locked, so even SQL the guard missed cannot read a
@@ -17,9 +18,9 @@ import duckdb
 import pyarrow as pa
 
 from citybrain.access import audit
-from citybrain.access.grants import AccessDenied, Grants, load_grants
+from citybrain.access.identity import REPLACEMENT, AccessDenied, operator_identity, refuse_retired
 from citybrain.access.sql_guard import CheckedQuery, QueryRejected, check_query
-from citybrain.pool_layout import PUBLISHED_SCHEMA, tier_path
+from citybrain.pool_layout import PUBLISHED_SCHEMA, PUBLISHED_TIERS, tier_path
 
 # Switched off after the tiers are attached, in this order: lock_configuration last.
 LOCKDOWN = (
@@ -129,27 +130,39 @@ class Session:
 
 
 def connect(
-    user: str | None = None,
+    *,
+    local_operator: bool = False,
     tiers: Sequence[str] | None = None,
     directory: Path | None = None,
-    grants: Grants | None = None,
     via: str = "python",
+    user: str | None = None,
 ) -> Session:
-    """Open a read-only session for ``user`` (``--user`` / ``CITYBRAIN_USER`` / OS login) over their granted
-    tiers, or over ``tiers`` if all of them are granted. A refusal is audited and raised as AccessDenied."""
-    user = audit.current_user(user)
-    try:
-        grants = grants or load_grants()
-        opened = grants.require_tiers(user, list(tiers) if tiers else None)
-    except AccessDenied as error:
-        audit.append("connect", outcome="denied", user=user, via=via, tiers=tiers or (), detail=str(error))
-        raise
+    """The local operator's read-only session over every published tier (or over ``tiers``), audited as
+    ``operator:<OS login>``. Only for the machine's owner, who can read the tier files anyway; everybody else
+    reads with a sharing token through ``citybrain.sharing.session.connect(token=...)``. ``user`` is refused:
+    a name is no identity (``citybrain.access.identity``)."""
+    refuse_retired(user)
+    if not local_operator:
+        raise AccessDenied(f"who is reading? {REPLACEMENT} (in Python: connect(local_operator=True))")
+    operator = operator_identity()
+    for tier in tiers or ():
+        if tier not in PUBLISHED_TIERS:
+            error = AccessDenied(
+                f"unknown tier {tier!r}: published tiers are {', '.join(PUBLISHED_TIERS)}"
+                + (" — restricted data never leaves the warehouse" if tier == "restricted" else "")
+            )
+            audit.append("connect", outcome="denied", user=operator, via=via, tiers=tiers, detail=str(error))
+            raise error
+    opened = list(tiers) if tiers else list(PUBLISHED_TIERS)
     paths = {tier: tier_path(tier, directory) for tier in opened}
+    if not tiers and any(path.exists() for path in paths.values()):
+        paths = {tier: path for tier, path in paths.items() if path.exists()}  # every tier published so far
+        opened = list(paths)
     missing = [f"{tier} ({path})" for tier, path in paths.items() if not path.exists()]
     if missing:
         raise TierNotPublished(f"not published yet: {', '.join(missing)}; run the nightly job first")
     con, table_tiers = _open(paths)
-    return Session(con, user, opened, table_tiers, via)
+    return Session(con, operator, opened, table_tiers, via)
 
 
 def _open(paths: dict[str, Path]):

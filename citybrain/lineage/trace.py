@@ -2,7 +2,8 @@
 
 Answers from the live published versions themselves (meta.publication, meta.table_lineage, meta.check_results):
 what was published is what is traced, even while the warehouse has moved on. Looking up a row by key reads the
-pool through ``citybrain.access`` (grants and audit apply); the metadata names files and hashes, no person.
+pool through the caller's session (a sharing token's grants, or the local operator; audited either way:
+``citybrain.sharing.session``); the metadata names files and hashes, no person.
 """
 
 from __future__ import annotations
@@ -49,14 +50,12 @@ def _published_in(table: str, directory: Path | None) -> tuple[str, Path]:
     raise TraceError(f"{PUBLISHED_SCHEMA}.{table} is not in any published tier")
 
 
-def _day_of_row(
-    table: str, day_column: str, key: dict[str, str], user: str | None, directory: Path | None
-) -> str:
-    """The day of the row with ``key``, read through the access layer (the caller's grants, audited)."""
+def _day_of_row(table: str, day_column: str, key: dict[str, str], session) -> str:
+    """The day of the row with ``key``, read through ``session`` (its grants apply, the read is audited)."""
     import sqlglot.expressions as exp
 
-    from citybrain.access.query import connect
-
+    if session is None:
+        raise TraceError("--key reads the pool: give your token (--token) or --local-operator")
     condition = exp.and_(*(exp.column(c).eq(exp.Literal.string(v)) for c, v in key.items()))
     select = (
         exp.select(exp.column(day_column))
@@ -64,8 +63,7 @@ def _day_of_row(
         .from_(exp.table_(table, db=PUBLISHED_SCHEMA))
         .where(condition)
     )
-    with connect(user=user, directory=directory, via="trace") as session:
-        rows = session.query(select.sql(dialect="duckdb")).to_pylist()
+    rows = session.query(select.sql(dialect="duckdb")).to_pylist()
     if not rows:
         raise TraceError(f"no row of {PUBLISHED_SCHEMA}.{table} where {key}")
     if len(rows) > 1:
@@ -79,10 +77,13 @@ def trace(
     table: str,
     day: str | None = None,
     key: dict[str, str] | None = None,
-    user: str | None = None,
+    session=None,
     directory: Path | None = None,
 ) -> Trace:
-    """The deliveries, runs and checks behind ``pool.<table>`` (one day of it, or the day of one row)."""
+    """The deliveries, runs and checks behind ``pool.<table>`` (one day of it, or the day of one row).
+
+    ``session`` (anything with ``.query(sql) -> pyarrow.Table``: ``citybrain.sharing.session.connect``) reads
+    the row of ``key``."""
     import duckdb
 
     table = table.removeprefix(f"{PUBLISHED_SCHEMA}.")
@@ -103,7 +104,7 @@ def trace(
             or [None]
         )[0]
     if key:
-        day = _day_of_row(table, day_column, key, user, directory) if day_column else None
+        day = _day_of_row(table, day_column, key, session) if day_column else None
     if day and not day_column:
         raise TraceError(f"{PUBLISHED_SCHEMA}.{table} is not a daily table: trace it without --date")
     with duckdb.connect(str(path), read_only=True) as con:

@@ -16,16 +16,12 @@ import os
 import sys
 from datetime import date, timedelta
 
-TOKEN_ENV = "CITYBRAIN_SHARING_TOKEN"
+from citybrain.access.identity import TOKEN_ENV, operator_identity
 
 
 def _operator() -> str:
     """The local operator, named by the OS account running the command (not by a flag or variable)."""
-    try:
-        login = getpass.getuser()
-    except (KeyError, OSError):
-        login = f"uid:{os.getuid()}"
-    return f"operator:{login}"
+    return operator_identity()
 
 
 def _store():

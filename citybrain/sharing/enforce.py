@@ -104,6 +104,8 @@ def _check_columns(tree: exp.Expression, used: Mapping[str, Grant]) -> None:
             grant.table_name: dict.fromkeys(grant.columns, "VARCHAR") for grant in used.values()
         }
     }
+    if not used:  # a query over no table (``SELECT current_schema()`` from SQLAlchemy): nothing to resolve
+        schema = None
     try:
         qualify(
             tree.copy(),

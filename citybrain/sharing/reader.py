@@ -75,7 +75,9 @@ class Reader:
         action: str = "read",
         version: str | None = None,
         audited_sql: str | None = None,
+        target: str | None = None,
     ) -> ReadResult:
+        """Enforce ``grants`` on ``sql``, run it and audit it (``target``: where an export was written)."""
         by_table = {g.table: g for g in grants}
         suffix = secrets.token_hex(8)
         try:
@@ -94,8 +96,9 @@ class Reader:
             self._audit(action, "error", audited_sql or sql, enforced.grants, detail=str(error))
             raise
         self._audit(
-            action, "ok", audited_sql or sql, enforced.grants, rows=table.num_rows, version=read_version
-        )
+            action, "ok", audited_sql or sql, enforced.grants, rows=table.num_rows, version=read_version,
+            target=target,
+        )  # fmt: skip
         return ReadResult(table, read_version, enforced.grants)
 
     def _run(self, enforced: EnforcedQuery, max_rows: int, version: str | None, suffix: str):
@@ -116,22 +119,33 @@ class Reader:
         finally:
             con.close()
 
-    def _audit(self, action, outcome, sql, grants, *, rows=None, detail=None, version=None):
-        for grant in grants or (None,):
-            audit.append(
-                action,
-                outcome=outcome,
-                user=self.user,
-                via=self.via,
-                tiers=[grant.tier] if grant else (),
-                tables=[grant.table] if grant else (),
-                sql=sql,
-                rows=rows,
-                target=f"version {version}" if version else None,
-                detail=detail,
-                application_id=grant.application_id if grant else None,
-                grant_id=grant.id if grant else None,
-            )
+    def _audit(self, action, outcome, sql, grants, *, rows=None, detail=None, version=None, target=None):
+        audit_read(
+            self.user, self.via, action, outcome, sql, grants,
+            rows=rows, detail=detail, version=version, target=target,
+        )  # fmt: skip
+
+
+def audit_read(
+    user, via, action, outcome, sql, grants, *, rows=None, detail=None, version=None, target=None
+) -> None:
+    """One audit record per grant a read went through (one without a grant if it named none), so every
+    record carries its grant and application id. Shared by the API, the CLI and the SQLAlchemy URL."""
+    for grant in grants or (None,):
+        audit.append(
+            action,
+            outcome=outcome,
+            user=user,
+            via=via,
+            tiers=[grant.tier] if grant else (),
+            tables=[grant.table] if grant else (),
+            sql=sql,
+            rows=rows,
+            target=target or (f"version {version}" if version else None),
+            detail=detail,
+            application_id=grant.application_id if grant else None,
+            grant_id=grant.id if grant else None,
+        )
 
 
 def grants_for_refusal(sql: str, by_table: Mapping[str, Grant]) -> list[Grant]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from citybrain.access import cli as access
 from citybrain.sharing import cli as sharing
+from citybrain.sharing import query_cli as access
 from orchestration.cli import catalog, demo, governance, run, status, trace, ui
 
 # In the order `citybrain --help` lists them.

@@ -92,7 +92,7 @@ def print_pool_summary() -> None:
         if tier == "open":
             open_tables = {t.removeprefix("pool.") for t in table_rows}
     if {"ind_district_monthly", "dim_district"} <= open_tables:
-        print('\n  example query (citybrain query --user demo_analyst "..."):')
+        print('\n  example query (citybrain query --local-operator "...", or --token T within your grants):')
         print("\n".join("    " + line for line in EXAMPLE_QUERY.splitlines()))
         with duckdb.connect(str(paths["open"]), read_only=True) as con:
             print("\n" + "\n".join("    " + line for line in str(con.sql(EXAMPLE_QUERY)).splitlines()))

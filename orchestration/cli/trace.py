@@ -8,10 +8,11 @@ import sys
 
 def cmd_trace(args: argparse.Namespace) -> int:
     import json
+    from contextlib import nullcontext
     from dataclasses import asdict
 
-    from citybrain.access.grants import AccessDenied
     from citybrain.lineage.trace import TraceError, format_trace, trace
+    from citybrain.sharing.query_cli import open_session
 
     key = None
     if args.key:
@@ -21,8 +22,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
             return 2
         key = {column: value for column, _, value in pairs}
     try:
-        result = trace(args.table, day=args.date, key=key, user=args.user)
-    except (TraceError, AccessDenied) as error:
+        with open_session(args, via="trace") if key else nullcontext() as session:
+            result = trace(args.table, day=args.date, key=key, session=session)
+    except (TraceError, PermissionError) as error:
         print(f"citybrain trace: {error}", file=sys.stderr)
         return 2
     print(
@@ -41,6 +43,8 @@ def add_commands(sub) -> None:
     which.add_argument(
         "--key", action="append", metavar="COLUMN=VALUE", help="the row whose day is traced (repeatable)"
     )
-    p.add_argument("--user", help="who reads the row for --key (grants and audit apply)")
+    from citybrain.sharing.query_cli import add_identity_arguments
+
+    add_identity_arguments(p)  # who reads the row for --key: a token's grants, or --local-operator
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_trace)
