@@ -8,9 +8,7 @@ run in the ``sharing_delivery`` asset; ``run`` does the same now (after fixing a
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import os
 import sys
 
 
@@ -26,13 +24,10 @@ def cmd(args: argparse.Namespace) -> int:
 
 
 def _operator() -> str:
-    """The local operator, named by the OS account (as citybrain/sharing/cli.py names it; not imported from
-    there, which imports this module)."""
-    try:
-        login = getpass.getuser()
-    except (KeyError, OSError):
-        login = f"uid:{os.getuid()}"
-    return f"operator:{login}"
+    """The local operator, named by the OS account running the command (``citybrain.access.identity``)."""
+    from citybrain.access.identity import operator_identity
+
+    return operator_identity()
 
 
 def _target(args) -> int:
