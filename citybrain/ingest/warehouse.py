@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 from citybrain.catalog import Feed
 from citybrain.ingest.batch import Batch
 from citybrain.warehouse import Warehouse
-from citybrain.warehouse import warehouse_lock as warehouse_lock  # re-exported for older callers
 
 if TYPE_CHECKING:
     import duckdb
