@@ -4,8 +4,9 @@ It depends on every model dbt builds into the ``pool`` schema, so Dagster starts
 built in this run and their checks ran. A failed blocking expectation does not skip it: the tables built
 from the dataset it failed on are held back (previous content kept, marked stale in ``meta.stale_tables``,
 ``citybrain/staleness.py``) and the others are published; the stale tables are in this asset's metadata,
-in ``citybrain status`` and in the run's alert (``orchestration/sensors.py``). A model dbt could not build
-or an error-severity dbt test (keys, contracts) still fails its step, and then nothing is published. Which tier each table goes to is its model's
+in ``citybrain status`` and in the run's alert (``orchestration/sensors.py``). A failed error-severity dbt
+test holds back in the same way (``assets/dbt/failed_tests.py``); a model dbt could not build at all still
+fails its step, and then nothing is published. Which tier each table goes to is its model's
 ``config.meta.classification``, read from the dbt manifest when the asset runs (not at import), so a
 classification tightened in dbt takes effect at the next publication.
 """
@@ -43,7 +44,8 @@ def pool_model_keys() -> list[AssetKey]:
     description=(
         "数据池发布 — Publishes the audited pool per tier (open, conditional; restricted stays in the "
         "warehouse) as a new immutable version and switches each tier's live file to it atomically (readers "
-        "see the whole old or the whole new version). Runs only after every blocking check upstream passed; "
+        "see the whole old or the whole new version). A table whose inputs failed a blocking check "
+        "keeps its previous content and is marked stale (meta.stale_tables); the others are published fresh; "
         "audited."
     ),
 )

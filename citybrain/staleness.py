@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from citybrain.lineage.tables import daily_day_column
+from citybrain.quality import dbt_tests
 
 STALE_TABLE = "stale_tables"  # in the meta schema of every published version
 
@@ -49,16 +50,27 @@ class Hold:
 
 
 def failed_blocking_checks(con, run_id: str, schema: str = "quality") -> dict[str, set[str | None]]:
-    """Dataset (``<schema>.<table>``) -> partitions with a failed blocking expectation in the run, read from
-    ``quality.expectation_results`` of the database ``con`` has open (attached as ``warehouse`` or main)."""
-    rows = con.execute(
-        f"SELECT DISTINCT suite, partition_key FROM {schema}.expectation_results "
-        "WHERE run_id = ? AND severity = 'blocking' AND NOT success",
-        [run_id],
-    ).fetchall()
+    """Dataset (``<schema>.<table>``) -> partitions with a failed blocking check in the run, read from the
+    database ``con`` has open (attached as ``warehouse`` or main): blocking expectations in
+    ``quality.expectation_results`` and error-severity dbt tests in ``quality.dbt_test_results`` (a dbt test
+    checks the whole table: partition None)."""
     failures: dict[str, set[str | None]] = {}
-    for dataset, partition in rows:
-        failures.setdefault(dataset.lower(), set()).add(partition)
+    database = schema.rsplit(".", 1)[0] if "." in schema else None
+    (gx_results,) = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'quality' AND table_name = "
+        "'expectation_results' AND database_name = coalesce(?, current_database())",
+        [database],
+    ).fetchone()
+    if gx_results:
+        rows = con.execute(
+            f"SELECT DISTINCT suite, partition_key FROM {schema}.expectation_results "
+            "WHERE run_id = ? AND severity = 'blocking' AND NOT success",
+            [run_id],
+        ).fetchall()
+        for dataset, partition in rows:
+            failures.setdefault(dataset.lower(), set()).add(partition)
+    for dataset in dbt_tests.failed_datasets(con, run_id, schema):
+        failures.setdefault(dataset, set()).add(None)
     return failures
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from citybrain.pool_layout import PUBLISHED_SCHEMA, PUBLISHED_TIERS, tier_path
 from citybrain.publication.files import sql_path
 from citybrain.publication.record import PublicationError
-from citybrain.publication.version_file import has_table
 from citybrain.settings import duckdb_config
 from citybrain.vocabulary import TIERS
 
@@ -104,11 +103,7 @@ def held_tables(warehouse, run_id, partitions, manifest, directory, assignment, 
                 live = live or con.execute("SELECT version FROM meta.publication").fetchone()[0]
     with duckdb.connect(config=duckdb_config()) as con:
         con.execute(f"ATTACH '{sql_path(warehouse)}' AS warehouse (READ_ONLY)")
-        failures = (
-            staleness.failed_blocking_checks(con, run_id, schema="warehouse.quality")
-            if has_table(con, "quality", "expectation_results")
-            else {}
-        )
+        failures = staleness.failed_blocking_checks(con, run_id, schema="warehouse.quality")
     tables = [n for names in assignment.values() for n in names]
     return staleness.decide(
         tables, manifest, PUBLISHED_SCHEMA, failures, previous, list(partitions), now.isoformat(), live
