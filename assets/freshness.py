@@ -1,7 +1,12 @@
 """Freshness: each feed's catalog cadence becomes a WARN-severity asset check ``freshness`` on ``raw/<feed>``.
 
 A feed is overdue when the newest *new data* it delivered is older than ``Feed.max_age_hours`` (the
-cadence plus a quarter of grace). New data means a materialisation of the raw asset that received
+cadence plus a quarter of grace): the rule is ``citybrain.quality.freshness.judge``, which ``citybrain
+status`` applies too. This check reads when new data last arrived from the Dagster event log rather than
+from the warehouse's ingestion log, because it runs at any time (the freshness sensor's check-only runs),
+also while a run holds the warehouse: DuckDB allows one writer process and refuses readers meanwhile, and
+a warning must not wait for the lock (the module docstring of ``citybrain/quality/freshness.py`` says
+more). New data means a materialisation of the raw asset that received
 rows (``rows_received`` > 0 in its metadata), not just any materialisation: the nightly job
 re-ingests every feed every night, and a monthly feed whose department stopped delivering still
 materialises (with every delivery "unchanged"). A materialisation without that metadata (one reported
@@ -38,6 +43,7 @@ from dagster import (
 
 from assets.ingestion import raw_asset_key
 from citybrain.catalog import GRACE_SHARE, Catalog, Feed
+from citybrain.quality.freshness import judge
 
 FRESHNESS_CHECK = "freshness"
 CHECK_DEFINITION_NAME = "raw_freshness"
@@ -111,9 +117,8 @@ def last_new_data(instance: DagsterInstance, key: AssetKey) -> tuple[float | Non
 def evaluate_freshness(
     instance: DagsterInstance, key: AssetKey, max_age_hours: float, cadence: str, timezone: str, now: float
 ) -> AssetCheckResult:
-    lower_bound = now - max_age_hours * 3600
     updated, scanned = last_new_data(instance, key)
-    passed = updated is not None and updated >= lower_bound
+    freshness = judge(updated, max_age_hours, now)
     tz = ZoneInfo(timezone)
     metadata: dict = {
         "cadence": cadence,
@@ -121,15 +126,14 @@ def evaluate_freshness(
         "dagster/freshness_params": MetadataValue.json(
             {"lower_bound_delta_seconds": max_age_hours * 3600, "timezone": timezone}
         ),
-        "dagster/freshness_lower_bound_timestamp": MetadataValue.timestamp(lower_bound),
+        "dagster/freshness_lower_bound_timestamp": MetadataValue.timestamp(freshness.lower_bound),
     }
     if updated is not None:
         metadata["dagster/last_updated_timestamp"] = MetadataValue.timestamp(updated)
-        age_hours = (now - updated) / 3600
-        metadata["age_hours"] = round(age_hours, 1)
-    if passed:
+        metadata["age_hours"] = round(freshness.age_hours, 1)
+    if not freshness.overdue:
         # When the check can next turn overdue: Dagster's freshness sensor waits until then.
-        metadata["dagster/fresh_until_timestamp"] = MetadataValue.timestamp(updated + max_age_hours * 3600)
+        metadata["dagster/fresh_until_timestamp"] = MetadataValue.timestamp(freshness.fresh_until)
         description = (
             f"Fresh: new data {_ago(now - updated)} ago, within the {cadence} cadence's {max_age_hours:g} h."
         )
@@ -141,7 +145,7 @@ def evaluate_freshness(
         )
         description = f"Overdue: {seen} (the {cadence} cadence allows {max_age_hours:g} h)."
     else:
-        metadata["overdue_hours"] = round((lower_bound - updated) / 3600, 1)
+        metadata["overdue_hours"] = round(freshness.overdue_hours, 1)
         last = datetime.fromtimestamp(updated, tz).strftime("%Y-%m-%d %H:%M %Z")
         description = (
             f"Overdue: the last new data arrived {_ago(now - updated)} ago ({last}); the {cadence} "
@@ -150,7 +154,7 @@ def evaluate_freshness(
     return AssetCheckResult(
         asset_key=key,
         check_name=FRESHNESS_CHECK,
-        passed=passed,
+        passed=not freshness.overdue,
         severity=AssetCheckSeverity.WARN,
         description=description,
         metadata=metadata,

@@ -8,7 +8,6 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 
 from assets.resources import PublicationResource, WarehouseResource
 from citybrain.resource_catalog.export import export_dir, export_resource_catalog, load_lake_history
-from citybrain.warehouse import warehouse_lock
 
 
 @asset(
@@ -27,9 +26,8 @@ from citybrain.warehouse import warehouse_lock
 def resource_catalog(
     context: AssetExecutionContext, warehouse: WarehouseResource, publication: PublicationResource
 ) -> MaterializeResult:
-    path = warehouse.resolved_path()
-    with warehouse_lock(path):
-        history = load_lake_history(path, publication.resolved_directory())
+    with warehouse.lock():
+        history = load_lake_history(warehouse.resolved_path(), publication.resolved_directory())
     result = export_resource_catalog(export_dir(), history=history)
     resources = result.catalog.resources
     context.log.info(f"resource catalog: {len(resources)} resources written to {result.directory}")

@@ -1,7 +1,7 @@
 """Sensors: a delivery arrives in the landing zone, a run fails, a feed may have become overdue.
 
 * ``landing_zone_sensor`` lists each file feed's deliveries in the landing zone (the catalog path with
-  the date widened to any day, ``citybrain.ingest.landing.any_day_glob``), identifies each file by its
+  the date widened to any day: ``citybrain.ingest.landing.claimed_files``), identifies each file by its
   SHA-256 and requests one ``raw_ingestion`` run of that feed for the file's partition, with
   ``run_key = "<feed>:<partition>:<sha256>"`` (partition empty for unpartitioned feeds; files of one
   feed and partition found in the same tick share one run, keyed by the first). New bytes under
@@ -22,11 +22,9 @@
 """
 
 import json
-import re
 import time
 import warnings
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from dagster import (
@@ -49,8 +47,8 @@ from dagster import (
 
 from assets.ingestion import raw_asset_key
 from assets.resources import LandingZoneResource
-from citybrain.catalog import Catalog, Feed, FileDelivery
-from citybrain.ingest.landing import any_day_glob, delivery_pattern, sha256_of
+from citybrain.catalog import Catalog, Feed
+from citybrain.ingest.landing import claimed_files, file_partition, sha256_of
 from citybrain.vocabulary import FILE_TAG, TRIGGER_TAG
 from orchestration.alerts import (
     build_failure_alert,
@@ -77,90 +75,6 @@ HASH_BUDGET_SECONDS = 30.0  # stop hashing after this long; the rest waits for t
 # small (Dagster stores it with every tick) and a first start from replaying the whole landing zone.
 LOOKBACK_DAYS = 7
 SHA_TAG = "citybrain/sha256"
-
-
-# --- which feed and partition a landing-zone file belongs to ----------------------------------------
-
-_PLACEHOLDER = re.compile(r"\{date(?::([^}]*))?\}")
-_STRFTIME = {"Y": r"\d{4}", "y": r"\d{2}", "m": r"\d{2}", "d": r"\d{2}", "j": r"\d{3}", "%": "%"}
-
-
-def _glob_regex(glob: str) -> str:
-    """A glob (as ``Path.glob`` reads one path: ``*`` and ``?`` stay inside a directory) as a regex."""
-    out, i = [], 0
-    while i < len(glob):
-        c = glob[i]
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[" and "]" in glob[i + 2 :]:
-            end = glob.index("]", i + 2)
-            body = glob[i + 1 : end]
-            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
-            i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out)
-
-
-def _date_regex(fmt: str, group: str) -> str:
-    out, i = [], 0
-    while i < len(fmt):
-        if fmt[i] == "%" and i + 1 < len(fmt):
-            out.append(_STRFTIME.get(fmt[i + 1], r"[^/]+?"))
-            i += 2
-        else:
-            out.append(re.escape(fmt[i]))
-            i += 1
-    return f"(?P<{group}>{''.join(out)})"
-
-
-def _path_regex(template: str) -> tuple[re.Pattern, list[str]]:
-    parts, formats, pos = [], [], 0
-    for m in _PLACEHOLDER.finditer(template):
-        parts.append(_glob_regex(template[pos : m.start()]))
-        fmt = m.group(1) or "%Y-%m-%d"  # `{date}` formats as str(date)
-        parts.append(_date_regex(fmt, f"d{len(formats)}"))
-        formats.append(fmt)
-        pos = m.end()
-    parts.append(_glob_regex(template[pos:]))
-    return re.compile("".join(parts)), formats
-
-
-def file_partition(feed: Feed, relative: str) -> str | None:
-    """The partition day a delivered file of a day-partitioned feed is for, from its path; None if the
-    path does not name one day that the feed's path template formats back to this path."""
-    assert isinstance(feed.delivery, FileDelivery) and feed.is_partitioned
-    regex, formats = _path_regex(feed.delivery.path)
-    m = regex.fullmatch(relative)
-    if m is None:
-        return None
-    days = set()
-    for i, fmt in enumerate(formats):
-        try:
-            days.add(datetime.strptime(m.group(f"d{i}"), fmt).date())
-        except ValueError:
-            return None
-    if len(days) != 1:
-        return None
-    day = days.pop().isoformat()
-    # The landing module's own formatting must give back this path (e.g. no 2026-1-5 for %m).
-    expected = delivery_pattern(feed, day)
-    return day if re.fullmatch(_glob_regex(expected), relative) else None
-
-
-def claimed_files(catalog: Catalog, landing: Path) -> dict[str, list[Feed]]:
-    """Every file in the landing zone that a file feed reads, with the feed(s) reading it."""
-    claims: dict[str, list[Feed]] = {}
-    for feed in catalog.feeds:
-        if not isinstance(feed.delivery, FileDelivery):
-            continue
-        for path in landing.glob(any_day_glob(feed)):
-            if path.is_file():
-                claims.setdefault(path.relative_to(landing).as_posix(), []).append(feed)
-    return dict(sorted(claims.items()))
 
 
 # --- the cursor --------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import duckdb
 from citybrain import settings
 from citybrain.catalog import load_catalog
 from citybrain.publication import list_publications, tier_paths
+from citybrain.quality.freshness import judge, last_new_data
 from citybrain.warehouse import Warehouse
 
 RUNS_SHOWN = 10
@@ -132,20 +133,17 @@ def _failed_checks(con) -> list[dict]:
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
-def _overdue_feeds(con) -> list[dict]:
-    """Feeds whose latest delivery with rows is older than the catalog allows (cadence plus grace)."""
-    last = dict(
-        con.execute(
-            "SELECT feed_id, max(finished_at) FROM raw.ingestion_log "
-            "WHERE status IN ('loaded', 'superseded') AND rows_received > 0 GROUP BY feed_id"
-        ).fetchall()
-    )
-    now = datetime.now(UTC)
+def _overdue_feeds(con, now: datetime | None = None) -> list[dict]:
+    """Feeds overdue by the freshness rule (``citybrain.quality.freshness``, as the Dagster check judges
+    them), from the ingestion log."""
+    last = last_new_data(con)
+    now = now or datetime.now(UTC)
     overdue = []
     for feed in load_catalog().feeds:
         delivered = last.get(feed.id)
-        age = None if delivered is None else (now - delivered).total_seconds() / 3600
-        if age is None or age > feed.max_age_hours:
+        freshness = judge(delivered.timestamp() if delivered else None, feed.max_age_hours, now.timestamp())
+        if freshness.overdue:
+            age = freshness.age_hours
             overdue.append(
                 {
                     "feed": feed.id,

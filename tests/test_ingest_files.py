@@ -387,9 +387,12 @@ def test_files_no_feed_claims_are_reported(lake, catalog, capsys):
     write(landing, "egov/applications_20261120.csv", egov_csv(catalog, ["A1"]))
     write(landing, "egov/applicatons_20261120.csv", b"typo in the name")
     write(landing, "unknown_department/data.csv", b"a,b\n")
+    # a * of the path stays inside one folder, as when a run globs its deliveries: never read, so reported
+    write(landing, "egov/applications_old/20261120.csv", b"a,b\n")
     write(landing, "_ground_truth/ignored.csv", b"x")
     write(landing, "hrss/social_insurance.sqlite", b"the demo database named by a connection")
     assert unclaimed_files(catalog, landing) == [
+        "egov/applications_old/20261120.csv",
         "egov/applicatons_20261120.csv",
         "unknown_department/data.csv",
     ]

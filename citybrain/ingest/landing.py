@@ -3,6 +3,10 @@
 A catalog path like ``operators/cmcc/presence/{date:%Y%m%d}/presence_h3_r8.csv`` is formatted with the
 partition day and then globbed. Files are identified by content (SHA-256), not by name, so the same
 bytes under two names are recognised as one delivery.
+
+Which files a feed claims (and for which day) is decided here once, by :func:`claimed_files` and
+:func:`file_partition`: the landing sensor starts runs by it and ``citybrain landing check`` reports the
+files it leaves unclaimed, so a file the check passes is one a run would read.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import fnmatch
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from citybrain.catalog import Catalog, Feed, FileDelivery
@@ -134,15 +138,104 @@ def connection_files(catalog: Catalog) -> list[str]:
     return files
 
 
+_PLACEHOLDER = re.compile(r"\{date(?::([^}]*))?\}")
+_STRFTIME = {"Y": r"\d{4}", "y": r"\d{2}", "m": r"\d{2}", "d": r"\d{2}", "j": r"\d{3}", "%": "%"}
+
+
+# --- which feed and partition a landing-zone file belongs to ----------------------------------------
+
+
+def _glob_regex(glob: str) -> str:
+    """A glob (as ``Path.glob`` reads one path: ``*`` and ``?`` stay inside a directory) as a regex."""
+    out, i = [], 0
+    while i < len(glob):
+        c = glob[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[" and "]" in glob[i + 2 :]:
+            end = glob.index("]", i + 2)
+            body = glob[i + 1 : end]
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+            i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+def _date_regex(fmt: str, group: str) -> str:
+    out, i = [], 0
+    while i < len(fmt):
+        if fmt[i] == "%" and i + 1 < len(fmt):
+            out.append(_STRFTIME.get(fmt[i + 1], r"[^/]+?"))
+            i += 2
+        else:
+            out.append(re.escape(fmt[i]))
+            i += 1
+    return f"(?P<{group}>{''.join(out)})"
+
+
+def _path_regex(template: str) -> tuple[re.Pattern, list[str]]:
+    parts, formats, pos = [], [], 0
+    for m in _PLACEHOLDER.finditer(template):
+        parts.append(_glob_regex(template[pos : m.start()]))
+        fmt = m.group(1) or "%Y-%m-%d"  # `{date}` formats as str(date)
+        parts.append(_date_regex(fmt, f"d{len(formats)}"))
+        formats.append(fmt)
+        pos = m.end()
+    parts.append(_glob_regex(template[pos:]))
+    return re.compile("".join(parts)), formats
+
+
+def file_partition(feed: Feed, relative: str) -> str | None:
+    """The partition day a delivered file of a day-partitioned feed is for, from its path; None if the
+    path does not name one day that the feed's path template formats back to this path."""
+    assert isinstance(feed.delivery, FileDelivery) and feed.is_partitioned
+    regex, formats = _path_regex(feed.delivery.path)
+    m = regex.fullmatch(relative)
+    if m is None:
+        return None
+    days = set()
+    for i, fmt in enumerate(formats):
+        try:
+            days.add(datetime.strptime(m.group(f"d{i}"), fmt).date())
+        except ValueError:
+            return None
+    if len(days) != 1:
+        return None
+    day = days.pop().isoformat()
+    # The landing module's own formatting must give back this path (e.g. no 2026-1-5 for %m).
+    expected = delivery_pattern(feed, day)
+    return day if re.fullmatch(_glob_regex(expected), relative) else None
+
+
+def claimed_files(catalog: Catalog, landing: Path) -> dict[str, list[Feed]]:
+    """Every file in the landing zone that a file feed reads, with the feed(s) reading it."""
+    claims: dict[str, list[Feed]] = {}
+    for feed in catalog.feeds:
+        if not isinstance(feed.delivery, FileDelivery):
+            continue
+        for path in landing.glob(any_day_glob(feed)):
+            if path.is_file():
+                claims.setdefault(path.relative_to(landing).as_posix(), []).append(feed)
+    return dict(sorted(claims.items()))
+
+
 def unclaimed_files(catalog: Catalog, landing: Path) -> list[str]:
-    """Files in the landing zone that no feed of the catalog would read: an unknown or misnamed delivery."""
-    patterns = [any_day_glob(f) for f in catalog.feeds if isinstance(f.delivery, FileDelivery)]
-    patterns += connection_files(catalog)
+    """Files in the landing zone that no feed of the catalog would read: an unknown or misnamed delivery.
+
+    "Would read" is :func:`claimed_files`, the rule the landing sensor starts runs by; files named by a
+    connection (a department database) and names starting with ``.`` or ``_`` (tools' and the demo's
+    own files) are not deliveries."""
+    claimed = claimed_files(catalog, landing)
+    skipped = set(connection_files(catalog))
     unclaimed = []
     for path in sorted(landing.rglob("*")):
         relative = path.relative_to(landing).as_posix()
         if not path.is_file() or any(part.startswith((".", "_")) for part in relative.split("/")):
             continue
-        if not any(fnmatch.fnmatchcase(relative, p) for p in patterns):
+        if relative not in claimed and not any(fnmatch.fnmatchcase(relative, p) for p in skipped):
             unclaimed.append(relative)
     return unclaimed

@@ -9,6 +9,10 @@ Three places hold it, and any of them may be missing (a new lake has none):
   (every expectation outcome of every run). Fresher than the publication, but a writer may hold it;
 - the latest published version file: its ``meta.deliveries`` and ``meta.check_results`` are the same
   facts as of the publishing run, used when the warehouse cannot be read.
+
+Suite scores are counted by the scorecards' rule (``dbt_project/macros/expectation_scores.sql``, rendered
+here by :func:`scores_sql`), not read from the scorecard tables: those score the raw suites per day and
+are built before the pool's checks of the same run; the catalog scores every suite per run.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from citybrain.dbt_paths import DBT_PROJECT_DIR
 from citybrain.warehouse import Warehouse
 
 if TYPE_CHECKING:
@@ -208,12 +213,6 @@ def _version_files(records: list[dict]) -> list[Path]:
 
 # --- DuckDB reads ----------------------------------------------------------------------------------
 
-_SCORES_SQL = """
-SELECT suite, run_id, max(evaluated_at)::VARCHAR, count(*),
-       count(*) FILTER (WHERE success),
-       count(*) FILTER (WHERE NOT success AND severity = 'blocking')
-FROM {table} GROUP BY suite, run_id
-"""
 _LOG_SQL = """
 SELECT feed_id, max(finished_at)::VARCHAR, coalesce(sum(rows_loaded), 0), count(*)
 FROM raw.ingestion_log WHERE status = 'loaded' GROUP BY feed_id
@@ -232,10 +231,19 @@ def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     )
 
 
+def scores_sql(table: str) -> str:
+    """The per-suite, per-run score query over ``table``: ``sql/suite_scores.sql`` with the scoring rule
+    of the scorecards (``dbt_project/macros/expectation_scores.sql``), rendered by plain Jinja."""
+    from jinja2 import Environment, FileSystemLoader
+
+    loader = FileSystemLoader([str(Path(__file__).with_name("sql")), str(DBT_PROJECT_DIR / "macros")])
+    return Environment(loader=loader).get_template("suite_scores.sql").render(table=table)
+
+
 def _read_scores(con, table: str) -> dict[str, dict[str, SuiteScore]]:
     scores: dict[str, dict[str, SuiteScore]] = {}
-    for suite, run_id, at, evaluated, passed, blocking in con.execute(
-        _SCORES_SQL.format(table=table)
+    for suite, run_id, at, evaluated, passed, blocking, _warnings in con.execute(
+        scores_sql(table)
     ).fetchall():
         scores.setdefault(suite, {})[run_id] = SuiteScore(suite, run_id, at, evaluated, passed, blocking)
     return scores

@@ -26,7 +26,7 @@ from citybrain.sharing.accounts import Account
 from citybrain.sharing.config import SharingConfig
 from citybrain.sharing.grants import create_grant
 from citybrain.sharing.resources import ShareableResource
-from citybrain.sharing.store import DELIVERIES, Store, utcnow
+from citybrain.sharing.store import DELIVERIES, Store, record_from_row, utcnow
 from citybrain.sharing.workdays import Calendar
 
 PENDING = ("submitted", "forwarded", "escalated")
@@ -61,28 +61,7 @@ class Application:
 
     @classmethod
     def from_row(cls, row) -> Application:
-        values = row.row_filter_values
-        return cls(
-            id=row.id,
-            consumer_id=row.consumer_id,
-            resource_code=row.resource_code,
-            table=row.table_name,
-            tier=row.tier,
-            provider_department=row.provider_department,
-            purpose=row.purpose,
-            columns=tuple(row.columns),
-            row_filter_column=row.row_filter_column,
-            row_filter_values=tuple(str(v) for v in values) if values is not None else None,
-            period_end=row.period_end,
-            delivery=row.delivery,
-            on_platform=row.on_platform,
-            status=row.status,
-            submitted_at=row.submitted_at,
-            stage_started_on=row.stage_started_on,
-            due_on=row.due_on,
-            reason=row.reason,
-            grant_id=row.grant_id,
-        )
+        return record_from_row(cls, row)
 
 
 def calendar_of(config: SharingConfig) -> Calendar:

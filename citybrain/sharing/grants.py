@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 
 from citybrain.access import audit
-from citybrain.sharing.store import DELIVERIES, Store, utcnow
+from citybrain.sharing.store import DELIVERIES, Store, record_from_row, utcnow
 
 
 class GrantError(ValueError):
@@ -46,21 +46,7 @@ class Grant:
 
     @classmethod
     def from_row(cls, row) -> Grant:
-        values = row.row_filter_values
-        return cls(
-            id=row.id,
-            account_id=row.account_id,
-            application_id=row.application_id,
-            table=row.table_name,
-            tier=row.tier,
-            columns=tuple(row.columns),
-            row_filter_column=row.row_filter_column,
-            row_filter_values=tuple(str(v) for v in values) if values is not None else None,
-            delivery=row.delivery,
-            starts_at=row.starts_at,
-            ends_at=row.ends_at,
-            revoked_at=row.revoked_at,
-        )
+        return record_from_row(cls, row)
 
     def describe(self) -> dict:
         return {

@@ -8,6 +8,7 @@ PostgreSQL schema (the tests use one per test; a deployment may use ``sharing``)
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,6 +37,19 @@ DELIVERIES = ("api", "table")
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def record_from_row(cls, row):
+    """The frozen dataclass ``cls`` (an application or a grant) filled from its table's ``row``.
+
+    One mapping for both because they store a grant's scope the same way: the table in ``table_name``
+    (the record says ``table``), ``columns`` and ``row_filter_values`` as JSON lists (the record holds
+    tuples of text, or None for no row filter). Every other field has its column's name."""
+    values = {f.name: getattr(row, "table_name" if f.name == "table" else f.name) for f in fields(cls)}
+    values["columns"] = tuple(values["columns"])
+    filters = values["row_filter_values"]
+    values["row_filter_values"] = tuple(str(v) for v in filters) if filters is not None else None
+    return cls(**values)
 
 
 class Store:

@@ -129,10 +129,8 @@ result_counts as (
     select
         feeds.feed_id,
         r.day,
-        count(*) as expectations_evaluated,
-        count(*) filter (where r.success) as expectations_passed,
-        count(*) filter (where not r.success and r.severity = 'blocking') as blocking_failed,
-        count(*) filter (where not r.success and r.severity = 'warning') as warnings_failed
+        -- the scoring rule, shared with the resource catalog:
+        {{ expectation_counts('r.success', 'r.severity') }}
     from results_by_day as r
     semi join latest_runs as l
         on r.suite = l.suite
