@@ -8,7 +8,8 @@ the ones the pipeline's ``raw.ingestion_log`` says the night loaded (its batch i
   read; an entry whose bytes are no longer there is reported as unmatched and not loaded.
 - **Database tables** are read through DuckDB's scanner of their backend (``sqlite_scanner``,
   ``postgres_scanner``, ``mysql_scanner``) from the rows at or past the feed's cursor *before* the night
-  (``raw.feed_cursor``, read before the run; no cursor: the whole table). The pipeline's hash of a fetch
+  (``raw.feed_cursor``, read before the run; no cursor: the whole table), minus the keys already read
+  at exactly that cursor, as sql_feed.py fetches. The pipeline's hash of a fetch
   depends on its chunking, so these are matched by row count against the log's ``rows_received``.
 - **API pages** (the hotline) are fetched with Python's urllib, the same requests as the pipeline's
   (day, page size, ``updated_since`` = the cursor before the night), and read by DuckDB's JSON reader;
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import json
 import re
 import time
 from datetime import date
@@ -51,21 +53,23 @@ def ident(name: str) -> str:
 # --- which deliveries, and how to read each (in the bench process) --------------------------------------
 
 
-def read_cursors(warehouse: Path) -> dict[str, str]:
-    """``raw.feed_cursor`` as ``{"<feed>|<partition>": cursor}``; taken before a run, it is where that
-    run's database and API fetches start."""
+def read_cursors(warehouse: Path) -> dict[str, tuple[str, list[str]]]:
+    """``raw.feed_cursor`` as ``{"<feed>|<partition>": (cursor, keys already read at it)}``; taken before a
+    run, it is where that run's database and API fetches start."""
     import duckdb
 
     if not warehouse.exists():
         return {}
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        rows = con.execute("SELECT feed_id, partition_key, cursor_value FROM raw.feed_cursor").fetchall()
+        rows = con.execute(
+            "SELECT feed_id, partition_key, cursor_value, keys_at_cursor FROM raw.feed_cursor"
+        ).fetchall()
     except duckdb.CatalogException:
         rows = []
     finally:
         con.close()
-    return {f"{feed}|{partition}": value for feed, partition, value in rows}
+    return {f"{feed}|{partition}": (value, json.loads(keys)) for feed, partition, value, keys in rows}
 
 
 def night_entries(warehouse: Path, batch_id: str) -> list[dict]:
@@ -135,7 +139,9 @@ def attach_target(url: str) -> tuple[str, str]:
     raise ValueError(f"no DuckDB scanner for {backend!r} ({url.split('://')[0]}://...)")
 
 
-def plan_loads(catalog, entries: list[dict], landing: Path, cursors: dict[str, str], env: dict) -> list[dict]:
+def plan_loads(
+    catalog, entries: list[dict], landing: Path, cursors: dict[str, tuple[str, list[str]]], env: dict
+) -> list[dict]:
     """One load per log entry: what to read and with which reader settings (JSON, for the floor process)."""
     from citybrain.catalog import FileDelivery, HttpDelivery, SqlDelivery
 
@@ -170,12 +176,13 @@ def plan_loads(catalog, entries: list[dict], landing: Path, cursors: dict[str, s
                 "target": target,
                 "table": delivery.table,
                 "cursor_column": delivery.cursor,
-                "since": cursors.get(f"{feed.id}|"),
+                "key": feed.key,
+                "since": cursors.get(f"{feed.id}|"),  # (cursor, keys at it) or None
                 "matched": "rows",
             }
         elif isinstance(delivery, HttpDelivery):
             connection = catalog.connections[delivery.connection]
-            since = cursors.get(f"{feed.id}|{entry['partition_key']}")
+            since = cursors.get(f"{feed.id}|{entry['partition_key']}", (None, []))[0]
             params = {
                 delivery.date_param: entry["partition_key"],
                 delivery.page_size_param: delivery.page_size,
@@ -301,10 +308,25 @@ def _load_xlsx_fallback(con, load: dict, table: str) -> dict:
     }
 
 
+def cursor_filter(load: dict) -> str:
+    """The WHERE clause of the pipeline's fetch: rows at or past the cursor, minus the keys already read at
+    exactly the cursor (sql_feed.py's rule); empty on a first fetch."""
+    if not load["since"]:
+        return ""
+    value, keys = load["since"]
+    column = ident(load["cursor_column"])
+    where = f" WHERE {column} >= {literal(value)}"
+    if keys:
+        key = ", ".join(f"CAST({ident(k)} AS VARCHAR)" for k in load["key"])
+        read = ", ".join("(" + ", ".join(literal(v) for v in json.loads(k)) + ")" for k in keys)
+        where += f" AND NOT ({column} = {literal(value)} AND ({key}) IN ({read}))"
+    return where
+
+
 def _load_sql(con, load: dict, table: str, extensions: dict, attached: set) -> dict:
     started = time.monotonic()
     columns = ", ".join(f"CAST({ident(c)} AS VARCHAR) AS {ident(c)}" for c in load["columns"])
-    where = f" WHERE {ident(load['cursor_column'])} >= {literal(load['since'])}" if load["since"] else ""
+    where = cursor_filter(load)
     scanner = SCANNERS[load["backend"]]
     if scanner in extensions:
         alias = f"floor_src_{load['connection']}"
@@ -332,10 +354,7 @@ def _load_sql_fallback(con, load: dict, table: str, started: float, scanner: str
         raise SystemExit(f"{scanner} not loadable and no fallback for {load['backend']}")
     source = sqlite3.connect(load["target"])
     names = load["columns"]
-    where = f" WHERE {load['cursor_column']} >= ?" if load["since"] else ""
-    cur = source.execute(
-        f"SELECT {', '.join(names)} FROM {load['table']}{where}", [load["since"]] if where else []
-    )
+    cur = source.execute(f"SELECT {', '.join(names)} FROM {load['table']}{cursor_filter(load)}")
     con.execute(
         f"CREATE OR REPLACE TABLE floor_raw.{ident(table)} ({', '.join(f'{ident(c)} VARCHAR' for c in names)})"
     )

@@ -75,18 +75,18 @@ def test_each_delivery_kind_gets_its_reader_and_cursor(tmp_path):
             partition="2026-11-20",
         ),
     ]
-    cursors = {"si_insured|": "2026-11-19 18:00:00", "hotline_tickets|2026-11-20": "2026-11-20 08:00:00"}
+    cursors = {
+        "si_insured|": ("2026-11-19 18:00:00", ['["SI1"]']),
+        "hotline_tickets|2026-11-20": ("2026-11-20 08:00:00", []),
+    }
     env = {"CITYBRAIN_SOCIAL_INSURANCE_URL": "postgresql://hr@db.local/hrss"}
     registry_load, insured, tickets = floor.plan_loads(catalog, entries, landing, cursors, env)
 
     assert registry_load["kind"] == "csv" and registry_load["matched"] == "sha256"
     assert registry_load["path"] == str(landing / "public_security" / "household_registry_20261120.csv")
     assert floor.needs_transcoding(registry_load)  # GB18030: Python's codec or the encodings extension
-    assert (insured["backend"], insured["target"], insured["since"]) == (
-        "postgres",
-        "postgresql://hr@db.local/hrss",
-        "2026-11-19 18:00:00",
-    )
+    assert (insured["backend"], insured["target"]) == ("postgres", "postgresql://hr@db.local/hrss")
+    assert insured["since"] == ("2026-11-19 18:00:00", ['["SI1"]'])
     assert tickets["params"] == {
         "date": "2026-11-20",
         "page_size": 500,
@@ -109,3 +109,22 @@ def test_the_readers_load_every_file_kind_as_text(tmp_path):
     assert rows("parquet", "f.parquet") == [("7", "2026-11-20")]
     assert not floor.needs_transcoding({"kind": "csv", "encoding": "utf-8-sig"})
     assert not floor.needs_transcoding({"kind": "parquet", "encoding": "utf-8"})
+
+
+def test_a_database_fetch_starts_at_the_cursor_without_the_keys_already_read_there():
+    """sql_feed.py's rule: ``updated_at >= cursor``, minus the keys read last time at exactly the cursor."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE si (insured_id VARCHAR, updated_at VARCHAR)")
+    con.execute(
+        "INSERT INTO si VALUES ('SI0', '2026-11-19 17:00:00'), ('SI1', '2026-11-19 18:00:00'), "
+        "('SI2', '2026-11-19 18:00:00'), ('SI3', '2026-11-20 09:00:00')"
+    )
+    load = {
+        "cursor_column": "updated_at",
+        "key": ["insured_id"],
+        "since": ("2026-11-19 18:00:00", ['["SI1"]']),
+    }
+    fetched = con.execute("SELECT insured_id FROM si" + floor.cursor_filter(load) + " ORDER BY 1").fetchall()
+    assert fetched == [("SI2",), ("SI3",)]
+    first = con.execute("SELECT count(*) FROM si" + floor.cursor_filter({**load, "since": None})).fetchone()
+    assert first == (4,)
