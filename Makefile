@@ -41,10 +41,14 @@ $(MANIFEST): $(STAMP) $(DBT_SOURCES)
 demo: setup
 	$(BIN)/citybrain demo $(DEMO_ARGS)
 
-## Run the test suite (fast tests; RUN_SLOW=1 adds the slow ones).
+## Run the test suite (fast tests; RUN_SLOW=1 adds the slow ones) on TEST_WORKERS processes (pytest-xdist):
+## a test file per worker, so its module fixtures (a generated city and its nightly runs) are built once;
+## the files in the order tests/conftest.py gives (the expensive ones first). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: setup
 	@./scripts/ensure_chromium.sh
-	$(BIN)/python -m pytest $(if $(RUN_SLOW),,-m "not slow") $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(if $(RUN_SLOW),,-m "not slow") \
+		$(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder) $(PYTEST_ARGS)
 
 test-all: setup
 	RUN_SLOW=1 $(MAKE) test
