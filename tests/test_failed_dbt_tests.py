@@ -40,6 +40,7 @@ from dagster import (
 from assets.dbt.failed_tests import NOT_REBUILT, outputs_not_built
 from assets.dbt_project import citybrain_dbt_project
 from citybrain import staleness
+from citybrain.lineage.trace import format_trace, trace
 from citybrain.publication import tier_path
 from orchestration.status import collect_status
 from tests.demo_lake import demo_lake, run_nightly
@@ -126,6 +127,7 @@ def nights(tmp_path_factory):
                 "state": _live(),
                 "types": _published_types(),
                 "status": collect_status(),
+                "trace": format_trace(trace("pool.fct_insurance_enrolment")),
             }
         yield record
 
@@ -149,6 +151,12 @@ def test_night_2_holds_back_only_what_is_built_from_the_failing_model(nights):
     assert night["types"][nights["changed"]] == RIGHT_TYPE
     assert night["state"]["fct_hotline_ticket"] != nights[1]["state"]["fct_hotline_ticket"]  # moved on
     assert set(night["status"]["published"]["stale_tables"]) == {f"pool.{t}" for t in expected}
+    # citybrain trace names the failed test beside the expectations of the run.
+    failed = [line for line in night["trace"].splitlines() if "FAILED" in line]
+    assert any("accepted_values_fct_insurance_enrolment_insurance_type" in line for line in failed), night[
+        "trace"
+    ]
+    assert not any("FAILED" in line and "dbt test" in line for line in nights[1]["trace"].splitlines())
 
 
 def test_night_3_still_holds_them_since_night_2(nights):

@@ -1,6 +1,6 @@
 """``citybrain trace pool.<table> [--date D | --key col=value]``: the files, runs and checks behind a table or row.
 
-Answers from the live published versions themselves (meta.publication, meta.table_lineage, meta.check_results):
+Answers from the live published versions themselves (meta.publication, meta.table_lineage, meta.check_results and meta.dbt_test_results):
 what was published is what is traced, even while the warehouse has moved on. Looking up a row by key reads the
 pool through the caller's session (a sharing token's grants, or the local operator; audited either way:
 ``citybrain.sharing.session``); the metadata names files and hashes, no person.
@@ -130,6 +130,18 @@ def trace(
             )
             names = [d[0] for d in result.description]
             checks = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+        if con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' AND table_name = 'dbt_test_results'"
+        ).fetchone()[0]:  # the dbt tests of the same run, on the whole table (or the run's days)
+            result = con.execute(
+                "SELECT dataset AS suite, NULL AS partition_key, 'dbt test ' || test AS expectation, "
+                "NULL AS column_name, severity, status IN ('pass', 'skipped') AS success, "
+                "failures AS unexpected_count FROM meta.dbt_test_results WHERE dataset = ? "
+                "ORDER BY severity, test",
+                [f"{PUBLISHED_SCHEMA}.{table}"],
+            )
+            names = [d[0] for d in result.description]
+            checks += [dict(zip(names, row, strict=True)) for row in result.fetchall()]
     return Trace(table, tier, version, run_id, published_at, day, deliveries, checks)
 
 

@@ -149,6 +149,14 @@ def write_version(
                 "SELECT count(*), count(*) FILTER (WHERE NOT success AND severity = 'warning') "
                 "FROM meta.check_results"
             ).fetchone()
+        if has_table(
+            con, "quality", "dbt_test_results"
+        ):  # citybrain trace lists them beside the expectations
+            con.execute(
+                "CREATE TABLE meta.dbt_test_results AS SELECT * FROM warehouse.quality.dbt_test_results "
+                "WHERE run_id = ?",
+                [run_id],
+            )
         con.execute(
             "CREATE TABLE meta.publication AS SELECT ? AS version, ? AS run_id, ?::TIMESTAMPTZ AS published_at, "
             "?::VARCHAR[] AS partitions, ? AS tier, ?::JSON AS table_rows",
