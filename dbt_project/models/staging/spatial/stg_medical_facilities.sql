@@ -6,13 +6,7 @@
 --                   its longitude range), so it is swapped back;
 --   outside_city:   the repaired point converts to nowhere in China, or lies in no grid cell of a configured
 --                   county (reference.county_cells, from the county polygons); lng/lat are then null.
-with source as (
-    select * from {{ source('raw', 'medical_facilities') }}
-),
-
-crosswalk as (
-    select code, maps_to from {{ source('reference', 'division_crosswalk') }}
-),
+with {{ staging_source('medical_facilities') }},
 
 counties as (
     select cast(lng as double) as lng, cast(lat as double) as lat
@@ -32,11 +26,7 @@ renamed as (
         try_cast(try_cast(nullif({{ halfwidth('beds') }}, '') as double) as integer) as beds,
         try_cast(try_cast(nullif({{ halfwidth('doctors') }}, '') as double) as integer) as doctors,
         try_cast(nullif({{ halfwidth('updated_on') }}, '') as date) as updated_on,
-        _source_file,
-        _file_sha256,
-        _row_number,
-        _batch_id,
-        _loaded_at
+        {{ lineage_columns() }}
     from source
 ),
 
@@ -65,10 +55,6 @@ select
     located.beds,
     located.doctors,
     located.updated_on,
-    located._source_file,
-    located._file_sha256,
-    located._row_number,
-    located._batch_id,
-    located._loaded_at
+    {{ lineage_columns('located') }}
 from located
 left join crosswalk on located.district_code_delivered = crosswalk.code

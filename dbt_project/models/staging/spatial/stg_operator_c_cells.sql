@@ -1,13 +1,7 @@
 {{ config(materialized=udf_unpartitioned_materialization()) }}
 -- 电信基站小区表: operator C's base-station cells (WGS-84), the spatial key of its presence counts. Swapped
 -- pairs are repaired and points outside the city nulled by the same rules as stg_medical_facilities.
-with source as (
-    select * from {{ source('raw', 'operator_c_cells') }}
-),
-
-crosswalk as (
-    select code, maps_to from {{ source('reference', 'division_crosswalk') }}
-),
+with {{ staging_source('operator_c_cells') }},
 
 counties as (
     select cast(lng as double) as lng, cast(lat as double) as lat
@@ -21,11 +15,7 @@ renamed as (
         try_cast(nullif(trim(lat), '') as double) as lat_delivered,
         nullif(trim(district_code), '') as district_code_delivered,
         try_cast(try_cast(nullif(trim(coverage_radius_m), '') as double) as integer) as coverage_radius_m,
-        _source_file,
-        _file_sha256,
-        _row_number,
-        _batch_id,
-        _loaded_at
+        {{ lineage_columns() }}
     from source
 ),
 
@@ -97,10 +87,6 @@ select
     end as grid_id,
     located.nearest_county_m,
     located.coverage_radius_m,
-    located._source_file,
-    located._file_sha256,
-    located._row_number,
-    located._batch_id,
-    located._loaded_at
+    {{ lineage_columns('located') }}
 from located
 left join crosswalk on located.district_code_delivered = crosswalk.code

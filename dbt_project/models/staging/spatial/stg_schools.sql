@@ -6,13 +6,7 @@
 --   outside_city:   converts to nowhere in China, or lies in no grid cell of a configured county
 --                   (reference.county_cells, from the county polygons); lng/lat are then null;
 --   enrolment_over_capacity: more pupils than approved seats (kept as delivered, flagged).
-with source as (
-    select * from {{ source('raw', 'schools') }}
-),
-
-crosswalk as (
-    select code, maps_to from {{ source('reference', 'division_crosswalk') }}
-),
+with {{ staging_source('schools') }},
 
 counties as (
     select cast(lng as double) as lng, cast(lat as double) as lat
@@ -31,11 +25,7 @@ renamed as (
         try_cast(try_cast(nullif({{ halfwidth('capacity') }}, '') as double) as integer) as capacity,
         try_cast(try_cast(nullif({{ halfwidth('enrolment') }}, '') as double) as integer) as enrolment,
         nullif({{ halfwidth('term') }}, '') as term,
-        _source_file,
-        _file_sha256,
-        _row_number,
-        _batch_id,
-        _loaded_at
+        {{ lineage_columns() }}
     from source
 ),
 
@@ -64,10 +54,6 @@ select
     located.enrolment,
     coalesce(located.enrolment > located.capacity, false) as enrolment_over_capacity,
     located.term,
-    located._source_file,
-    located._file_sha256,
-    located._row_number,
-    located._batch_id,
-    located._loaded_at
+    {{ lineage_columns('located') }}
 from located
 left join crosswalk on located.district_code_delivered = crosswalk.code
