@@ -8,10 +8,7 @@
 --                   county (reference.county_cells, from the county polygons); lng/lat are then null.
 with {{ staging_source('medical_facilities') }},
 
-counties as (
-    select cast(lng as double) as lng, cast(lat as double) as lat
-    from {{ source('reference', 'city_counties') }}
-),
+{{ city_counties() }},
 
 renamed as (
     select
@@ -42,16 +39,7 @@ select
     located.address,
     located.lng_delivered as lng_gcj02_delivered,
     located.lat_delivered as lat_gcj02_delivered,
-    located.coords_swapped,
-    coalesce(located.outside_city, false) as outside_city,
-    case when not coalesce(located.outside_city, false) then located.lng_converted end as lng,
-    case when not coalesce(located.outside_city, false) then located.lat_converted end as lat,
-    case
-        when
-            not coalesce(located.outside_city, false)
-            then {{ grid_cell('located.lat_converted', 'located.lng_converted') }}
-    end as grid_id,
-    located.nearest_county_m,
+    {{ located_point_columns('located.lng_converted', 'located.lat_converted') }},
     located.beds,
     located.doctors,
     located.updated_on,

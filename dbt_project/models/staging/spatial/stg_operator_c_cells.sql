@@ -3,10 +3,7 @@
 -- pairs are repaired and points outside the city nulled by the same rules as stg_medical_facilities.
 with {{ staging_source('operator_c_cells') }},
 
-counties as (
-    select cast(lng as double) as lng, cast(lat as double) as lat
-    from {{ source('reference', 'city_counties') }}
-),
+{{ city_counties() }},
 
 renamed as (
     select
@@ -22,8 +19,7 @@ renamed as (
 repaired as (
     select
         *,
-        coalesce(lng_delivered between 18 and 54 and lat_delivered between 73 and 136, false)
-            as coords_swapped
+        {{ coords_swapped() }} as coords_swapped
     from renamed
 ),
 
@@ -76,16 +72,7 @@ select
     crosswalk.maps_to as district_code,
     located.lng_delivered,
     located.lat_delivered,
-    located.coords_swapped,
-    coalesce(located.outside_city, false) as outside_city,
-    case when not coalesce(located.outside_city, false) then located.lng_repaired end as lng,
-    case when not coalesce(located.outside_city, false) then located.lat_repaired end as lat,
-    case
-        when
-            not coalesce(located.outside_city, false)
-            then {{ grid_cell('located.lat_repaired', 'located.lng_repaired') }}
-    end as grid_id,
-    located.nearest_county_m,
+    {{ located_point_columns('located.lng_repaired', 'located.lat_repaired') }},
     located.coverage_radius_m,
     {{ lineage_columns('located') }}
 from located

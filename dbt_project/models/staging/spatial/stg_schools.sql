@@ -8,10 +8,7 @@
 --   enrolment_over_capacity: more pupils than approved seats (kept as delivered, flagged).
 with {{ staging_source('schools') }},
 
-counties as (
-    select cast(lng as double) as lng, cast(lat as double) as lat
-    from {{ source('reference', 'city_counties') }}
-),
+{{ city_counties() }},
 
 renamed as (
     select
@@ -40,16 +37,7 @@ select
     located.address,
     located.lng_delivered as lng_bd09_delivered,
     located.lat_delivered as lat_bd09_delivered,
-    located.coords_swapped,
-    coalesce(located.outside_city, false) as outside_city,
-    case when not coalesce(located.outside_city, false) then located.lng_converted end as lng,
-    case when not coalesce(located.outside_city, false) then located.lat_converted end as lat,
-    case
-        when
-            not coalesce(located.outside_city, false)
-            then {{ grid_cell('located.lat_converted', 'located.lng_converted') }}
-    end as grid_id,
-    located.nearest_county_m,
+    {{ located_point_columns('located.lng_converted', 'located.lat_converted') }},
     located.capacity,
     located.enrolment,
     coalesce(located.enrolment > located.capacity, false) as enrolment_over_capacity,
