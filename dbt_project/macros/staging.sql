@@ -26,3 +26,13 @@ crosswalk as (
     select code, maps_to from {{ source('reference', 'division_crosswalk') }}
 )
 {%- endmacro %}
+
+{#- The closing select of a staging model whose rows carry one delivered district code: every column of
+    `relation` plus district_code, the delivered code mapped through the crosswalk. -#}
+{% macro select_with_district_code(relation='renamed') -%}
+select
+    {{ relation }}.*,
+    crosswalk.maps_to as district_code
+from {{ relation }}
+left join crosswalk on {{ relation }}.district_code_delivered = crosswalk.code
+{%- endmacro %}

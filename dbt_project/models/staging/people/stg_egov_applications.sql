@@ -32,8 +32,4 @@ renamed as (
     from source
 )
 
-select
-    renamed.*,
-    crosswalk.maps_to as district_code
-from renamed
-left join crosswalk on renamed.district_code_delivered = crosswalk.code
+{{ select_with_district_code() }}
