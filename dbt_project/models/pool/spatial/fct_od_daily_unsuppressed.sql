@@ -28,11 +28,9 @@ reporting as (
         share.subscriber_share
     from pairs
     inner join operator_days on pairs.stat_date = operator_days.stat_date
-    inner join {{ ref('int_spatial__market_share') }} as share
-        on pairs.origin_district_code = share.district_code
-        and operator_days.operator = share.operator
-        and pairs.stat_date >= share.valid_from
-        and pairs.stat_date < share.valid_to
+    {{ join_market_share(
+        'inner', 'pairs.origin_district_code', 'operator_days.operator', 'pairs.stat_date'
+    ) }}
 ),
 
 combined as (

@@ -36,11 +36,9 @@ reporting as (
     inner join operator_hours
         on grid_hours.stat_date = operator_hours.stat_date
         and grid_hours.hour_start = operator_hours.hour_start
-    inner join {{ ref('int_spatial__market_share') }} as share
-        on grid_hours.district_code = share.district_code
-        and operator_hours.operator = share.operator
-        and grid_hours.stat_date >= share.valid_from
-        and grid_hours.stat_date < share.valid_to
+    {{ join_market_share(
+        'inner', 'grid_hours.district_code', 'operator_hours.operator', 'grid_hours.stat_date'
+    ) }}
 ),
 
 combined as (
