@@ -65,20 +65,8 @@ class Session:
 
     def export(self, sql: str, path: Path) -> int:
         """Write the result to ``path`` (.csv or .parquet) from Python: the engine itself may not write files."""
-        path = Path(path)
-        suffix = path.suffix.lower()
-        if suffix not in (".csv", ".parquet"):
-            raise ValueError(f"export to .csv or .parquet, not {path.name}")
-        result = self._run(sql, "export", target=str(path.resolve()))
-        if suffix == ".csv":
-            import pyarrow.csv as pacsv
-
-            pacsv.write_csv(result, path)
-        else:
-            import pyarrow.parquet as pq
-
-            pq.write_table(result, path)
-        return result.num_rows
+        path = export_path(path)
+        return write_export(self._run(sql, "export", target=str(path.resolve())), path)
 
     @property
     def readable(self) -> set[str]:
@@ -127,6 +115,29 @@ class Session:
             target=target,
             detail=detail,
         )
+
+
+def export_path(path: Path | str) -> Path:
+    """``path`` as a Path if it names a file an export may write (.csv or .parquet), checked before the query
+    runs so a refused export reads nothing. Shared by the operator's and the token holders' sessions."""
+    path = Path(path)
+    if path.suffix.lower() not in (".csv", ".parquet"):
+        raise ValueError(f"export to .csv or .parquet, not {path.name}")
+    return path
+
+
+def write_export(table: pa.Table, path: Path) -> int:
+    """Write a query's result to ``path`` (from ``export_path``) from Python, since the locked-down engine
+    itself may not write files; the number of rows written."""
+    if path.suffix.lower() == ".csv":
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, path)
+    else:
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, path)
+    return table.num_rows
 
 
 def connect(

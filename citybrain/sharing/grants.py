@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 
 from citybrain.access import audit
 from citybrain.sharing.store import DELIVERIES, Store, record_from_row, utcnow
@@ -127,13 +127,7 @@ def create_grant(
 
 
 def revoke_grant(store: Store, grant_id: int, *, by: str) -> None:
-    with store.engine.begin() as con:
-        done = con.execute(
-            update(store.grants)
-            .where(store.grants.c.id == grant_id, store.grants.c.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
-        ).rowcount
-    if not done:
+    if not store.revoke(store.grants, grant_id):
         raise GrantError(f"no active grant {grant_id}")
     audit.append("grant", outcome="ok", user=by, via="sharing", grant_id=grant_id, detail="revoked")
 

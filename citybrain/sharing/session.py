@@ -25,7 +25,7 @@ from citybrain import settings
 from citybrain.access import audit
 from citybrain.access.audit_query import query_audit_log
 from citybrain.access.identity import REPLACEMENT, AccessDenied, operator_identity, refuse_retired, token_from
-from citybrain.access.query import Session
+from citybrain.access.query import Session, export_path, write_export
 from citybrain.access.query import connect as operator_session
 from citybrain.access.sql_guard import QueryRejected
 from citybrain.sharing.config import Limits, load_config
@@ -99,20 +99,10 @@ class GrantSession:
 
     def export(self, sql: str, path: Path) -> int:
         """Write the result to ``path`` (.csv or .parquet), at most ``max_export_rows`` rows."""
-        path = Path(path)
-        suffix = path.suffix.lower()
-        if suffix not in (".csv", ".parquet"):
-            raise ValueError(f"export to .csv or .parquet, not {path.name}")
-        table = self._read(sql, "export", self.limits.max_export_rows, target=str(path.resolve()))
-        if suffix == ".csv":
-            import pyarrow.csv as pacsv
-
-            pacsv.write_csv(table, path)
-        else:
-            import pyarrow.parquet as pq
-
-            pq.write_table(table, path)
-        return table.num_rows
+        path = export_path(path)
+        return write_export(
+            self._read(sql, "export", self.limits.max_export_rows, target=str(path.resolve())), path
+        )
 
     def enforce(self, sql: str, grants: Sequence[Grant], catalog_suffix: str) -> EnforcedQuery:
         """``enforce`` with the refusal audited under the grants the query named (for a held connection)."""

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    update,
 )
 
 from citybrain import settings
@@ -164,6 +165,17 @@ class Store:
             Column("version", String(100), nullable=False),
             Column("delivered_at", DateTime, nullable=False),
         )  # fmt: skip
+
+    def revoke(self, table: Table, row_id: int) -> bool:
+        """Mark row ``row_id`` of ``table`` (tokens, grants) revoked now; False if there is no such row still
+        active. Revocation only stamps ``revoked_at``: the row stays, so the audit trail can name what it was."""
+        with self.engine.begin() as con:
+            done = con.execute(
+                update(table)
+                .where(table.c.id == row_id, table.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            ).rowcount
+        return bool(done)
 
     def _fk(self, target: str) -> str:
         return f"{self.schema}.{target}" if self.schema else target

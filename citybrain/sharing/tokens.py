@@ -80,13 +80,7 @@ def issue_token(
 
 
 def revoke_token(store: Store, token_id: int, *, by: str) -> None:
-    with store.engine.begin() as con:
-        done = con.execute(
-            update(store.tokens)
-            .where(store.tokens.c.id == token_id, store.tokens.c.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
-        ).rowcount
-    if not done:
+    if not store.revoke(store.tokens, token_id):
         raise TokenInvalid(f"no active token {token_id}")
     audit.append("token", outcome="ok", user=by, via="sharing", detail=f"revoked token {token_id}")
 

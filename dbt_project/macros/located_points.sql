@@ -1,7 +1,8 @@
 {#-
   The CTEs that turn delivered coordinates into located WGS-84 points, shared by the staging models of
   point feeds. Expects a CTE `renamed` with lng_delivered / lat_delivered (in `crs`: 'gcj02' or 'bd09'),
-  _row_number and _file_sha256, and a CTE `counties` (lng, lat of the city's county centroids); defines
+  _row_number and _file_sha256, and a CTE `counties` (lng, lat of the city's county centroids: city_counties()
+  below); defines
     repaired        coords_swapped: a pair that only makes sense swapped (lat in the lng range and back);
     converted       lng_converted / lat_converted in WGS-84 (null outside China);
     nearest_county  distance to the nearest county centroid (information only: it decides nothing);
@@ -16,7 +17,7 @@
 repaired as (
     select
         *,
-        coalesce(lng_delivered between 18 and 54 and lat_delivered between 73 and 136, false) as coords_swapped
+        {{ coords_swapped() }} as coords_swapped
     from renamed
 ),
 
@@ -76,4 +77,38 @@ located as (
     inner join {{ source('reference', 'county_cells') }} as county_cells
         on {{ grid_cell(lat, lng) }} = county_cells.grid_id
         and county_cells.resolution = {{ var('grid_resolution', 8) }}
+{%- endmacro %}
+
+
+{#- The city's county centroids (lng, lat as doubles) as the CTE `counties`, which nearest_county measures
+    against. No trailing comma. -#}
+{% macro city_counties() -%}
+counties as (
+    select cast(lng as double) as lng, cast(lat as double) as lat
+    from {{ source('reference', 'city_counties') }}
+)
+{%- endmacro %}
+
+
+{#- The located-point columns of a point feed's staging model, over the CTE `located` (located_points(), or
+    a model's own for WGS-84 feeds): coords_swapped, outside_city (never null), lng / lat / grid_id of the
+    point (`lng`, `lat`: its WGS-84 columns), null when it lies outside the city, and nearest_county_m. -#}
+{% macro located_point_columns(lng, lat) -%}
+located.coords_swapped,
+coalesce(located.outside_city, false) as outside_city,
+case when not coalesce(located.outside_city, false) then {{ lng }} end as lng,
+case when not coalesce(located.outside_city, false) then {{ lat }} end as lat,
+case
+    when
+        not coalesce(located.outside_city, false)
+        then {{ grid_cell(lat, lng) }}
+end as grid_id,
+located.nearest_county_m
+{%- endmacro %}
+
+
+{#- A delivered pair that only makes sense swapped: lng in China's latitude range and lat in its longitude
+    range (never null). The one place of the rule, for every point feed (over lng_delivered, lat_delivered). -#}
+{% macro coords_swapped() -%}
+coalesce(lng_delivered between 18 and 54 and lat_delivered between 73 and 136, false)
 {%- endmacro %}

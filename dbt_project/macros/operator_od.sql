@@ -7,13 +7,7 @@
     trips: delivered columns; stat_date: an expression for the day (default: the partition day).
 -#}
 {% macro operator_od_staging(feed, origin, destination, trips, stat_date="cast(_partition as date)") %}
-with source as (
-    select * from {{ source('raw', feed) }}
-),
-
-crosswalk as (
-    select code, maps_to from {{ source('reference', 'division_crosswalk') }}
-),
+with {{ staging_source(feed) }},
 
 renamed as (
     select
@@ -24,11 +18,7 @@ renamed as (
         {{ count_or_null(trips) }} as trips,
         coalesce({{ suppressed_flag(trips) }}, false) as is_suppressed,
         cast(_partition as date) as partition_date,
-        _source_file,
-        _file_sha256,
-        _row_number,
-        _batch_id,
-        _loaded_at
+        {{ lineage_columns() }}
     from source
 )
 
@@ -42,11 +32,7 @@ select
     renamed.trips,
     renamed.is_suppressed,
     renamed.partition_date,
-    renamed._source_file,
-    renamed._file_sha256,
-    renamed._row_number,
-    renamed._batch_id,
-    renamed._loaded_at
+    {{ lineage_columns('renamed') }}
 from renamed
 left join crosswalk as origin on renamed.origin_code_delivered = origin.code
 left join crosswalk as destination on renamed.destination_code_delivered = destination.code

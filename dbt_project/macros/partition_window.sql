@@ -18,6 +18,22 @@
 {%- endmacro %}
 
 {#-
+  The config of a daily model (the materialization described above), one home for the daily facts:
+  incremental on `day_column`, replaced day by day (delete+insert on DuckDB, insert_overwrite of the day
+  partitions on Spark), new columns appended, tagged 'daily' for the Dagster daily step.
+-#}
+{% macro daily_incremental_config(day_column) -%}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='insert_overwrite' if target.type == 'spark' else 'delete+insert',
+    partition_by=[day_column] if target.type == 'spark' else none,
+    unique_key=day_column,
+    on_schema_change='append_new_columns',
+    tags=['daily'],
+) }}
+{%- endmacro %}
+
+{#-
   The run's days, inclusive, as (min_date, max_date) strings YYYY-MM-DD, or none.
     - vars min_date / max_date (dbt run by hand: `--vars '{min_date: ..., max_date: ...}'`);
     - else $CITYBRAIN_MIN_DATE / $CITYBRAIN_MAX_DATE, which the Dagster daily step sets. Read only when

@@ -39,8 +39,4 @@ select
     pairs.reported_trips + pairs.suppressed_pairs * {{ var('suppressed_od_value', 2) }} as trips,
     share.subscriber_share as market_share
 from pairs
-left join {{ ref('int_spatial__market_share') }} as share
-    on pairs.origin_district_code = share.district_code
-    and pairs.operator = share.operator
-    and pairs.stat_date >= share.valid_from
-    and pairs.stat_date < share.valid_to
+{{ join_market_share('left', 'pairs.origin_district_code', 'pairs.operator', 'pairs.stat_date') }}

@@ -68,8 +68,4 @@ select
     share.subscriber_share as market_share
 from per_grid
 inner join {{ ref('int_spatial__grid_cells') }} as grid on per_grid.grid_id = grid.grid_id
-left join {{ ref('int_spatial__market_share') }} as share
-    on grid.district_code = share.district_code
-    and per_grid.operator = share.operator
-    and per_grid.stat_date >= share.valid_from
-    and per_grid.stat_date < share.valid_to
+{{ join_market_share('left', 'grid.district_code', 'per_grid.operator', 'per_grid.stat_date') }}

@@ -1,13 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='insert_overwrite' if target.type == 'spark' else 'delete+insert',
-        partition_by=['received_date'] if target.type == 'spark' else none,
-        unique_key='received_date',
-        on_schema_change='append_new_columns',
-        tags=['daily'],
-    )
-}}
+{{ daily_incremental_config('received_date') }}
 -- 12345 hotline tickets, one row per ticket in its latest version, partitioned by the day received.
 -- Response time: hours from received_at to the first moment the lake saw the ticket past 受理 (accepted),
 -- i.e. the earliest updated_at of a version with status 办理中 or 已办结, or closed_at if earlier.

@@ -1,13 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='insert_overwrite' if target.type == 'spark' else 'delete+insert',
-        partition_by=['submitted_date'] if target.type == 'spark' else none,
-        unique_key='submitted_date',
-        on_schema_change='append_new_columns',
-        tags=['daily'],
-    )
-}}
+{{ daily_incremental_config('submitted_date') }}
 -- E-government service applications (办件), one row per application, partitioned by the day submitted
 -- (the delivery's day partition). The applicant is a person when the resident-ID validator accepts
 -- applicant_id and an organisation when the USCC validator does (a string both accept follows the

@@ -1,13 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='insert_overwrite' if target.type == 'spark' else 'delete+insert',
-        partition_by=['stat_date'] if target.type == 'spark' else none,
-        unique_key='stat_date',
-        on_schema_change='append_new_columns',
-        tags=['daily'],
-    )
-}}
+{{ daily_incremental_config('stat_date') }}
 -- Daily trips between districts fused across the three operators (see docs/POOL_SPATIAL.md), before
 -- small-cell suppression: the open pool.fct_od_daily is this with small cells hidden; the publication
 -- check reads the true values from here (never published).
@@ -37,11 +28,9 @@ reporting as (
         share.subscriber_share
     from pairs
     inner join operator_days on pairs.stat_date = operator_days.stat_date
-    inner join {{ ref('int_spatial__market_share') }} as share
-        on pairs.origin_district_code = share.district_code
-        and operator_days.operator = share.operator
-        and pairs.stat_date >= share.valid_from
-        and pairs.stat_date < share.valid_to
+    {{ join_market_share(
+        'inner', 'pairs.origin_district_code', 'operator_days.operator', 'pairs.stat_date'
+    ) }}
 ),
 
 combined as (

@@ -1,13 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='insert_overwrite' if target.type == 'spark' else 'delete+insert',
-        partition_by=['stat_date'] if target.type == 'spark' else none,
-        unique_key='stat_date',
-        on_schema_change='append_new_columns',
-        tags=['daily'],
-    )
-}}
+{{ daily_incremental_config('stat_date') }}
 -- Hourly population per grid cell, open: the fused estimate of fct_presence_hourly_unsuppressed
 -- (docs/POOL_SPATIAL.md) with small cells suppressed (docs/GOVERNANCE.md "Small-cell suppression"). A cell
 -- whose estimate or observed subscribers are above 0 and below k (catalog/privacy.yaml) is hidden, and so

@@ -1,13 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='insert_overwrite' if target.type == 'spark' else 'delete+insert',
-        partition_by=['stat_date'] if target.type == 'spark' else none,
-        unique_key='stat_date',
-        on_schema_change='append_new_columns',
-        tags=['daily'],
-    )
-}}
+{{ daily_incremental_config('stat_date') }}
 -- Hourly population per grid cell fused across the three operators (see docs/POOL_SPATIAL.md), before
 -- small-cell suppression: the open pool.fct_presence_hourly is this with small cells hidden, and the
 -- district indicators and the publication check read the true values from here (never published).
@@ -45,11 +36,9 @@ reporting as (
     inner join operator_hours
         on grid_hours.stat_date = operator_hours.stat_date
         and grid_hours.hour_start = operator_hours.hour_start
-    inner join {{ ref('int_spatial__market_share') }} as share
-        on grid_hours.district_code = share.district_code
-        and operator_hours.operator = share.operator
-        and grid_hours.stat_date >= share.valid_from
-        and grid_hours.stat_date < share.valid_to
+    {{ join_market_share(
+        'inner', 'grid_hours.district_code', 'operator_hours.operator', 'grid_hours.stat_date'
+    ) }}
 ),
 
 combined as (

@@ -1,13 +1,7 @@
 {{ config(materialized=udf_view_materialization()) }}
 -- 政务服务办件: one CSV per day with the applications submitted that day as they stood at its end.
 -- applicant_id is a resident ID or a USCC: both validators run here, the pool decides which one accepts.
-with source as (
-    select * from {{ source('raw', 'egov_applications') }}
-),
-
-crosswalk as (
-    select code, maps_to from {{ source('reference', 'division_crosswalk') }}
-),
+with {{ staging_source('egov_applications') }},
 
 renamed as (
     select
@@ -34,16 +28,8 @@ renamed as (
             as cross_region,
         nullif({{ halfwidth('status') }}, '') as status,
         cast(_partition as date) as partition_date,
-        _source_file,
-        _file_sha256,
-        _row_number,
-        _batch_id,
-        _loaded_at
+        {{ lineage_columns() }}
     from source
 )
 
-select
-    renamed.*,
-    crosswalk.maps_to as district_code
-from renamed
-left join crosswalk on renamed.district_code_delivered = crosswalk.code
+{{ select_with_district_code() }}

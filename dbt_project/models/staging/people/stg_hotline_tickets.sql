@@ -2,13 +2,7 @@
 -- 12345热线工单: ticket versions from the hotline API, one row per version fetched (a rerun with
 -- updated_since adds late updates as new rows). The partition is the day the ticket was received.
 -- description and caller_phone are restricted (free text with phone / ID numbers): kept here, never pooled.
-with source as (
-    select * from {{ source('raw', 'hotline_tickets') }}
-),
-
-crosswalk as (
-    select code, maps_to from {{ source('reference', 'division_crosswalk') }}
-),
+with {{ staging_source('hotline_tickets') }},
 
 renamed as (
     select
@@ -24,16 +18,8 @@ renamed as (
         {{ shanghai_timestamp(halfwidth('closed_at')) }} as closed_at,
         {{ shanghai_timestamp(halfwidth('updated_at')) }} as updated_at,
         cast(_partition as date) as partition_date,
-        _source_file,
-        _file_sha256,
-        _row_number,
-        _batch_id,
-        _loaded_at
+        {{ lineage_columns() }}
     from source
 )
 
-select
-    renamed.*,
-    crosswalk.maps_to as district_code
-from renamed
-left join crosswalk on renamed.district_code_delivered = crosswalk.code
+{{ select_with_district_code() }}

@@ -2,13 +2,7 @@
 -- 户籍人口: the police's full registry snapshot, typed and normalised. Every delivered row is kept
 -- (duplicates and invalid IDs too): int_identity__residents deduplicates, int_identity__rejected_identifiers
 -- counts what fails validation. Raw PII (name, address, phone) stays in this restricted layer.
-with source as (
-    select * from {{ source('raw', 'household_registry') }}
-),
-
-crosswalk as (
-    select code, maps_to from {{ source('reference', 'division_crosswalk') }}
-),
+with {{ staging_source('household_registry') }},
 
 renamed as (
     select
@@ -24,11 +18,7 @@ renamed as (
         nullif({{ halfwidth('address') }}, '') as address,
         nullif({{ halfwidth('phone') }}, '') as phone,
         try_cast(nullif({{ halfwidth('registered_on') }}, '') as date) as registered_on,
-        _source_file,
-        _file_sha256,
-        _row_number,
-        _batch_id,
-        _loaded_at
+        {{ lineage_columns() }}
     from source
 ),
 

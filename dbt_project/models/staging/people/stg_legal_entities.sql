@@ -2,13 +2,7 @@
 -- 法人库: market regulation's full registry snapshot, typed and normalised. Every delivered row is kept;
 -- int_identity__enterprises keeps one per valid USCC. registered_capital arrives as 万元 numbers or as
 -- text such as '500万元' / '1,200万' / '2亿元' / '800000元'; it is parsed to a number of 万元.
-with source as (
-    select * from {{ source('raw', 'legal_entities') }}
-),
-
-crosswalk as (
-    select code, maps_to from {{ source('reference', 'division_crosswalk') }}
-),
+with {{ staging_source('legal_entities') }},
 
 renamed as (
     select
@@ -25,11 +19,7 @@ renamed as (
         nullif({{ halfwidth('status') }}, '') as status,
         nullif({{ halfwidth('address') }}, '') as address,
         {{ shanghai_timestamp(halfwidth('updated_at')) }} as updated_at,
-        _source_file,
-        _file_sha256,
-        _row_number,
-        _batch_id,
-        _loaded_at
+        {{ lineage_columns() }}
     from source
 ),
 
@@ -69,11 +59,7 @@ select
     status,
     address,
     updated_at,
-    _source_file,
-    _file_sha256,
-    _row_number,
-    _batch_id,
-    _loaded_at
+    {{ lineage_columns() }}
 from capital
 left join crosswalk on capital.district_code_delivered = crosswalk.code
 left join township

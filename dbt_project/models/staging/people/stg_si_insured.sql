@@ -25,11 +25,7 @@ renamed as (
         ) as start_month,
         try_cast(nullif({{ halfwidth('monthly_base') }}, '') as decimal(12, 2)) as monthly_base,
         {{ shanghai_timestamp(halfwidth('updated_at')) }} as updated_at,
-        _source_file,
-        _file_sha256,
-        _row_number,
-        _batch_id,
-        _loaded_at
+        {{ lineage_columns() }}
     from source
 )
 

@@ -1,13 +1,7 @@
 {{ config(materialized=udf_unpartitioned_materialization()) }}
 -- 社保参保单位: employers from the HR & social security database. The feed is incremental on updated_at,
 -- so a unit has one row per version read; int_people__si_units_current keeps the latest.
-with source as (
-    select * from {{ source('raw', 'si_unit') }}
-),
-
-crosswalk as (
-    select code, maps_to from {{ source('reference', 'division_crosswalk') }}
-),
+with {{ staging_source('si_unit') }},
 
 renamed as (
     select
@@ -19,16 +13,8 @@ renamed as (
         nullif({{ halfwidth('district_code') }}, '') as district_code_delivered,
         nullif({{ halfwidth('status') }}, '') as status,
         {{ shanghai_timestamp(halfwidth('updated_at')) }} as updated_at,
-        _source_file,
-        _file_sha256,
-        _row_number,
-        _batch_id,
-        _loaded_at
+        {{ lineage_columns() }}
     from source
 )
 
-select
-    renamed.*,
-    crosswalk.maps_to as district_code
-from renamed
-left join crosswalk on renamed.district_code_delivered = crosswalk.code
+{{ select_with_district_code() }}

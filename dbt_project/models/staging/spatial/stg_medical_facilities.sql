@@ -6,18 +6,9 @@
 --                   its longitude range), so it is swapped back;
 --   outside_city:   the repaired point converts to nowhere in China, or lies in no grid cell of a configured
 --                   county (reference.county_cells, from the county polygons); lng/lat are then null.
-with source as (
-    select * from {{ source('raw', 'medical_facilities') }}
-),
+with {{ staging_source('medical_facilities') }},
 
-crosswalk as (
-    select code, maps_to from {{ source('reference', 'division_crosswalk') }}
-),
-
-counties as (
-    select cast(lng as double) as lng, cast(lat as double) as lat
-    from {{ source('reference', 'city_counties') }}
-),
+{{ city_counties() }},
 
 renamed as (
     select
@@ -32,11 +23,7 @@ renamed as (
         try_cast(try_cast(nullif({{ halfwidth('beds') }}, '') as double) as integer) as beds,
         try_cast(try_cast(nullif({{ halfwidth('doctors') }}, '') as double) as integer) as doctors,
         try_cast(nullif({{ halfwidth('updated_on') }}, '') as date) as updated_on,
-        _source_file,
-        _file_sha256,
-        _row_number,
-        _batch_id,
-        _loaded_at
+        {{ lineage_columns() }}
     from source
 ),
 
@@ -52,23 +39,10 @@ select
     located.address,
     located.lng_delivered as lng_gcj02_delivered,
     located.lat_delivered as lat_gcj02_delivered,
-    located.coords_swapped,
-    coalesce(located.outside_city, false) as outside_city,
-    case when not coalesce(located.outside_city, false) then located.lng_converted end as lng,
-    case when not coalesce(located.outside_city, false) then located.lat_converted end as lat,
-    case
-        when
-            not coalesce(located.outside_city, false)
-            then {{ grid_cell('located.lat_converted', 'located.lng_converted') }}
-    end as grid_id,
-    located.nearest_county_m,
+    {{ located_point_columns('located.lng_converted', 'located.lat_converted') }},
     located.beds,
     located.doctors,
     located.updated_on,
-    located._source_file,
-    located._file_sha256,
-    located._row_number,
-    located._batch_id,
-    located._loaded_at
+    {{ lineage_columns('located') }}
 from located
 left join crosswalk on located.district_code_delivered = crosswalk.code

@@ -27,11 +27,7 @@ renamed as (
         73 + (try_cast(split_part(trim(grid_id), '_', 1) as integer) + 0.5) * 0.005 as center_lng_gcj02,
         18 + (try_cast(split_part(trim(grid_id), '_', 2) as integer) + 0.5) * 0.0045 as center_lat_gcj02,
         cast(_partition as date) as partition_date,
-        _source_file,
-        _file_sha256,
-        _row_number,
-        _batch_id,
-        _loaded_at
+        {{ lineage_columns() }}
     from source
 )
 

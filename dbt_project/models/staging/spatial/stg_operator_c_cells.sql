@@ -1,18 +1,9 @@
 {{ config(materialized=udf_unpartitioned_materialization()) }}
 -- 电信基站小区表: operator C's base-station cells (WGS-84), the spatial key of its presence counts. Swapped
 -- pairs are repaired and points outside the city nulled by the same rules as stg_medical_facilities.
-with source as (
-    select * from {{ source('raw', 'operator_c_cells') }}
-),
+with {{ staging_source('operator_c_cells') }},
 
-crosswalk as (
-    select code, maps_to from {{ source('reference', 'division_crosswalk') }}
-),
-
-counties as (
-    select cast(lng as double) as lng, cast(lat as double) as lat
-    from {{ source('reference', 'city_counties') }}
-),
+{{ city_counties() }},
 
 renamed as (
     select
@@ -21,19 +12,14 @@ renamed as (
         try_cast(nullif(trim(lat), '') as double) as lat_delivered,
         nullif(trim(district_code), '') as district_code_delivered,
         try_cast(try_cast(nullif(trim(coverage_radius_m), '') as double) as integer) as coverage_radius_m,
-        _source_file,
-        _file_sha256,
-        _row_number,
-        _batch_id,
-        _loaded_at
+        {{ lineage_columns() }}
     from source
 ),
 
 repaired as (
     select
         *,
-        coalesce(lng_delivered between 18 and 54 and lat_delivered between 73 and 136, false)
-            as coords_swapped
+        {{ coords_swapped() }} as coords_swapped
     from renamed
 ),
 
@@ -86,21 +72,8 @@ select
     crosswalk.maps_to as district_code,
     located.lng_delivered,
     located.lat_delivered,
-    located.coords_swapped,
-    coalesce(located.outside_city, false) as outside_city,
-    case when not coalesce(located.outside_city, false) then located.lng_repaired end as lng,
-    case when not coalesce(located.outside_city, false) then located.lat_repaired end as lat,
-    case
-        when
-            not coalesce(located.outside_city, false)
-            then {{ grid_cell('located.lat_repaired', 'located.lng_repaired') }}
-    end as grid_id,
-    located.nearest_county_m,
+    {{ located_point_columns('located.lng_repaired', 'located.lat_repaired') }},
     located.coverage_radius_m,
-    located._source_file,
-    located._file_sha256,
-    located._row_number,
-    located._batch_id,
-    located._loaded_at
+    {{ lineage_columns('located') }}
 from located
 left join crosswalk on located.district_code_delivered = crosswalk.code

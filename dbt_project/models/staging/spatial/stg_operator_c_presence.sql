@@ -15,11 +15,7 @@ renamed as (
         {{ count_or_null('users') }} as user_count,
         coalesce({{ suppressed_flag('users') }}, false) as is_suppressed,
         cast(_partition as date) as partition_date,
-        _source_file,
-        _file_sha256,
-        _row_number,
-        _batch_id,
-        _loaded_at
+        {{ lineage_columns() }}
     from source
 )
 

@@ -1,12 +1,6 @@
 -- 运营商市场份额: subscriber share of each operator per district and month (telecom administration), the
 -- weights of the operator fusion. Retired district codes are mapped to their current successor.
-with source as (
-    select * from {{ source('raw', 'operator_market_share') }}
-),
-
-crosswalk as (
-    select code, maps_to from {{ source('reference', 'division_crosswalk') }}
-),
+with {{ staging_source('operator_market_share') }},
 
 renamed as (
     select
@@ -14,11 +8,7 @@ renamed as (
         upper(nullif(trim(operator), '')) as operator,
         try_cast(nullif(trim(subscriber_share), '') as double) as subscriber_share,
         try_cast(nullif(trim(month), '') || '-01' as date) as share_month,
-        _source_file,
-        _file_sha256,
-        _row_number,
-        _batch_id,
-        _loaded_at
+        {{ lineage_columns() }}
     from source
 )
 
@@ -28,10 +18,6 @@ select
     renamed.operator,
     renamed.subscriber_share,
     renamed.share_month,
-    renamed._source_file,
-    renamed._file_sha256,
-    renamed._row_number,
-    renamed._batch_id,
-    renamed._loaded_at
+    {{ lineage_columns('renamed') }}
 from renamed
 left join crosswalk on renamed.district_code_delivered = crosswalk.code
