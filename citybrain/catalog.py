@@ -184,6 +184,12 @@ CADENCE_HOURS = {"hourly": 1, "daily": 24, "weekly": 168, "monthly": 744, "terml
 GRACE_SHARE = 0.25
 
 
+def max_age_hours(cadence: str) -> float:
+    """How old the newest update of something with this cadence may be before it is overdue: the cadence plus
+    ``GRACE_SHARE`` of grace (feeds, and the portal's resources by their update cycle)."""
+    return CADENCE_HOURS[cadence] * (1 + GRACE_SHARE)
+
+
 class Feed(_Strict):
     id: str = Field(pattern=IDENTIFIER)
     title: Title
@@ -254,7 +260,7 @@ class Feed(_Strict):
     @property
     def max_age_hours(self) -> float:
         """How old the last delivery may be before the feed is overdue (cadence plus grace)."""
-        return CADENCE_HOURS[self.cadence] * (1 + GRACE_SHARE)
+        return max_age_hours(self.cadence)
 
 
 class PartitionSettings(_Strict):

@@ -5,7 +5,7 @@ workflow, sample rows within the grant only, tokens issued and revoked, and the 
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import requests
@@ -132,19 +132,26 @@ def test_catalog_search_and_filters(portal):
 
 
 def test_freshness_follows_the_update_cycle():
-    today = date(2026, 12, 2)
+    """Late = older than the cycle plus a quarter of it (daily: 30 h, monthly: 31 days x 1.25 = 38.75 days),
+    the same rule as `citybrain status` and the Dagster freshness check."""
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
     def resource(cycle: str, updated: str | None, stale: str = "") -> Resource:
         r = _resource("c", "t", "open", "SJJ", ["a"])
         r.update_cycle_code, r.last_updated, r.stale = cycle, updated, stale
         return r
 
-    assert freshness(resource("daily", "2026-11-30T23:00:00Z"), today) == "fresh"  # two days: in time
-    assert freshness(resource("daily", "2026-11-29T23:00:00Z"), today) == "late"
-    assert freshness(resource("monthly", "2026-11-01"), today) == "fresh"
-    assert freshness(resource("daily", "2026-12-01", stale="held back since 2026-11-20"), today) == "held"
-    assert freshness(resource("irregular", "2026-01-01"), today) == "unknown"
-    assert freshness(resource("daily", None), today) == "unknown"
+    assert freshness(resource("daily", "2026-12-01T06:01:00+00:00"), now) == "fresh"  # 29 h 59 min
+    assert freshness(resource("daily", "2026-12-01T05:59:00+00:00"), now) == "late"  # 30 h 1 min
+    assert freshness(resource("daily", "2026-12-01 14:00:00+08"), now) == "fresh"  # 06:00 UTC, 30 h: not yet
+    assert freshness(resource("monthly", "2026-10-25"), now) == "fresh"  # 38.5 days
+    assert freshness(resource("monthly", "2026-10-24"), now) == "late"  # 39.5 days
+    assert freshness(resource("daily", "2026-12-01", stale="held back since 2026-11-20"), now) == "held"
+    assert freshness(resource("irregular", "2026-01-01"), now) == "unknown"
+    assert freshness(resource("daily", None), now) == "unknown"
+    assert (
+        freshness(resource("daily", "2026-12-02T11:00:00"), now.replace(tzinfo=None)) == "fresh"
+    )  # naive: UTC
 
 
 def test_apply_forward_approve_and_sample_rows_only_within_the_grant(portal):

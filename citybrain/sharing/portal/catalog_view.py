@@ -3,19 +3,23 @@
 The portal computes nothing the catalog already has (codes, items, classification, grade, quality score and
 its basis, last update, held-back state, lineage to the source feeds): it reads the export's
 ``resource_catalog.json`` (``citybrain catalog export``), again only when the file changes. Freshness is the
-one thing added, because it depends on today: a resource is *fresh* when its last update is no older than
-its update cycle allows, *late* when it is, *held back* when the latest publication kept its previous
-content (the catalog's ``stale``), and *unknown* without a date or for irregular resources.
+one thing added, because it depends on the time: a resource is *late* when its last update is older than its
+update cycle plus grace allows — the rule of ``citybrain status`` and the Dagster freshness check
+(``citybrain/quality/freshness.py``, ``citybrain.catalog.max_age_hours``) — *fresh* otherwise, *held back*
+when the latest publication kept its previous content (the catalog's ``stale``), and *unknown* without a
+time or for irregular resources.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, datetime
 from pathlib import Path
 
+from citybrain.catalog import CADENCE_HOURS, max_age_hours
 from citybrain.governance.grades import GRADE_ZH, grade_label
+from citybrain.quality.freshness import judge
 from citybrain.resource_catalog.build import (
     CADENCE_ORDER,
     CADENCE_ZH,
@@ -25,9 +29,6 @@ from citybrain.resource_catalog.build import (
 )
 from citybrain.resource_catalog.export import read_json
 
-# Days a resource of each update cycle may go without an update before it is late (a day of slack for
-# the nightly run that publishes it).
-ALLOWED_AGE_DAYS = {"hourly": 1, "daily": 2, "weekly": 8, "monthly": 32, "termly": 200, "yearly": 367}
 FRESHNESS = {
     "fresh": ("按期更新", "fresh"),
     "late": ("更新逾期", "late"),
@@ -50,7 +51,7 @@ class Filters:
     cycle: str = ""
     freshness: str = ""
 
-    def matches(self, resource: Resource, today: date) -> bool:
+    def matches(self, resource: Resource, now: datetime) -> bool:
         if self.department and resource.provider_code != self.department:
             return False
         if self.tier and resource.classification != self.tier:
@@ -59,22 +60,24 @@ class Filters:
             return False
         if self.cycle and resource.update_cycle_code != self.cycle:
             return False
-        if self.freshness and freshness(resource, today) != self.freshness:
+        if self.freshness and freshness(resource, now) != self.freshness:
             return False
         return not self.q or self.q.lower() in search_text(resource)
 
 
-def freshness(resource: Resource, today: date) -> str:
+def freshness(resource: Resource, now: datetime) -> str:
     if resource.stale:
         return "held"
-    allowed = ALLOWED_AGE_DAYS.get(resource.update_cycle_code)
-    if allowed is None or not resource.last_updated:
+    if resource.update_cycle_code not in CADENCE_HOURS or not resource.last_updated:
         return "unknown"
     try:
-        updated = date.fromisoformat(resource.last_updated[:10])
+        updated = datetime.fromisoformat(resource.last_updated)
     except ValueError:
         return "unknown"
-    return "fresh" if (today - updated).days <= allowed else "late"
+    # Times without a zone (a bare date, the sharing store's naive UTC clock) are UTC.
+    updated, now = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (updated, now))
+    judged = judge(updated.timestamp(), max_age_hours(resource.update_cycle_code), now.timestamp())
+    return "late" if judged.overdue else "fresh"
 
 
 def search_text(resource: Resource) -> str:

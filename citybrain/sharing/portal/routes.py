@@ -190,8 +190,8 @@ def portal_router(
         q = request.query_params
         filters = Filters(**{f: q.get(f, "").strip() for f in Filters.__dataclass_fields__})
         data = catalog.load()
-        today = utcnow().date()
-        found = [(r, freshness(r, today)) for r in data.resources if filters.matches(r, today)]
+        now = utcnow()
+        found = [(r, freshness(r, now)) for r in data.resources if filters.matches(r, now)]
         return render(request, "catalog.html", me=me, catalog=data, found=found, filters=filters,
                       choices=choices(data), shareable=shareable())  # fmt: skip
 
@@ -204,7 +204,7 @@ def portal_router(
         samples = [sample_rows(me.account.name, g, pool_directory) for g in grants]
         codes = {r.code for r in catalog.load().resources}
         return render(request, "resource.html", me=me, r=resource, samples=samples,
-                      freshness=freshness(resource, utcnow().date()), can_apply=code in shareable(),
+                      freshness=freshness(resource, utcnow()), can_apply=code in shareable(),
                       known_codes=codes)  # fmt: skip
 
     # --- applying -------------------------------------------------------------------------------------------
