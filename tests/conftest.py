@@ -15,6 +15,7 @@ from citybrain.catalog import Catalog, load_catalog
 EXPENSIVE_FIRST = (
     "test_quality_gate.py",  # ~270 s: a good night, a bad night and a hostile night, with a reader meanwhile
     "test_stale_tables.py",  # ~240 s: four nights, one of them late
+    "test_failed_dbt_tests.py",  # ~210 s: four nights, a failed dbt test on two of them
     "test_demo_end_to_end.py",  # ~160 s: the whole job, a rerun, a redelivery and the Parquet-lake parity build
     "test_pool_incremental.py",  # ~150 s: a backfill and three nights
     "test_late_updates.py",  # ~80 s: four nights of the hotline's models
@@ -46,6 +47,27 @@ def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ):
         monkeypatch.delenv(var, raising=False)
     return home
+
+
+@pytest.fixture(autouse=True)
+def _no_closed_dagster_instance_left_current() -> None:
+    """Forget a closed Dagster instance's definitions-state storage left current by an earlier test.
+
+    Entering a ``DagsterInstance`` makes its state storage the process's current one (a context variable,
+    reset on exit); resolving ``Definitions`` reads it. When an earlier test let an instance go without
+    leaving its context, the storage stays current with its instance gone, and the next ``materialize`` (or
+    any definitions resolved outside an instance) fails with "Attempted to resolve undefined DagsterInstance
+    weakref" — in whichever test happens to follow on that worker. A storage whose instance is alive is kept.
+    """
+    from dagster._core.errors import DagsterInvariantViolationError
+    from dagster._core.storage.defs_state import base
+
+    storage = base.DefsStateStorage.get()
+    if storage is not None:
+        try:
+            storage._instance  # noqa: B018  (the property raises when the instance is gone)
+        except DagsterInvariantViolationError:
+            base._current_storage.set(None)
 
 
 @pytest.fixture(scope="session")

@@ -327,16 +327,19 @@ def test_no_table_grants_is_a_no_op(lake):
 
 # --- the Dagster asset ------------------------------------------------------------------------------------
 def _materialize(home: Path):
-    from dagster import materialize
+    from dagster import DagsterInstance, materialize
 
     from assets.resources import PublicationResource
     from assets.sharing_delivery import sharing_delivery
 
-    return materialize(
-        [sharing_delivery],
-        resources={"publication": PublicationResource(directory=str(home / "pool"))},
-        raise_on_error=False,
-    )
+    # The instance first, as run_nightly does: resolving the definitions reads the current instance's state.
+    with DagsterInstance.ephemeral() as instance:
+        return materialize(
+            [sharing_delivery],
+            resources={"publication": PublicationResource(directory=str(home / "pool"))},
+            instance=instance,
+            raise_on_error=False,
+        )
 
 
 def test_the_asset_is_a_no_op_without_a_sharing_database(lake, monkeypatch, tmp_path):
