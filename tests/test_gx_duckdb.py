@@ -85,3 +85,44 @@ def test_connection_is_released_after_validation(warehouse):
     # A writer in this process (and in any other) can open the file again.
     with duckdb.connect(str(warehouse)) as con:
         con.execute("INSERT INTO raw.people VALUES ('10', 'y', NULL)")
+
+
+def test_one_scan_rows_rule_counts_and_keeps_examples_from_one_query(warehouse):
+    """The unexpected-rows expectation of our suites (citybrain/quality/one_scan.py) runs its query once
+    per batch, not once for the count and again for the rows, and its result matches GX's own."""
+    import great_expectations.expectations as gxe
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from citybrain.quality.one_scan import OneScanUnexpectedRowsExpectation
+
+    query = "SELECT id, id_number FROM {batch} WHERE cb_ric_problem(id_number) IS NOT NULL"
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        with warehouse_batches(warehouse) as batches:
+            batch = batches.batch("SELECT * FROM raw.people")
+            statements.clear()
+            ours = batch.validate(OneScanUnexpectedRowsExpectation(unexpected_rows_query=query))
+            ours_runs = sum("cb_ric_problem" in s for s in statements)
+            statements.clear()
+            theirs = batch.validate(gxe.UnexpectedRowsExpectation(unexpected_rows_query=query))
+            theirs_runs = sum("cb_ric_problem" in s for s in statements)
+            passing = batch.validate(
+                OneScanUnexpectedRowsExpectation(
+                    unexpected_rows_query="SELECT * FROM {batch} WHERE id = 'none'"
+                )
+            )
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    assert (ours_runs, theirs_runs) == (1, 2)
+    assert not ours.success and ours.result["observed_value"] == theirs.result["observed_value"] == 9
+    examples = ours.result["details"]["unexpected_rows"]
+    assert len(examples) == 5  # EXAMPLES rows of the nine, each a row of the query
+    assert all(set(row) == {"id", "id_number"} and row["id"] != "5" for row in examples)
+    assert passing.success and passing.result["observed_value"] == 0
+    assert passing.result["details"]["unexpected_rows"] == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import duckdb
 import prcoords
 import pytest
@@ -32,6 +34,14 @@ def test_invalid_resident_ids_are_rejected_with_a_reason():
     assert udfs.ric_problem("33010219901301123X") in ("bad_check_digit", "bad_birth_date")
     assert udfs.ric_problem(valid_id("33010219901301123")) == "bad_birth_date"  # month 13
     assert udfs.ric_problem("   ") == "blank"
+    assert udfs.ric_problem(good[:10] + "X" + good[11:]) == "bad_format"  # a letter inside, 18 characters
+    assert udfs.ric_problem(good[:-1] + "Y") == "bad_format"
+    assert udfs.ric_problem("٣" + good[1:]) == "bad_format"  # an Arabic-Indic digit is a digit to Python only
+    assert udfs.ric_problem(f"{good[:6]}-{good[6:14]}-{good[14:]}") is None  # dashes and spaces are cleaned
+    assert udfs.ric_problem(f"{good[:6]} {good[6:]}".lower()) is None
+    assert (
+        udfs.ric_problem(valid_id(f"330102{date.today() + timedelta(days=1):%Y%m%d}123")) == "bad_birth_date"
+    )
 
 
 def test_birthplace_newer_than_stdnum_is_not_an_error():

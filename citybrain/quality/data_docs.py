@@ -55,6 +55,8 @@ def update_data_docs(run_id: str, runs: list) -> Path:
         ValidationResultIdentifier,
     )
 
+    import citybrain.quality.one_scan  # noqa: F401  registers the expectation type the stored suites use
+
     with _project_lock():
         context = gx.get_context(mode="file", project_root_dir=str(gx_project_dir()))
         stored, rendered = set(), []

@@ -98,17 +98,6 @@ class WarehouseBatches:
         self._datasource = datasource
         self._count = 0
 
-    def rows(self, unexpected_rows_query: str, batch_query: str, limit: int) -> list[dict]:
-        """The first rows an UnexpectedRowsExpectation query returns for a batch (its examples)."""
-        import sqlalchemy
-
-        sql = unexpected_rows_query.format(batch=f"({batch_query}) AS batch")
-        engine = self._datasource.get_execution_engine()
-        result = engine.execute_query(
-            sqlalchemy.text(f"SELECT * FROM ({sql}) AS unexpected LIMIT {int(limit)}")
-        )
-        return [dict(row._mapping) for row in result.fetchall()]
-
     def batch(self, query: str):
         """A GX batch over the rows a SQL query returns (a table, or one partition of it)."""
         self._count += 1

@@ -26,7 +26,6 @@ from citybrain.quality.unexpected_rows import unexpected_rows as _rows
 
 EXPECTATIONS_DIR = settings.REPO_ROOT / "expectations"
 GX_SEVERITY = {"blocking": "critical", "warning": "warning"}
-EXAMPLES = 5  # unexpected values kept per failed column expectation (GX's partial list)
 
 # Patterns of personal identifiers in text (DuckDB/RE2 syntax). A candidate ID number must also pass
 # the GB 11643 check digit (cb_ric_problem, python-stdnum), so ordinary 18-digit numbers are not flagged.
@@ -156,6 +155,10 @@ def gx_expectations(suite: SuiteSpec, values: RunValues, partition: str | None) 
 def _gx_class(name: str):
     import great_expectations.expectations as gxe
 
+    if name == "unexpected_rows_expectation":  # the same expectation, its query run once (one_scan.py)
+        from citybrain.quality.one_scan import OneScanUnexpectedRowsExpectation
+
+        return OneScanUnexpectedRowsExpectation
     class_name = "".join(part.capitalize() for part in name.split("_"))
     return getattr(gxe, class_name, None)
 

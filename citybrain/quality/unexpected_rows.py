@@ -6,16 +6,21 @@ A module of its own so the rules in their own modules (``small_cells.py``) and t
 
 from __future__ import annotations
 
+EXAMPLES = (
+    5  # examples kept per failed expectation: values of a column rule (GX's partial list), rows of a row rule
+)
+
 
 class SuiteError(ValueError):
     """A suite file that cannot be used; the message names the file and the entry."""
 
 
 def unexpected_rows(query: str, description: str, **meta):
-    """An UnexpectedRowsExpectation; ``{batch}`` is the batch, every other brace must be doubled."""
-    import great_expectations.expectations as gxe
+    """An unexpected-rows expectation (counted once, ``one_scan.py``); ``{batch}`` is the batch, every
+    other brace must be doubled."""
+    from citybrain.quality.one_scan import OneScanUnexpectedRowsExpectation
 
-    return gxe.UnexpectedRowsExpectation(
+    return OneScanUnexpectedRowsExpectation(
         unexpected_rows_query=query,
         description=description,
         meta=meta,

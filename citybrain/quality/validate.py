@@ -19,8 +19,12 @@ import duckdb
 from citybrain import dbt_paths, settings
 from citybrain.catalog import load_catalog
 from citybrain.ingest.warehouse import LINEAGE_COLUMNS
-from citybrain.quality.suites import EXAMPLES, RunValues, SuiteSpec, gx_expectations
+from citybrain.quality import EXAMPLES
+from citybrain.quality.suites import RunValues, SuiteSpec, gx_expectations
 from citybrain.warehouse import Warehouse
+
+# Expectations whose observed value is their number of unexpected rows (GX's, and ours run in one scan).
+ROW_QUERY_TYPES = ("unexpected_rows_expectation", "one_scan_unexpected_rows_expectation")
 
 
 @dataclass
@@ -85,15 +89,6 @@ def _validate(batches, suite: SuiteSpec, partition: str | None, expectations: li
         gx_suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES}
     )
     outcomes = [_outcome(suite, partition, r) for r in result.results]
-    for r, outcome in zip(result.results, outcomes, strict=True):
-        # SUMMARY keeps a few unexpected values of column expectations but no rows of row queries.
-        if (
-            not outcome.success
-            and outcome.error is None
-            and outcome.expectation == "unexpected_rows_expectation"
-        ):
-            rows = batches.rows(r.expectation_config.kwargs["unexpected_rows_query"], query, EXAMPLES)
-            outcome.examples = [_jsonable(row) for row in rows]
     return SuiteRun(suite, partition, outcomes, result, expectations)
 
 
@@ -129,7 +124,7 @@ def _outcome(suite: SuiteSpec, partition: str | None, r) -> Outcome:
         error = messages[0] if messages else None
     unexpected = result.get("unexpected_count")
     observed = result.get("observed_value")
-    if unexpected is None and config.type == "unexpected_rows_expectation":
+    if unexpected is None and config.type in ROW_QUERY_TYPES:
         unexpected = observed
     return Outcome(
         suite=suite.dataset,

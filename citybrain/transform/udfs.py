@@ -15,6 +15,7 @@ import functools
 import hashlib
 import hmac
 import re
+import time
 import unicodedata
 from datetime import date
 from functools import lru_cache
@@ -26,7 +27,7 @@ from stdnum.cn import ric, uscc
 
 GRID_RESOLUTION = 8  # H3 resolution of dim_grid (~0.74 km² cells), the operator A unit
 
-_RIC_18 = re.compile(r"^\d{17}[\dX]$")
+_CHECK_CHARACTERS = frozenset("0123456789X")
 _RIC_15 = re.compile(r"^\d{15}$")
 
 
@@ -35,9 +36,19 @@ def halfwidth(value: str) -> str:
     return value.strip() if value.isascii() else unicodedata.normalize("NFKC", value).strip()
 
 
+def _clean_identifier(value: str) -> str:
+    """Half-width, without spaces or dashes, upper-case. Most values are already 18 plain ASCII letters
+    and digits, which the regular expression would leave as they are: they skip it (a third of the cost
+    of checking an ID, which runs for every ID of every delivery and again in the quality checks)."""
+    text = halfwidth(value)
+    if len(text) == 18 and text.isascii() and text.isalnum():
+        return text.upper()
+    return re.sub(r"[\s-]", "", text).upper()
+
+
 def _ric_candidate(value: str) -> str:
     """Clean, upper-case, and upgrade a 15-digit legacy number to 18 digits (century 19, new check digit)."""
-    number = re.sub(r"[\s-]", "", halfwidth(value)).upper()
+    number = _clean_identifier(value)
     if _RIC_15.match(number):
         body = number[:6] + "19" + number[6:]
         number = body + ric.calc_check_digit(body + "X")  # stdnum takes the number with a check position
@@ -53,14 +64,26 @@ def ric_problem(value: str) -> str | None:
         return "blank"
     if len(number) != 18:
         return "bad_length"
-    if not _RIC_18.match(number):
+    if not (number.isascii() and number[:17].isdigit() and number[17] in _CHECK_CHARACTERS):
         return "bad_format"
     if ric.calc_check_digit(number) != number[-1]:
         return "bad_check_digit"
     born = _birth_date(number[6:14])
-    if born is None or born > date.today() or born.year < 1880:
+    if born is None or born > _today() or born.year < 1880:
         return "bad_birth_date"
     return None
+
+
+def _today() -> date:
+    """Today's date, read from the clock at most once a second (``date.today()`` costs as much as the
+    check digit, and is asked for every ID)."""
+    second = int(time.time())
+    if _TODAY[0] != second:
+        _TODAY[:] = [second, date.today()]
+    return _TODAY[1]
+
+
+_TODAY: list = [None, None]
 
 
 def ric_normalize(value: str) -> str | None:
@@ -89,7 +112,7 @@ def ric_sex(value: str) -> str | None:
 
 
 def _uscc_candidate(value: str) -> str:
-    return re.sub(r"[\s-]", "", halfwidth(value)).upper()
+    return _clean_identifier(value)
 
 
 @lru_cache(maxsize=65536)
