@@ -68,7 +68,7 @@ def build_definitions() -> Definitions:
         assets=[*assets, *pipeline_table_specs(defined)],
         asset_checks=[*build_quality_checks(assets), *freshness_checks],
         jobs=[city_nightly, raw_ingestion],
-        executor=selected_executor(),  # None: Dagster's default; $CITYBRAIN_EXECUTOR=dask (executors.py)
+        executor=selected_executor(),  # Dagster's default, preloaded; $CITYBRAIN_EXECUTOR=dask (executors.py)
         schedules=build_schedules(catalog),
         sensors=build_sensors(catalog, freshness_checks),
         resources={

@@ -1,0 +1,39 @@
+"""A two-step job with the project's default executor (orchestration/executors.py), for
+tests/test_preloaded_executor.py: each step reports, as output metadata, its own pid, its parent's pid and
+whether Great Expectations was already imported when the step began (no step here imports it)."""
+
+import os
+import sys
+
+from dagster import Definitions, MetadataValue, Output, job, op
+
+from orchestration.executors import preloaded_default_executor
+
+
+def _probe():
+    return Output(
+        None,
+        metadata={
+            "pid": MetadataValue.int(os.getpid()),
+            "parent_pid": MetadataValue.int(os.getppid()),
+            "great_expectations_loaded": MetadataValue.bool("great_expectations" in sys.modules),
+        },
+    )
+
+
+@op
+def first_probe():
+    return _probe()
+
+
+@op
+def second_probe(after):
+    return _probe()
+
+
+@job(executor_def=preloaded_default_executor())
+def preload_probe():
+    second_probe(first_probe())
+
+
+defs = Definitions(jobs=[preload_probe])

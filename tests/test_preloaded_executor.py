@@ -1,0 +1,112 @@
+"""Launched runs start their steps from a preloaded forkserver (orchestration/executors.py), not by spawn.
+
+The default executor's steps are processes of their own. Spawned, each would import the code location and,
+for a check step, Great Expectations again (seconds each, ~30 steps a night); forked from the server that
+imported them once, they start with both loaded. A probe job (tests/preload_probe_job.py) with the
+project's default executor runs through `dagster job execute`, as a launched run does, against a persistent
+instance: both steps run in processes other than the run's, children of one server process, with Great
+Expectations imported before the step began although neither step imports it. The same job with
+``start_method: spawn`` in its run config shows the opposite, so the probe can tell the two apart. Then the
+project's own ``raw_ingestion`` job runs the same way on a small generated city and succeeds.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+
+from citybrain.settings import REPO_ROOT
+from orchestration.executors import EXECUTOR_ENV
+from tests.demo_lake import demo_lake
+
+BIN = Path(sys.executable).parent
+INSTANCE_CONFIG = REPO_ROOT / "orchestration" / "instance" / "dagster.yaml"
+DAY = "2026-11-20"
+
+
+def _execute(args: list[str], run_config: dict | None, directory: Path) -> None:
+    command = [str(BIN / "dagster"), "job", "execute", *args]
+    if run_config is not None:
+        path = directory / "run_config.json"
+        path.write_text(json.dumps(run_config), encoding="utf-8")
+        command += ["-c", str(path)]
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env.pop(EXECUTOR_ENV, None)
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+
+
+def _probes(instance: DagsterInstance, run_id: str) -> tuple[int, list[dict]]:
+    """The run worker's pid and each probe step's reported metadata."""
+    records = instance.get_records_for_run(run_id).records
+    run_pid = next(
+        r.event_log_entry.dagster_event.pid
+        for r in records
+        if r.event_log_entry.dagster_event is not None
+        and r.event_log_entry.dagster_event.event_type == DagsterEventType.RUN_START
+    )
+    outputs = []
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        if event is not None and event.event_type == DagsterEventType.STEP_OUTPUT:
+            metadata = event.event_specific_data.metadata
+            outputs.append({key: value.value for key, value in metadata.items()})
+    return run_pid, outputs
+
+
+def test_steps_fork_from_a_server_that_loaded_the_code_location(tmp_path, monkeypatch):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(INSTANCE_CONFIG, home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("CITYBRAIN_HOME", str(tmp_path / "lake"))
+    with DagsterInstance.get():  # the instance's storage, created once before the run's processes
+        pass
+    job = ["-f", str(REPO_ROOT / "tests" / "preload_probe_job.py"), "-j", "preload_probe"]
+    _execute(job, None, tmp_path)
+    spawn = {"execution": {"config": {"multiprocess": {"start_method": {"spawn": {}}}}}}
+    _execute(job, spawn, tmp_path)
+
+    with DagsterInstance.get() as instance:
+        runs = instance.get_runs()
+        (preloaded_run,) = [run for run in runs if not run.run_config.get("execution")]
+        (spawned_run,) = [run for run in runs if run.run_config.get("execution")]
+        run_pid, preloaded = _probes(instance, preloaded_run.run_id)
+        spawn_pid, spawned = _probes(instance, spawned_run.run_id)
+    assert len(preloaded) == len(spawned) == 2
+    assert all(p["pid"] != run_pid for p in preloaded)
+    assert all(p["great_expectations_loaded"] for p in preloaded)
+    (server,) = {p["parent_pid"] for p in preloaded}
+    assert server != run_pid  # the forkserver, not the run worker
+    # Spawned, a step begins without what it does not import itself.
+    assert not any(p["great_expectations_loaded"] for p in spawned)
+    assert all(p["parent_pid"] == spawn_pid for p in spawned)
+
+
+def test_project_job_runs_on_the_preloaded_executor(tmp_path, catalog):
+    home = tmp_path / "lake"
+    (home / "dagster_home").mkdir(parents=True)
+    with demo_lake(home, ["330102"], [DAY], residents=300):
+        shutil.copyfile(INSTANCE_CONFIG, home / "dagster_home" / "dagster.yaml")
+        with DagsterInstance.get():
+            pass
+        tags = {"dagster/asset_partition_range_start": DAY, "dagster/asset_partition_range_end": DAY}
+        _execute(
+            ["-m", "orchestration.definitions", "-j", "raw_ingestion", "--tags", json.dumps(tags)],
+            None,
+            tmp_path,
+        )
+        with DagsterInstance.get() as instance:
+            (run,) = instance.get_runs()
+            assert run.status == DagsterRunStatus.SUCCESS
+            steps = {
+                r.event_log_entry.dagster_event.step_key
+                for r in instance.get_records_for_run(run.run_id).records
+                if r.event_log_entry.dagster_event is not None
+                and r.event_log_entry.dagster_event.event_type == DagsterEventType.STEP_SUCCESS
+            }
+    assert {f"raw__{feed.id}" for feed in catalog.feeds} <= steps
