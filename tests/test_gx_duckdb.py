@@ -95,6 +95,7 @@ def test_one_scan_rows_rule_counts_and_keeps_examples_from_one_query(warehouse):
     from sqlalchemy.engine import Engine
 
     from citybrain.quality.one_scan import OneScanUnexpectedRowsExpectation
+    from citybrain.quality.validate import ROW_QUERY_TYPES
 
     query = "SELECT id, id_number FROM {batch} WHERE cb_ric_problem(id_number) IS NOT NULL"
     statements = []
@@ -120,6 +121,7 @@ def test_one_scan_rows_rule_counts_and_keeps_examples_from_one_query(warehouse):
     finally:
         event.remove(Engine, "before_cursor_execute", seen)
     assert (ours_runs, theirs_runs) == (1, 2)
+    assert OneScanUnexpectedRowsExpectation.expectation_type in ROW_QUERY_TYPES  # its count is its outcome's
     assert not ours.success and ours.result["observed_value"] == theirs.result["observed_value"] == 9
     examples = ours.result["details"]["unexpected_rows"]
     assert len(examples) == 5  # EXAMPLES rows of the nine, each a row of the query

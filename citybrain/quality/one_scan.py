@@ -59,9 +59,9 @@ class UnexpectedRowsSummary(QueryMetricProvider):
         )
         count, examples = execution_engine.execute_query(
             sa.text(
-                "SELECT count(*) AS unexpected_count, max_by(unexpected, 0, :examples) AS examples "
+                f"SELECT count(*) AS unexpected_count, max_by(unexpected, 0, {int(EXAMPLES)}) AS examples "
                 f"FROM ({query}) AS unexpected"
-            ).bindparams(examples=EXAMPLES)
+            )
         ).fetchone()
         return {"unexpected_count": int(count), "examples": [dict(row) for row in examples or []]}
 
@@ -83,6 +83,3 @@ class OneScanUnexpectedRowsExpectation(UnexpectedRowsExpectation):
             "success": count == 0,
             "result": {"observed_value": count, "details": {"unexpected_rows": summary["examples"]}},
         }
-
-
-ONE_SCAN_TYPE = OneScanUnexpectedRowsExpectation.expectation_type  # GX names a type after its class
