@@ -6,6 +6,5 @@ import warnings
 # then warns on every import that it does not yet support pandas 3. Our GX runs never use pyspark.
 warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
 
-EXAMPLES = (
-    5  # examples kept per failed expectation: values of a column rule (GX's partial list), rows of a row rule
-)
+# Examples kept per failed expectation: values of a column rule (GX's partial list), rows of a row rule.
+EXAMPLES = 5

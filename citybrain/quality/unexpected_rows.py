@@ -6,10 +6,6 @@ A module of its own so the rules in their own modules (``small_cells.py``) and t
 
 from __future__ import annotations
 
-EXAMPLES = (
-    5  # examples kept per failed expectation: values of a column rule (GX's partial list), rows of a row rule
-)
-
 
 class SuiteError(ValueError):
     """A suite file that cannot be used; the message names the file and the entry."""

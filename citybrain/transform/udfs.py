@@ -74,6 +74,9 @@ def ric_problem(value: str) -> str | None:
     return None
 
 
+_TODAY: list = [None, None]  # [the second it was read, the date then]
+
+
 def _today() -> date:
     """Today's date, read from the clock at most once a second (``date.today()`` costs as much as the
     check digit, and is asked for every ID)."""
@@ -81,9 +84,6 @@ def _today() -> date:
     if _TODAY[0] != second:
         _TODAY[:] = [second, date.today()]
     return _TODAY[1]
-
-
-_TODAY: list = [None, None]
 
 
 def ric_normalize(value: str) -> str | None:
