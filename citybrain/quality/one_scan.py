@@ -14,7 +14,8 @@ together (DuckDB's ``max_by(row, 0, n)``: any n rows, kept in bounded memory how
 Suite files keep writing ``unexpected_rows_expectation``; ``suites.py`` builds this class for it.
 
 Importing the module registers the metric and the expectation type with GX, so it must be imported
-wherever suites or their results are read back (``validate.py``, ``data_docs.py``).
+wherever suites are built or their stored results are read back (``suites.py`` and ``unexpected_rows.py``
+import it when they build an expectation, ``data_docs.py`` before it reads the GX project).
 """
 
 from __future__ import annotations
