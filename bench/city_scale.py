@@ -28,7 +28,8 @@ What one invocation does, in a lake of its own (``--work``/r<residents>-d<days>,
    night's vars, then the compiled SQL of every model, in DAG order, with the project's UDFs
    registered: views and tables as ``CREATE OR REPLACE``, incremental models as delete+insert of the
    partition's rows (what dbt's delete+insert strategy does, without its temp-relation and schema
-   checks), snapshots as their SELECT only (the SCD2 merge is left out).
+   checks; a model built load by load appends the night's loads, taken out of the copy first),
+   snapshots as their SELECT only (the SCD2 merge is left out).
    Not in the floor: the hostile-input rules (quarantine), dbt tests, GX, publication, Dagster and dbt
    start-up. pipeline / floor uses the sum; ingest stage / ingestion floor and dbt steps /
    transformation floor say where the rest goes.
@@ -313,6 +314,7 @@ def floor(home: Path, env: dict, day: date, batch_id: str, cursors: dict[str, st
     compiled, _ = measured(f"floor_{night}_dbt_compile", compile_command, dbt_env, home / "logs")
     manifest = json.loads((work / "target" / "manifest.json").read_text(encoding="utf-8"))
     nodes = floor_plan(manifest)
+    unbuild_night_loads(copy, manifest, batch_id)
     # Which files: the night's log entries, found in the landing zone by SHA-256 (hashing is not timed).
     entries = night_entries(home / "warehouse.duckdb", batch_id)
     loads = plan_loads(load_catalog(), entries, home / "landing", cursors, env)
@@ -353,6 +355,25 @@ def floor(home: Path, env: dict, day: date, batch_id: str, cursors: dict[str, st
           f"transformation {transformation['seconds']:.1f} s", flush=True)  # fmt: skip
     shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def unbuild_night_loads(warehouse: Path, manifest: dict, batch_id: str) -> None:
+    """Take the night's loads out of the copy's models built load by load (tag ``load_incremental``,
+    dbt_project/macros/portable.sql), so the floor normalises them as the night did: their compiled SQL
+    selects the loads a model has not built, which after the night would be none. Not timed."""
+    import duckdb
+
+    relations = [
+        n["relation_name"]
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and "load_incremental" in n["config"].get("tags", [])
+    ]
+    con = duckdb.connect(str(warehouse))
+    try:
+        for relation in relations:
+            con.execute(f"DELETE FROM {relation} WHERE _batch_id = ?", [batch_id])
+    finally:
+        con.close()
 
 
 def floor_plan(manifest: dict) -> list[dict]:

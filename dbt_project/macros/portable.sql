@@ -63,6 +63,59 @@
     times a night: two models, three tests); as a table they run once per night. -#}
 {% macro udf_unpartitioned_materialization() %}{{ return('table') }}{% endmacro %}
 
+{#- The config of a staging model over a feed whose raw table grows by loads and keeps them (a database feed
+    read by cursor: each night appends the versions changed since, earlier versions stay): on DuckDB
+    incremental, each build normalising only the loads it has not seen (`unseen_loads`) and first forgetting
+    the rows of loads no longer in the raw table (superseded, `forget_removed_loads`), so a night costs the
+    night's new versions, not all of history again. A change of the model's columns stops the build
+    (on_schema_change='fail'): its earlier rows would otherwise keep the old columns' values; rebuild it
+    with `--full-refresh`. On Spark a table, rebuilt whole (`udf_unpartitioned_materialization`). -#}
+{% macro load_incremental_config(feed) -%}
+{%- if target.type == 'spark' -%}
+{{ config(materialized=citybrain.udf_unpartitioned_materialization()) }}
+{%- else -%}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    tags=['load_incremental'],
+    pre_hook="{{ citybrain.forget_removed_loads('" ~ feed ~ "') }}",
+) }}
+{%- endif -%}
+{%- endmacro %}
+
+{#- A load: the rows one ingestion run loaded from one delivered file (or database read). -#}
+{% macro load_key_columns() %}{{ return(['_batch_id', '_source_file', '_file_sha256']) }}{% endmacro %}
+
+{#- The pre-hook of `load_incremental_config`: delete the built rows of loads that left the raw table. -#}
+{% macro forget_removed_loads(feed) -%}
+{%- if is_incremental() -%}
+delete from {{ this }} as built
+where not exists (
+    select 1
+    from (select distinct {{ load_key_columns() | join(', ') }} from {{ source('raw', feed) }}) as loads
+    where {% for column in load_key_columns() -%}
+        loads.{{ column }} is not distinct from built.{{ column }}{{ ' and ' if not loop.last }}
+    {%- endfor %}
+)
+{%- else -%}
+select 1
+{%- endif -%}
+{%- endmacro %}
+
+{#- The filter of `load_incremental_config`'s source: on an incremental build, the rows of loads not built yet. -#}
+{% macro unseen_loads(source_alias) -%}
+{%- if is_incremental() -%}
+where not exists (
+    select 1
+    from (select distinct {{ load_key_columns() | join(', ') }} from {{ this }}) as built
+    where {% for column in load_key_columns() -%}
+        built.{{ column }} is not distinct from {{ source_alias }}.{{ column }}{{ ' and ' if not loop.last }}
+    {%- endfor %}
+)
+{%- endif -%}
+{%- endmacro %}
+
 {#-
   Model contracts on Spark. The YAML declares column types in DuckDB's words (varchar, timestamp with time
   zone, ...: also what the resource catalog publishes); dbt checks a contract by running

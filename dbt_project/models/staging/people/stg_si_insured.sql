@@ -1,8 +1,11 @@
-{{ config(materialized=udf_unpartitioned_materialization()) }}
--- 社保参保人员: insurance enrolments (one row per person, employer and insurance type). Incremental on
--- updated_at: one row per version read; int_people__si_insured_current keeps the latest.
+{{ load_incremental_config('si_insured') }}
+-- 社保参保人员: insurance enrolments (one row per person, employer and insurance type). The feed is read by
+-- its updated_at cursor: one row per version read; int_people__si_insured_current keeps the latest. Built
+-- load by load (macros/portable.sql): each night normalises only the versions it delivered (the alias
+-- `delivered` is read by unseen_loads, on an incremental build).
 with source as (
-    select * from {{ source('raw', 'si_insured') }}
+    select * from {{ source('raw', 'si_insured') }} as delivered  -- noqa: AL05
+    {{ unseen_loads('delivered') }}
 ),
 
 renamed as (
