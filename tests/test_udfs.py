@@ -143,3 +143,61 @@ def test_vectorized_functions_over_many_rows_match_the_python_ones(monkeypatch):
     assert [r[0] for r in rows] == [None if v is None else udfs.ric_problem(v) for v in ids]
     assert [r[1] for r in rows] == [None if v is None else udfs.ric_birth_date(v) for v in ids]
     assert [r[2] for r in rows] == [udfs.h3_cell(30.0 + i / 1e4, 120.0) for i in range(1, len(ids) + 1)]
+
+
+def _stdnum_problem(number: str) -> str | None:
+    """The expected verdict on an 18-character ID from python-stdnum's check digit and birth date, and the
+    rule's own bounds (born 1880 or later, not after today), worked out here, not by udfs."""
+    if not (number.isascii() and number[:17].isdigit() and number[17] in "0123456789X"):
+        return "bad_format"
+    if ric.calc_check_digit(number) != number[17]:
+        return "bad_check_digit"
+    try:
+        born = ric.get_birth_date(number)
+    except Exception:  # noqa: BLE001 - stdnum's InvalidComponent
+        return "bad_birth_date"
+    return "bad_birth_date" if born.year < 1880 or born > date.today() else None
+
+
+def test_the_vector_identifier_check_is_stdnums_value_by_value():
+    """cb_ric_problem / cb_ric_normalize on DuckDB check plain IDs a whole vector at a time with numpy
+    (udfs.ric_problems): on 30,000 IDs — right and wrong check characters (X included), impossible and
+    future birth dates, 29 February of leap and common years, years before 1880 — the verdict is
+    stdnum's, and the forms that are not plain (lower-case x, spaces, full-width, 15 digits, blank)
+    still get the row function's answer, in order, with NULLs, over several vectors."""
+    import random
+
+    rng = random.Random(11)
+    tomorrow = date.today() + timedelta(days=1)
+    bodies = [
+        f"{rng.choice(['330102', '110101', '652901'])}{rng.randint(1860, 2030)}"
+        f"{rng.randint(0, 13):02d}{rng.randint(0, 32):02d}{rng.randint(0, 999):03d}"
+        for _ in range(30000)
+    ]
+    bodies += [f"33010220000229{i:03d}" for i in range(20)] + [f"33010219000229{i:03d}" for i in range(20)]
+    plain = [
+        valid_id(b) if rng.random() < 0.8 else b + rng.choice("0123456789X") for b in bodies
+    ]  # fmt: skip
+    plain += [valid_id(f"330102{day:%Y%m%d}{i:03d}") for day in (date.today(), tomorrow) for i in range(20)]
+    good = valid_id("11010519491231002")
+    others = [None, "", "   ", good.lower(), f" {good} ", good[:6] + "-" + good[6:], good[:6] + good[8:17],
+              "".join(chr(ord(c) + 0xFEE0) for c in good), "٣" + good[1:], good[:10] + "X" + good[11:]]  # fmt: skip
+    values = plain + others * 50
+    rng.shuffle(values)
+    con = duckdb.connect()
+    udfs.register(con)
+    rows = con.execute(
+        "SELECT cb_ric_problem(v), cb_ric_normalize(v) FROM (SELECT unnest(?) AS v, generate_subscripts(?, 1) AS i) "
+        "ORDER BY i",
+        [values, values],
+    ).fetchall()
+    for value, (problem, normalized) in zip(values, rows, strict=True):
+        if value in others:
+            expected = None if value is None else udfs.ric_problem(value)
+            assert problem == expected, value
+            assert normalized == (None if value is None else udfs.ric_normalize(value)), value
+        else:
+            assert problem == _stdnum_problem(value), value
+            assert normalized == (value if problem is None else None), value
+    verdicts = {p for p, _ in rows}
+    assert {None, "bad_check_digit", "bad_birth_date"} <= verdicts  # every branch was taken
