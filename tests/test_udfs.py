@@ -160,8 +160,8 @@ def _stdnum_problem(number: str) -> str | None:
 
 
 def test_the_vector_identifier_check_is_stdnums_value_by_value():
-    """cb_ric_problem / cb_ric_normalize on DuckDB check plain IDs a whole vector at a time with numpy
-    (udfs.ric_problems): on 30,000 IDs — right and wrong check characters (X included), impossible and
+    """cb_ric_problem / cb_ric_normalize / cb_ric_sex / cb_ric_birth_date on DuckDB check plain IDs a whole vector at a time with numpy
+    (udfs._PlainIds): on 30,000 IDs — right and wrong check characters (X included), impossible and
     future birth dates, 29 February of leap and common years, years before 1880 — the verdict is
     stdnum's, and the forms that are not plain (lower-case x, spaces, full-width, 15 digits, blank)
     still get the row function's answer, in order, with NULLs, over several vectors."""
@@ -187,17 +187,23 @@ def test_the_vector_identifier_check_is_stdnums_value_by_value():
     con = duckdb.connect()
     udfs.register(con)
     rows = con.execute(
-        "SELECT cb_ric_problem(v), cb_ric_normalize(v) FROM (SELECT unnest(?) AS v, generate_subscripts(?, 1) AS i) "
-        "ORDER BY i",
+        "SELECT cb_ric_problem(v), cb_ric_normalize(v), cb_ric_sex(v), cb_ric_birth_date(v) "
+        "FROM (SELECT unnest(?) AS v, generate_subscripts(?, 1) AS i) ORDER BY i",
         [values, values],
     ).fetchall()
-    for value, (problem, normalized) in zip(values, rows, strict=True):
+    for value, (problem, normalized, sex, born) in zip(values, rows, strict=True):
         if value in others:
-            expected = None if value is None else udfs.ric_problem(value)
-            assert problem == expected, value
-            assert normalized == (None if value is None else udfs.ric_normalize(value)), value
+            row_functions = (udfs.ric_problem, udfs.ric_normalize, udfs.ric_sex, udfs.ric_birth_date)
+            assert (problem, normalized, sex, born) == tuple(
+                None if value is None else f(value) for f in row_functions
+            ), value
         else:
             assert problem == _stdnum_problem(value), value
-            assert normalized == (value if problem is None else None), value
-    verdicts = {p for p, _ in rows}
+            valid = problem is None
+            assert normalized == (value if valid else None), value
+            assert sex == (("M" if int(value[16]) % 2 else "F") if valid else None), (
+                value
+            )  # GB 11643: odd is male
+            assert born == (ric.get_birth_date(value) if valid else None), value
+    verdicts = {p for p, *_ in rows}
     assert {None, "bad_check_digit", "bad_birth_date"} <= verdicts  # every branch was taken

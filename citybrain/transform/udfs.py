@@ -93,68 +93,127 @@ _PLAIN_RIC = r"^[0-9]{17}[0-9X]$"  # RE2 (Arrow): ASCII digits only, `$` at the 
 _DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
-def ric_problems(values):
-    """``ric_problem`` over an Arrow string array, for DuckDB (``VECTOR_FUNCTIONS``). Most delivered IDs are
-    18 plain ASCII characters, already clean: their check character and birth date are computed for the
-    whole vector with numpy (the same GB 11643 rule, checked against python-stdnum value by value in
-    tests/test_udfs.py), about a sixth of the per-value cost; every other value (blank, full-width,
-    lower-case x, spaces, legacy 15 digits...) goes through ``ric_problem`` itself."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
+class _PlainIds:
+    """The plain IDs of an Arrow string vector (18 ASCII characters, 17 digits and a digit or X: most
+    delivered IDs, already clean) checked all at once with numpy: the same GB 11643 rule as ``ric_problem``
+    (check character, then a birth date that exists, from 1880 to today), checked against python-stdnum
+    value by value in tests/test_udfs.py, at a sixth of the per-value cost. Every other value (blank,
+    full-width, lower-case x, spaces, dashes, 15 digits...) is left to the row functions."""
 
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    values = values.cast(pa.string())
-    plain = pc.fill_null(pc.match_substring_regex(values, _PLAIN_RIC), False).to_numpy(zero_copy_only=False)
-    out = np.full(len(values), None, dtype=object)
-    fast = np.flatnonzero(plain)
-    if len(fast):
-        ids = pc.take(values, pa.array(fast))
+    def __init__(self, values):
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        self.values = values.cast(pa.string())
+        plain = pc.fill_null(pc.match_substring_regex(self.values, _PLAIN_RIC), False)
+        self.plain = plain.to_numpy(zero_copy_only=False)
+        self.fast = np.flatnonzero(self.plain)
+        self.slow = np.flatnonzero(~self.plain)
+        ids = pc.take(self.values, pa.array(self.fast, type=pa.int64()))
         offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32)[ids.offset : ids.offset + len(ids) + 1]
-        text = np.frombuffer(ids.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]].reshape(-1, 18)
+        data = ids.buffers()[2]
+        text = (
+            np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]].reshape(-1, 18)
+            if data is not None and len(ids)
+            else np.zeros((0, 18), dtype=np.uint8)
+        )
         digits = text[:, :17].astype(np.int64) - ord("0")
         check = np.frombuffer(_RIC_CHECK_BY_REMAINDER, dtype=np.uint8)[(digits @ np.array(_RIC_WEIGHTS)) % 11]
-        year = digits[:, 6:10] @ np.array([1000, 100, 10, 1])
-        month = digits[:, 10:12] @ np.array([10, 1])
-        day = digits[:, 12:14] @ np.array([10, 1])
-        leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
-        month_days = np.array(_DAYS_IN_MONTH)[np.clip(month, 0, 12)] + ((month == 2) & leap)
+        self.year = digits[:, 6:10] @ np.array([1000, 100, 10, 1])
+        self.month = digits[:, 10:12] @ np.array([10, 1])
+        self.day = digits[:, 12:14] @ np.array([10, 1])
+        self.sequence = digits[:, 16]
+        leap = ((self.year % 4 == 0) & (self.year % 100 != 0)) | (self.year % 400 == 0)
+        month_days = np.array(_DAYS_IN_MONTH)[np.clip(self.month, 0, 12)] + ((self.month == 2) & leap)
         today = _today()
-        born_after_today = (
-            year * 10000 + month * 100 + day > today.year * 10000 + today.month * 100 + today.day
-        )
+        born = self.year * 10000 + self.month * 100 + self.day
         bad_date = (
-            (month < 1) | (month > 12) | (day < 1) | (day > month_days) | (year < 1880) | born_after_today
+            (self.month < 1)
+            | (self.month > 12)
+            | (self.day < 1)
+            | (self.day > month_days)
+            | (self.year < 1880)
+            | (born > today.year * 10000 + today.month * 100 + today.day)
         )
-        bad_check = check != text[:, 17]
-        out[fast[bad_date]] = "bad_birth_date"
-        out[fast[bad_check]] = "bad_check_digit"  # checked first, as ric_problem does
-    slow = np.flatnonzero(~plain)
-    if len(slow):
-        others = pc.take(values, pa.array(slow)).to_pylist()
-        out[slow] = [None if v is None else ric_problem(v) for v in others]
-    return pa.array(out, type=pa.string())
+        self.bad_check = check != text[:, 17]
+        self.bad_date = bad_date & ~self.bad_check  # the check character is judged first
+        self.valid = ~(self.bad_check | bad_date)
+
+    def others(self) -> list:
+        """The values the row functions judge, in order."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        return pc.take(self.values, pa.array(self.slow, type=pa.int64())).to_pylist()
+
+    def text_result(self, fast_values, row_function):
+        """A string vector: ``fast_values`` (numpy, one per plain ID) and ``row_function`` for the others."""
+        import numpy as np
+        import pyarrow as pa
+
+        out = np.full(len(self.values), None, dtype=object)
+        out[self.fast] = fast_values
+        if len(self.slow):
+            out[self.slow] = [None if v is None else row_function(v) for v in self.others()]
+        return pa.array(out, type=pa.string())
+
+
+def ric_problems(values):
+    """``ric_problem`` over an Arrow string vector (for DuckDB: ``VECTOR_FUNCTIONS``; see ``_PlainIds``)."""
+    import numpy as np
+
+    ids = _PlainIds(values)
+    verdict = np.full(len(ids.fast), None, dtype=object)
+    verdict[ids.bad_date] = "bad_birth_date"
+    verdict[ids.bad_check] = "bad_check_digit"
+    return ids.text_result(verdict, ric_problem)
 
 
 def ric_normalized(values):
-    """``ric_normalize`` over an Arrow string array (see ``ric_problems``): a plain valid ID is itself."""
+    """``ric_normalize`` over an Arrow string vector: a plain valid ID is itself."""
+    import numpy as np
+
+    ids = _PlainIds(values)
+    fast = np.asarray(ids.values.take(ids.fast).to_pylist() if len(ids.fast) else [], dtype=object)
+    fast[~ids.valid] = None
+    return ids.text_result(fast, ric_normalize)
+
+
+def ric_sexes(values):
+    """``ric_sex`` over an Arrow string vector: the parity of the sequence digit of a valid plain ID."""
+    import numpy as np
+
+    ids = _PlainIds(values)
+    fast = np.where(ids.sequence % 2 == 1, "M", "F").astype(object)
+    fast[~ids.valid] = None
+    return ids.text_result(fast, ric_sex)
+
+
+def ric_birth_dates(values):
+    """``ric_birth_date`` over an Arrow string vector (a date vector): the date digits of a valid plain ID."""
     import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    values = values.cast(pa.string())
-    problems = ric_problems(values)
-    plain = pc.fill_null(pc.match_substring_regex(values, _PLAIN_RIC), False)
-    valid_plain = pc.and_(plain, pc.is_null(problems))
-    out = pc.if_else(valid_plain, values, pa.scalar(None, pa.string())).to_numpy(zero_copy_only=False)
-    others = np.flatnonzero(pc.invert(plain).to_numpy(zero_copy_only=False))
-    if len(others):
-        rest = pc.take(values, pa.array(others)).to_pylist()
-        out[others] = [None if v is None else ric_normalize(v) for v in rest]
-    return pa.array(out, type=pa.string())
+    ids = _PlainIds(values)
+    n = len(ids.values)
+    days = np.zeros(n, dtype=np.int32)
+    known = np.zeros(n, dtype=bool)
+    valid = ids.fast[ids.valid]
+    if len(valid):
+        month_start = (ids.year[ids.valid] - 1970).astype("datetime64[Y]").astype("datetime64[M]")
+        month_start += (ids.month[ids.valid] - 1).astype("timedelta64[M]")
+        day = month_start.astype("datetime64[D]") + (ids.day[ids.valid] - 1).astype("timedelta64[D]")
+        days[valid] = day.astype(np.int64)
+        known[valid] = True
+    epoch = date(1970, 1, 1)
+    for i, value in zip(ids.slow.tolist(), ids.others(), strict=True):
+        born = None if value is None else ric_birth_date(value)
+        if born is not None:
+            days[i], known[i] = (born - epoch).days, True
+    return pa.array(days, type=pa.int32(), mask=~known).cast(pa.date32())
 
 
 def ric_normalize(value: str) -> str | None:
@@ -377,7 +436,12 @@ def functions(con=None) -> list[tuple[str, object, list[str], str]]:
 
 # Functions with an implementation over whole Arrow vectors of their own (DuckDB only; Spark calls the
 # row functions): the identifier checks that run for every ID of every delivery and in the quality checks.
-VECTOR_FUNCTIONS = {"cb_ric_problem": ric_problems, "cb_ric_normalize": ric_normalized}
+VECTOR_FUNCTIONS = {
+    "cb_ric_problem": ric_problems,
+    "cb_ric_normalize": ric_normalized,
+    "cb_ric_sex": ric_sexes,
+    "cb_ric_birth_date": ric_birth_dates,
+}
 
 
 def register(con) -> None:
