@@ -1,11 +1,12 @@
-"""citybrain_valid_share judges a whole-table raw feed on its latest delivery, each identifier once.
+"""An unpartitioned raw table is judged on its latest delivery (validate.batch_query), each identifier once.
 
 A database feed's raw table grows night by night (every version of every enrolment); checking all of it
 again every night made the check cost more every night and let an old bad delivery fail every later
-night. Over three nights of a warehouse built here (IDs made valid or invalid with python-stdnum, not with
-the pipeline's functions): a bad first delivery, a clean second one (passes although a quarter of the table
-is invalid), a third with 10 % invalid (fails, counting only its own rows). A pool table is still judged
-whole.
+night. Over four nights of a warehouse built here (IDs made valid or invalid with python-stdnum, not with
+the pipeline's functions), through the batch the quality gate gives the insurance suite: a bad first
+delivery, a clean second one (passes although a quarter of the table is invalid), a third with 10 %
+invalid (fails, counting only its own rows), a quiet fourth (nothing new: the third is judged again, not an
+empty delivery). A pool table is still judged whole.
 """
 
 import duckdb
@@ -13,7 +14,8 @@ import pytest
 from stdnum.cn import ric
 
 from citybrain.quality.gx_duckdb import warehouse_batches
-from citybrain.quality.suites import RunValues, rule_valid_share
+from citybrain.quality.suites import RunValues, load_suites, rule_valid_share
+from citybrain.quality.validate import batch_query
 
 
 def _id(n: int, valid: bool) -> str:
@@ -25,10 +27,11 @@ def _id(n: int, valid: bool) -> str:
 def _deliver(con, batch: str, day: int, ids: list[str]) -> None:
     con.execute(
         "INSERT INTO raw.ingestion_log VALUES ('si_insured', 'loaded', ?, TIMESTAMPTZ '2026-11-01 02:00:00+08' "
-        "+ to_days(?))",
-        [batch, day],
+        "+ to_days(?), ?)",
+        [batch, day, len(ids)],
     )
-    con.executemany("INSERT INTO raw.si_insured VALUES (?, ?)", [[i, batch] for i in ids])
+    if ids:
+        con.executemany("INSERT INTO raw.si_insured VALUES (?, ?)", [[i, batch] for i in ids])
 
 
 def _validate(path, dataset: str):
@@ -36,8 +39,10 @@ def _validate(path, dataset: str):
         dataset=dataset, expected_columns={}, county_codes=[], county_extents={}, trailing_counts=[]
     )
     (expectation,) = rule_valid_share(values, None, column="id_number", kind="resident_id", min_share=0.95)
+    suites = [s for s in load_suites() if s.dataset == dataset]  # the project's suite where there is one
+    query = batch_query(suites[0], None) if suites else f"SELECT * FROM {dataset}"
     with warehouse_batches(path) as batches:
-        return batches.batch(f"SELECT * FROM {dataset}").validate(expectation)
+        return batches.batch(query).validate(expectation)
 
 
 @pytest.fixture
@@ -47,7 +52,7 @@ def warehouse(tmp_path):
         con.execute(
             "CREATE SCHEMA raw; CREATE SCHEMA pool;"
             "CREATE TABLE raw.ingestion_log (feed_id VARCHAR, status VARCHAR, batch_id VARCHAR, "
-            "finished_at TIMESTAMPTZ);"
+            "finished_at TIMESTAMPTZ, rows_loaded BIGINT);"
             "CREATE TABLE raw.si_insured (id_number VARCHAR, _batch_id VARCHAR)"
         )
     return path
@@ -73,6 +78,11 @@ def test_latest_delivery_is_judged_not_all_of_history(warehouse):
     assert third.result["details"]["unexpected_rows"] == [
         {"checked": 100, "invalid": 10, "invalid_share": 0.1}
     ]
+
+    with duckdb.connect(str(warehouse)) as con:
+        _deliver(con, "run-4", 3, [])  # a quiet night: the read found nothing new
+    fourth = _validate(warehouse, "raw.si_insured")
+    assert fourth.result["details"]["unexpected_rows"] == third.result["details"]["unexpected_rows"]
 
 
 def test_a_pool_table_is_judged_whole(warehouse):

@@ -302,24 +302,15 @@ def rule_valid_share(
 ) -> list:
     """At least ``min_share`` of the non-empty identifiers pass their check digit (python-stdnum).
 
-    A raw table validated whole (a database feed that grows night by night, a full snapshot) is judged
-    on the rows of the latest run that loaded it, like ``citybrain_quarantine_share``: each delivered
-    identifier is checked once, the night it arrives, not again every night with all of history (at a
-    million residents the insurance table's 2 million rows cost 10 s a night, and more every night)."""
+    On an unpartitioned raw table the batch is its latest delivery (``validate.latest_delivery``): each
+    delivered identifier is checked once, the night it arrives, not again every night with all of history."""
     if kind not in VALIDITY_FUNCTIONS:
         raise SuiteError(f"citybrain_valid_share: kind must be one of {sorted(VALIDITY_FUNCTIONS)}")
     problem = f"{VALIDITY_FUNCTIONS[kind]}({_quote(column)})"
-    scope = ""
-    if values.dataset.startswith("raw.") and partition is None:
-        feed = _sql_text(values.dataset.split(".", 1)[1])
-        scope = (
-            "AND _batch_id = (SELECT batch_id FROM raw.ingestion_log "
-            f"WHERE feed_id = {feed} AND status = 'loaded' ORDER BY finished_at DESC LIMIT 1)"
-        )
     query = (
         "SELECT checked, invalid, round(invalid / checked, 4) AS invalid_share FROM ("
         f"SELECT count(*) AS checked, count(*) FILTER (WHERE {problem} IS NOT NULL) AS invalid "
-        f"FROM {{batch}} WHERE nullif(trim({_quote(column)}), '') IS NOT NULL {scope}) "
+        f"FROM {{batch}} WHERE nullif(trim({_quote(column)}), '') IS NOT NULL) "
         f"WHERE checked > 0 AND invalid / checked > {1 - min_share:.6f}"
     )
     return [_rows(query, f"At least {min_share:.0%} of {column} are valid {kind} numbers.", column=column)]
