@@ -103,6 +103,55 @@ select 1
 {%- endif -%}
 {%- endmacro %}
 
+{#- The config of a model keeping the latest version per `key` of a model built load by load (above): on
+    DuckDB incremental, a build recomputing only the keys with a version loaded since the last build or whose
+    kept version left with its load (`only_changed_keys`; delete+insert on `key`), after forgetting the kept
+    versions whose load left `versions_model` (`forget_vanished_versions`). On Spark a table, rebuilt whole. -#}
+{% macro latest_version_config(key, versions_model) -%}
+{%- if target.type == 'spark' -%}
+{{ config(materialized='table') }}
+{%- else -%}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=key,
+    on_schema_change='fail',
+    pre_hook="{{ citybrain.forget_vanished_versions('" ~ versions_model ~ "') }}",
+) }}
+{%- endif -%}
+{%- endmacro %}
+
+{#- The pre-hook of `latest_version_config`: delete the kept versions whose load is no longer in `versions_model`. -#}
+{% macro forget_vanished_versions(versions_model) -%}
+{%- if is_incremental() -%}
+delete from {{ this }} as kept
+where not exists (
+    select 1
+    from (select distinct _batch_id, _source_file from {{ ref(versions_model) }}) as loads
+    where loads._batch_id is not distinct from kept._batch_id
+        and loads._source_file is not distinct from kept._source_file
+)
+{%- else -%}
+select 1
+{%- endif -%}
+{%- endmacro %}
+
+{#- The filter of `latest_version_config`'s versions (after a `where`): on an incremental build, the keys with a
+    version loaded after the newest one kept, and the keys with versions but none kept (their kept version
+    left with its load). Their versions are ranked again, all of them, so a late or older version is judged
+    against the others as on a full build. -#}
+{% macro only_changed_keys(key, versions) -%}
+{%- if is_incremental() -%}
+and {{ key }} in (
+    select {{ key }} from {{ versions }}
+    where _loaded_at > (select max(_loaded_at) from {{ this }})
+    union
+    select {{ key }} from {{ versions }} as versions
+    where not exists (select 1 from {{ this }} as kept where kept.{{ key }} = versions.{{ key }})
+)
+{%- endif -%}
+{%- endmacro %}
+
 {#- The filter of `load_incremental_config`'s source: on an incremental build, the rows of loads not built yet. -#}
 {% macro unseen_loads(source_alias) -%}
 {%- if is_incremental() -%}

@@ -1,13 +1,15 @@
+{{ latest_version_config('insured_id', 'stg_si_insured') }}
 -- Insurance enrolments as they stand now: the latest version of each insured_id (updated_at, then load
--- time), with the pseudonymous resident key (null when the delivered ID fails validation). Only the
--- columns needed are read (the view's normalising functions run per column read), and the keyed hash is
--- computed once per distinct person rather than once per enrolment.
+-- time), with the pseudonymous resident key (null when the delivered ID fails validation). The keyed hash
+-- is computed once per distinct person rather than once per enrolment. Built incrementally on DuckDB
+-- (macros/portable.sql): a night ranks again only the enrolments it delivered a version of.
 with insured as (
     select
         insured_id, id_number, id_number_problem, unit_id, insurance_type, status, start_month, monthly_base,
         updated_at, _source_file, _row_number, _batch_id, _loaded_at
     from {{ ref('stg_si_insured') }}
     where insured_id is not null
+    {{ only_changed_keys('insured_id', ref('stg_si_insured')) }}
 ),
 
 ranked as (
