@@ -359,8 +359,9 @@ def floor(home: Path, env: dict, day: date, batch_id: str, cursors: dict[str, st
 
 def unbuild_night_loads(warehouse: Path, manifest: dict, batch_id: str) -> None:
     """Take the night's loads out of the copy's models built load by load (tag ``load_incremental``,
-    dbt_project/macros/portable.sql), so the floor normalises them as the night did: their compiled SQL
-    selects the loads a model has not built, which after the night would be none. Not timed."""
+    dbt_project/macros/portable.sql: staged versions, and the latest version kept per key), so the floor
+    does the night's work again: their compiled SQL selects the loads a model has not built and the keys
+    without a kept version, which after the night would be none. Not timed."""
     import duckdb
 
     relations = [

@@ -116,6 +116,7 @@ select 1
     incremental_strategy='delete+insert',
     unique_key=key,
     on_schema_change='fail',
+    tags=['load_incremental'],
     pre_hook="{{ citybrain.forget_vanished_versions('" ~ versions_model ~ "') }}",
 ) }}
 {%- endif -%}
