@@ -28,7 +28,8 @@ What one invocation does, in a lake of its own (``--work``/r<residents>-d<days>,
    night's vars, then the compiled SQL of every model, in DAG order, with the project's UDFs
    registered: views and tables as ``CREATE OR REPLACE``, incremental models as delete+insert of the
    partition's rows (what dbt's delete+insert strategy does, without its temp-relation and schema
-   checks; a model built load by load appends the night's loads, taken out of the copy first),
+   checks; the models built load by load, tag ``load_incremental``, redo the night's loads, taken out
+   of the copy first),
    snapshots as their SELECT only (the SCD2 merge is left out).
    Not in the floor: the hostile-input rules (quarantine), dbt tests, GX, publication, Dagster and dbt
    start-up. pipeline / floor uses the sum; ingest stage / ingestion floor and dbt steps /
