@@ -87,6 +87,13 @@
 {#- A load: the rows one ingestion run loaded from one delivered file (or database read). -#}
 {% macro load_key_columns() %}{{ return(['_batch_id', '_source_file', '_file_sha256']) }}{% endmacro %}
 
+{#- Rows `left` and `right` come from the same load: equal (nulls included) on the lineage `columns`. -#}
+{% macro same_load(left, right, columns) -%}
+{%- for column in columns -%}
+{{ left }}.{{ column }} is not distinct from {{ right }}.{{ column }}{{ ' and ' if not loop.last }}
+{%- endfor -%}
+{%- endmacro %}
+
 {#- The pre-hook of `load_incremental_config`: delete the built rows of loads that left the raw table. -#}
 {% macro forget_removed_loads(feed) -%}
 {%- if is_incremental() -%}
@@ -94,9 +101,7 @@ delete from {{ this }} as built
 where not exists (
     select 1
     from (select distinct {{ load_key_columns() | join(', ') }} from {{ source('raw', feed) }}) as loads
-    where {% for column in load_key_columns() -%}
-        loads.{{ column }} is not distinct from built.{{ column }}{{ ' and ' if not loop.last }}
-    {%- endfor %}
+    where {{ citybrain.same_load('loads', 'built', load_key_columns()) }}
 )
 {%- else -%}
 select 1
@@ -129,8 +134,7 @@ delete from {{ this }} as kept
 where not exists (
     select 1
     from (select distinct _batch_id, _source_file from {{ ref(versions_model) }}) as loads
-    where loads._batch_id is not distinct from kept._batch_id
-        and loads._source_file is not distinct from kept._source_file
+    where {{ citybrain.same_load('loads', 'kept', ['_batch_id', '_source_file']) }}
 )
 {%- else -%}
 select 1
@@ -159,9 +163,7 @@ and {{ key }} in (
 where not exists (
     select 1
     from (select distinct {{ load_key_columns() | join(', ') }} from {{ this }}) as built
-    where {% for column in load_key_columns() -%}
-        built.{{ column }} is not distinct from {{ source_alias }}.{{ column }}{{ ' and ' if not loop.last }}
-    {%- endfor %}
+    where {{ citybrain.same_load('built', source_alias, load_key_columns()) }}
 )
 {%- endif -%}
 {%- endmacro %}
