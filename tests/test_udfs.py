@@ -207,3 +207,60 @@ def test_the_vector_identifier_check_is_stdnums_value_by_value():
             assert born == (ric.get_birth_date(value) if valid else None), value
     verdicts = {p for p, *_ in rows}
     assert {None, "bad_check_digit", "bad_birth_date"} <= verdicts  # every branch was taken
+
+
+def test_the_vector_uscc_check_is_stdnums_value_by_value():
+    """cb_uscc_problem / cb_uscc_normalize on DuckDB check plain USCCs a whole vector at a time
+    (udfs._PlainUsccs): on 30,000 codes — right and wrong check characters, every letter of the alphabet
+    and the five it leaves out (I, O, S, V, Z), letters among the first eight — the verdict is
+    python-stdnum's, and the forms that are not plain (lower case, spaces, dashes, full-width, other
+    lengths, blank) still get the row function's answer, in order, with NULLs, over several vectors."""
+    import random
+
+    from stdnum.cn import uscc
+
+    rng = random.Random(17)
+    letters = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    bodies = [
+        "".join(rng.choice("0123456789") for _ in range(8)) + "".join(rng.choice(letters) for _ in range(9))
+        for _ in range(30000)
+    ]
+    bodies += ["9" + rng.choice("ABCDEFGHJKLMNPQRTUWXY") + "".join(rng.choice("0123456789") for _ in range(15))
+               for _ in range(50)]  # fmt: skip
+    plain = []
+    for body in bodies:
+        if all(c in "0123456789ABCDEFGHJKLMNPQRTUWXY" for c in body) and rng.random() < 0.8:
+            plain.append(body + uscc.calc_check_digit(body + "0"))  # stdnum takes a check position
+        else:  # a letter stdnum's alphabet lacks has no check character: any will do
+            plain.append(body + rng.choice(letters))
+    good = "91110000600037341L"
+    assert uscc.is_valid(good)
+    others = [None, "", "   ", good.lower(), f" {good} ", good[:8] + "-" + good[8:], good[:17],
+              good + "0", "".join(chr(ord(c) + 0xFEE0) for c in good), "٣" + good[1:]]  # fmt: skip
+    values = plain + others * 50
+    rng.shuffle(values)
+    con = duckdb.connect()
+    udfs.register(con)
+    rows = con.execute(
+        "SELECT cb_uscc_problem(v), cb_uscc_normalize(v) "
+        "FROM (SELECT unnest(?) AS v, generate_subscripts(?, 1) AS i) ORDER BY i",
+        [values, values],
+    ).fetchall()
+    for value, (problem, normalized) in zip(values, rows, strict=True):
+        if value in others:
+            assert (problem, normalized) == (
+                None if value is None else udfs.uscc_problem(value),
+                None if value is None else udfs.uscc_normalize(value),
+            ), value
+            continue
+        try:
+            uscc.validate(value)
+            expected = None
+        except uscc.InvalidChecksum:
+            expected = "bad_check_char"
+        except Exception:  # noqa: BLE001 - stdnum's InvalidFormat: a letter outside the alphabet
+            expected = "bad_format"
+        assert problem == expected, value
+        assert normalized == (value if expected is None else None), value
+    verdicts = {p for p, _ in rows}
+    assert {None, "bad_check_char", "bad_format"} <= verdicts  # every branch was taken

@@ -93,7 +93,59 @@ _PLAIN_RIC = r"^[0-9]{17}[0-9X]$"  # RE2 (Arrow): ASCII digits only, `$` at the 
 _DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
-class _PlainIds:
+class _PlainValues:
+    """The values of an Arrow string vector that match ``pattern`` (18 ASCII characters, already in their
+    canonical form), as an ``n x 18`` byte matrix for numpy; the rest are left to the row functions."""
+
+    def __init__(self, values, pattern: str):
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        self.values = values.cast(pa.string())
+        plain = pc.fill_null(pc.match_substring_regex(self.values, pattern), False)
+        self.plain = plain.to_numpy(zero_copy_only=False)
+        self.fast = np.flatnonzero(self.plain)
+        self.slow = np.flatnonzero(~self.plain)
+        codes = pc.take(self.values, pa.array(self.fast, type=pa.int64()))
+        offsets = np.frombuffer(codes.buffers()[1], dtype=np.int32)[
+            codes.offset : codes.offset + len(codes) + 1
+        ]
+        data = codes.buffers()[2]
+        self.text = (
+            np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]].reshape(-1, 18)
+            if data is not None and len(codes)
+            else np.zeros((0, 18), dtype=np.uint8)
+        )
+
+    def others(self) -> list:
+        """The values the row functions judge, in order."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        return pc.take(self.values, pa.array(self.slow, type=pa.int64())).to_pylist()
+
+    def fast_values(self):
+        """The plain values themselves (an object array, one per plain value)."""
+        import numpy as np
+
+        return np.asarray(self.values.take(self.fast).to_pylist() if len(self.fast) else [], dtype=object)
+
+    def text_result(self, fast_values, row_function):
+        """A string vector: ``fast_values`` (numpy, one per plain value) and ``row_function`` for the others."""
+        import numpy as np
+        import pyarrow as pa
+
+        out = np.full(len(self.values), None, dtype=object)
+        out[self.fast] = fast_values
+        if len(self.slow):
+            out[self.slow] = [None if v is None else row_function(v) for v in self.others()]
+        return pa.array(out, type=pa.string())
+
+
+class _PlainIds(_PlainValues):
     """The plain IDs of an Arrow string vector (18 ASCII characters, 17 digits and a digit or X: most
     delivered IDs, already clean) checked all at once with numpy: the same GB 11643 rule as ``ric_problem``
     (check character, then a birth date that exists, from 1880 to today), checked against python-stdnum
@@ -102,24 +154,9 @@ class _PlainIds:
 
     def __init__(self, values):
         import numpy as np
-        import pyarrow as pa
-        import pyarrow.compute as pc
 
-        if isinstance(values, pa.ChunkedArray):
-            values = values.combine_chunks()
-        self.values = values.cast(pa.string())
-        plain = pc.fill_null(pc.match_substring_regex(self.values, _PLAIN_RIC), False)
-        self.plain = plain.to_numpy(zero_copy_only=False)
-        self.fast = np.flatnonzero(self.plain)
-        self.slow = np.flatnonzero(~self.plain)
-        ids = pc.take(self.values, pa.array(self.fast, type=pa.int64()))
-        offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32)[ids.offset : ids.offset + len(ids) + 1]
-        data = ids.buffers()[2]
-        text = (
-            np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]].reshape(-1, 18)
-            if data is not None and len(ids)
-            else np.zeros((0, 18), dtype=np.uint8)
-        )
+        super().__init__(values, _PLAIN_RIC)
+        text = self.text
         digits = text[:, :17].astype(np.int64) - ord("0")
         check = np.frombuffer(_RIC_CHECK_BY_REMAINDER, dtype=np.uint8)[(digits @ np.array(_RIC_WEIGHTS)) % 11]
         self.year = digits[:, 6:10] @ np.array([1000, 100, 10, 1])
@@ -142,24 +179,6 @@ class _PlainIds:
         self.bad_date = bad_date & ~self.bad_check  # the check character is judged first
         self.valid = ~(self.bad_check | bad_date)
 
-    def others(self) -> list:
-        """The values the row functions judge, in order."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        return pc.take(self.values, pa.array(self.slow, type=pa.int64())).to_pylist()
-
-    def text_result(self, fast_values, row_function):
-        """A string vector: ``fast_values`` (numpy, one per plain ID) and ``row_function`` for the others."""
-        import numpy as np
-        import pyarrow as pa
-
-        out = np.full(len(self.values), None, dtype=object)
-        out[self.fast] = fast_values
-        if len(self.slow):
-            out[self.slow] = [None if v is None else row_function(v) for v in self.others()]
-        return pa.array(out, type=pa.string())
-
 
 def ric_problems(values):
     """``ric_problem`` over an Arrow string vector (for DuckDB: ``VECTOR_FUNCTIONS``; see ``_PlainIds``)."""
@@ -174,10 +193,9 @@ def ric_problems(values):
 
 def ric_normalized(values):
     """``ric_normalize`` over an Arrow string vector: a plain valid ID is itself."""
-    import numpy as np
 
     ids = _PlainIds(values)
-    fast = np.asarray(ids.values.take(ids.fast).to_pylist() if len(ids.fast) else [], dtype=object)
+    fast = ids.fast_values()
     fast[~ids.valid] = None
     return ids.text_result(fast, ric_normalize)
 
@@ -263,6 +281,47 @@ def uscc_problem(value: str) -> str | None:
 
 def uscc_normalize(value: str) -> str | None:
     return None if uscc_problem(value) else _uscc_candidate(value)
+
+
+# GB 32100 (as python-stdnum checks it): 8 digits, then 10 characters of this 31-character alphabet (no I,
+# O, S, V, Z); the last is the check character: weights 3^i mod 31 of the first 17, (31 - sum) mod 31.
+_USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_PLAIN_USCC = r"^[0-9]{8}[0-9A-HJ-NPQRTUWXY]{10}$"  # RE2 (Arrow): ASCII only, `$` at the very end
+
+
+class _PlainUsccs(_PlainValues):
+    """The plain USCCs of an Arrow string vector (18 ASCII characters in GB 32100's form, upper-case: most
+    delivered codes) checked all at once with numpy: the check character of ``uscc_problem``, checked
+    against python-stdnum value by value in tests/test_udfs.py. Everything else goes to the row function."""
+
+    def __init__(self, values):
+        import numpy as np
+
+        super().__init__(values, _PLAIN_USCC)
+        index = np.zeros(256, dtype=np.int64)
+        index[np.frombuffer(_USCC_ALPHABET.encode(), dtype=np.uint8)] = np.arange(len(_USCC_ALPHABET))
+        total = index[self.text[:, :17]] @ np.array(_USCC_WEIGHTS)
+        check = np.frombuffer(_USCC_ALPHABET.encode(), dtype=np.uint8)[(31 - total) % 31]
+        self.valid = check == self.text[:, 17]
+
+
+def uscc_problems(values):
+    """``uscc_problem`` over an Arrow string vector (for DuckDB: ``VECTOR_FUNCTIONS``; see ``_PlainUsccs``)."""
+    import numpy as np
+
+    codes = _PlainUsccs(values)
+    verdict = np.full(len(codes.fast), None, dtype=object)
+    verdict[~codes.valid] = "bad_check_char"
+    return codes.text_result(verdict, uscc_problem)
+
+
+def uscc_normalized(values):
+    """``uscc_normalize`` over an Arrow string vector: a plain valid USCC is itself."""
+    codes = _PlainUsccs(values)
+    fast = codes.fast_values()
+    fast[~codes.valid] = None
+    return codes.text_result(fast, uscc_normalize)
 
 
 def _in_china(lng: float, lat: float) -> bool:
@@ -435,12 +494,15 @@ def functions(con=None) -> list[tuple[str, object, list[str], str]]:
 
 
 # Functions with an implementation over whole Arrow vectors of their own (DuckDB only; Spark calls the
-# row functions): the identifier checks that run for every ID of every delivery and in the quality checks.
+# row functions): the identifier checks that run for every ID and USCC of every delivery and in the
+# quality checks.
 VECTOR_FUNCTIONS = {
     "cb_ric_problem": ric_problems,
     "cb_ric_normalize": ric_normalized,
     "cb_ric_sex": ric_sexes,
     "cb_ric_birth_date": ric_birth_dates,
+    "cb_uscc_problem": uscc_problems,
+    "cb_uscc_normalize": uscc_normalized,
 }
 
 
