@@ -1,6 +1,8 @@
 -- The operators' subscriber shares of a district and month add up to 1 (within 0.01), and every operator with a
 -- presence or OD feed in the catalog (reference.feeds operator_code) has one: the fusion divides by their sum, so
 -- a share delivered as a percentage or a missing operator shows up here.
+-- Reported in Dagster as a check of int_spatial__market_share (it also reads reference.feeds).
+{{ config(meta={'dagster': {'ref': {'name': 'int_spatial__market_share'}}}) }}
 with shares as (
     select district_code, share_month, operator, subscriber_share from {{ ref('int_spatial__market_share') }}
 ),
