@@ -479,9 +479,10 @@ def main() -> None:
         parser.error("--days must be at least 1")
     if args.residents >= 1_000_000:
         print(
-            f"WARNING: {args.residents:,} residents x {args.days} days is hours of work and, with today's "
-            "demo generator, tens of GB of memory (it holds the whole city in pandas: about 3 GB per "
-            "million residents). Ctrl-C now for a smaller --residents.",
+            f"WARNING: {args.residents:,} residents x {args.days} days is a long run (bench/RESULTS.md: "
+            "a 1M x 7 run takes 10 to 25 minutes on 2 cores, a 10M night 15 to 25 minutes) and several GB "
+            "of memory (the generator peaked at 1.1 GB for 1M and 4.0 GB for 10M residents; a night "
+            "below 4 GB). Ctrl-C now for a smaller --residents.",
             flush=True,
         )
         time.sleep(5)

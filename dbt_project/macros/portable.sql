@@ -94,14 +94,25 @@
 {%- endfor -%}
 {%- endmacro %}
 
+{#- The loads of `relation` that `other` lacks (lineage `columns`, nulls equal): a handful of rows, computed
+    apart so the deletes and filters below join the big tables with it, never with each other (a NOT EXISTS
+    between the built table and the raw table ran out of memory at 10M rows under a 2 GB limit). -#}
+{% macro loads_missing_from(relation, other, columns) -%}
+(
+    select distinct {{ columns | join(', ') }} from {{ relation }}
+    except
+    select distinct {{ columns | join(', ') }} from {{ other }}
+)
+{%- endmacro %}
+
 {#- The pre-hook of `load_incremental_config`: delete the built rows of loads that left the raw table. -#}
 {% macro forget_removed_loads(feed) -%}
 {%- if is_incremental() -%}
 delete from {{ this }} as built
-where not exists (
+where exists (
     select 1
-    from (select distinct {{ load_key_columns() | join(', ') }} from {{ source('raw', feed) }}) as loads
-    where {{ citybrain.same_load('loads', 'built', load_key_columns()) }}
+    from {{ citybrain.loads_missing_from(this, source('raw', feed), load_key_columns()) }} as removed
+    where {{ citybrain.same_load('removed', 'built', load_key_columns()) }}
 )
 {%- else -%}
 select 1
@@ -131,10 +142,10 @@ select 1
 {% macro forget_vanished_versions(versions_model) -%}
 {%- if is_incremental() -%}
 delete from {{ this }} as kept
-where not exists (
+where exists (
     select 1
-    from (select distinct _batch_id, _source_file from {{ ref(versions_model) }}) as loads
-    where {{ citybrain.same_load('loads', 'kept', ['_batch_id', '_source_file']) }}
+    from {{ citybrain.loads_missing_from(this, ref(versions_model), ['_batch_id', '_source_file']) }} as vanished
+    where {{ citybrain.same_load('vanished', 'kept', ['_batch_id', '_source_file']) }}
 )
 {%- else -%}
 select 1
@@ -157,13 +168,14 @@ and {{ key }} in (
 {%- endif -%}
 {%- endmacro %}
 
-{#- The filter of `load_incremental_config`'s source: on an incremental build, the rows of loads not built yet. -#}
-{% macro unseen_loads(source_alias) -%}
+{#- The filter of `load_incremental_config`'s source (`source_alias`, the raw table of `feed`): on an incremental
+    build, the rows of loads not built yet. -#}
+{% macro unseen_loads(feed, source_alias) -%}
 {%- if is_incremental() -%}
-where not exists (
+where exists (
     select 1
-    from (select distinct {{ load_key_columns() | join(', ') }} from {{ this }}) as built
-    where {{ citybrain.same_load('built', source_alias, load_key_columns()) }}
+    from {{ citybrain.loads_missing_from(source('raw', feed), this, load_key_columns()) }} as unseen
+    where {{ citybrain.same_load('unseen', source_alias, load_key_columns()) }}
 )
 {%- endif -%}
 {%- endmacro %}

@@ -5,7 +5,7 @@
 -- `delivered` is read by unseen_loads, on an incremental build).
 with source as (
     select * from {{ source('raw', 'si_insured') }} as delivered  -- noqa: AL05
-    {{ unseen_loads('delivered') }}
+    {{ unseen_loads('si_insured', 'delivered') }}
 ),
 
 renamed as (
