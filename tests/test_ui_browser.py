@@ -25,7 +25,7 @@ def test_ui_loads_location_and_renders_asset_graph(tmp_path: Path) -> None:
         "1-lineage-groups.png",
         "2-group-public_security_bureau.png",
         "2-group-e_government_service_centre.png",
-        "2-group-indicators.png",
+        "2-group-pool.png",
         "3-asset-catalog.png",
     ]
     assert all(p.stat().st_size > 10_000 for p in shots)
