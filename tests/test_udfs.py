@@ -145,6 +145,17 @@ def test_vectorized_functions_over_many_rows_match_the_python_ones(monkeypatch):
     assert [r[2] for r in rows] == [udfs.h3_cell(30.0 + i / 1e4, 120.0) for i in range(1, len(ids) + 1)]
 
 
+def _in_duckdb(values: list, *functions: str) -> list[tuple]:
+    """Each registered function over ``values`` in one DuckDB query (several vectors), in their order."""
+    con = duckdb.connect()
+    udfs.register(con)
+    calls = ", ".join(f"{f}(v)" for f in functions)
+    return con.execute(
+        f"SELECT {calls} FROM (SELECT unnest(?) AS v, generate_subscripts(?, 1) AS i) ORDER BY i",
+        [values, values],
+    ).fetchall()
+
+
 def _stdnum_problem(number: str) -> str | None:
     """The expected verdict on an 18-character ID from python-stdnum's check digit and birth date, and the
     rule's own bounds (born 1880 or later, not after today), worked out here, not by udfs."""
@@ -184,13 +195,7 @@ def test_the_vector_identifier_check_is_stdnums_value_by_value():
               "".join(chr(ord(c) + 0xFEE0) for c in good), "٣" + good[1:], good[:10] + "X" + good[11:]]  # fmt: skip
     values = plain + others * 50
     rng.shuffle(values)
-    con = duckdb.connect()
-    udfs.register(con)
-    rows = con.execute(
-        "SELECT cb_ric_problem(v), cb_ric_normalize(v), cb_ric_sex(v), cb_ric_birth_date(v) "
-        "FROM (SELECT unnest(?) AS v, generate_subscripts(?, 1) AS i) ORDER BY i",
-        [values, values],
-    ).fetchall()
+    rows = _in_duckdb(values, "cb_ric_problem", "cb_ric_normalize", "cb_ric_sex", "cb_ric_birth_date")
     for value, (problem, normalized, sex, born) in zip(values, rows, strict=True):
         if value in others:
             row_functions = (udfs.ric_problem, udfs.ric_normalize, udfs.ric_sex, udfs.ric_birth_date)
@@ -239,13 +244,7 @@ def test_the_vector_uscc_check_is_stdnums_value_by_value():
               good + "0", "".join(chr(ord(c) + 0xFEE0) for c in good), "٣" + good[1:]]  # fmt: skip
     values = plain + others * 50
     rng.shuffle(values)
-    con = duckdb.connect()
-    udfs.register(con)
-    rows = con.execute(
-        "SELECT cb_uscc_problem(v), cb_uscc_normalize(v) "
-        "FROM (SELECT unnest(?) AS v, generate_subscripts(?, 1) AS i) ORDER BY i",
-        [values, values],
-    ).fetchall()
+    rows = _in_duckdb(values, "cb_uscc_problem", "cb_uscc_normalize")
     for value, (problem, normalized) in zip(values, rows, strict=True):
         if value in others:
             assert (problem, normalized) == (

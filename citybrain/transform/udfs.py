@@ -127,11 +127,14 @@ class _PlainValues:
 
         return pc.take(self.values, pa.array(self.slow, type=pa.int64())).to_pylist()
 
-    def fast_values(self):
-        """The plain values themselves (an object array, one per plain value)."""
+    def kept_if(self, valid, row_function):
+        """A string vector: each plain value where ``valid`` (numpy, one per plain value), else None, and
+        ``row_function`` for the others (a ``*_normalize``: a valid plain value is its own canonical form)."""
         import numpy as np
 
-        return np.asarray(self.values.take(self.fast).to_pylist() if len(self.fast) else [], dtype=object)
+        fast = np.asarray(self.values.take(self.fast).to_pylist() if len(self.fast) else [], dtype=object)
+        fast[~valid] = None
+        return self.text_result(fast, row_function)
 
     def text_result(self, fast_values, row_function):
         """A string vector: ``fast_values`` (numpy, one per plain value) and ``row_function`` for the others."""
@@ -195,9 +198,7 @@ def ric_normalized(values):
     """``ric_normalize`` over an Arrow string vector: a plain valid ID is itself."""
 
     ids = _PlainIds(values)
-    fast = ids.fast_values()
-    fast[~ids.valid] = None
-    return ids.text_result(fast, ric_normalize)
+    return ids.kept_if(ids.valid, ric_normalize)
 
 
 def ric_sexes(values):
@@ -319,9 +320,7 @@ def uscc_problems(values):
 def uscc_normalized(values):
     """``uscc_normalize`` over an Arrow string vector: a plain valid USCC is itself."""
     codes = _PlainUsccs(values)
-    fast = codes.fast_values()
-    fast[~codes.valid] = None
-    return codes.text_result(fast, uscc_normalize)
+    return codes.kept_if(codes.valid, uscc_normalize)
 
 
 def _in_china(lng: float, lat: float) -> bool:
