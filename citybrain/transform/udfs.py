@@ -196,7 +196,6 @@ def ric_problems(values):
 
 def ric_normalized(values):
     """``ric_normalize`` over an Arrow string vector: a plain valid ID is itself."""
-
     ids = _PlainIds(values)
     return ids.kept_if(ids.valid, ric_normalize)
 
@@ -300,10 +299,11 @@ class _PlainUsccs(_PlainValues):
         import numpy as np
 
         super().__init__(values, _PLAIN_USCC)
-        index = np.zeros(256, dtype=np.int64)
-        index[np.frombuffer(_USCC_ALPHABET.encode(), dtype=np.uint8)] = np.arange(len(_USCC_ALPHABET))
+        alphabet = np.frombuffer(_USCC_ALPHABET.encode(), dtype=np.uint8)
+        index = np.zeros(256, dtype=np.int64)  # byte -> its place in the alphabet
+        index[alphabet] = np.arange(len(alphabet))
         total = index[self.text[:, :17]] @ np.array(_USCC_WEIGHTS)
-        check = np.frombuffer(_USCC_ALPHABET.encode(), dtype=np.uint8)[(31 - total) % 31]
+        check = alphabet[(31 - total) % 31]
         self.valid = check == self.text[:, 17]
 
 
