@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import date, timedelta
 
 import duckdb
@@ -78,6 +80,39 @@ def test_pseudonym_needs_a_salt(monkeypatch, tmp_path):
     first = udfs.pseudonym("330102199001011234")
     monkeypatch.setenv("CITYBRAIN_PSEUDONYM_SALT", "two")
     assert udfs.pseudonym("330102199001011234") != first and len(first) == 64
+
+
+@pytest.mark.parametrize(
+    "salt",
+    ["s", "a-long-random-secret-" * 2, "k" * 64, "长盐" * 40, "x" * 200],
+    ids=["short", "medium", "one-block", "multibyte-long", "long"],
+)
+def test_pseudonyms_in_duckdb_are_pythons_hmac(monkeypatch, salt):
+    """The SQL macro DuckDB uses (sql/pseudonym.sql) against the standard library's HMAC, on salts
+    shorter than, as long as and longer than SHA-256's 64-byte block (hashed first), and on values of
+    every kind a pool key may be: ASCII, Chinese, empty, long, NULL, a number cast by DuckDB."""
+    monkeypatch.setenv("CITYBRAIN_PSEUDONYM_SALT", salt)
+    values = ["330102199001011234", "张三", "", "91330100MA27XL0X4B" * 20, None, "a'b\\c"]
+    got = [row[0] for row in _in_duckdb(values, "cb_pseudonym")]
+    key = salt.encode()
+    assert got == [
+        None if v is None else hmac.new(key, v.encode(), hashlib.sha256).hexdigest() for v in values
+    ]
+    con = duckdb.connect()
+    udfs.register(con)
+    assert con.execute("SELECT cb_pseudonym(42)").fetchone()[0] == hmac.new(key, b"42", "sha256").hexdigest()
+    kinds = con.execute("SELECT function_type FROM duckdb_functions() WHERE function_name = 'cb_pseudonym'")
+    assert "macro" in {kind for (kind,) in kinds.fetchall()}  # DuckDB's hash, not the Python function
+
+
+def test_without_a_salt_only_a_pseudonym_fails(monkeypatch, tmp_path):
+    monkeypatch.setenv("CITYBRAIN_HOME", str(tmp_path))
+    monkeypatch.delenv("CITYBRAIN_PSEUDONYM_SALT", raising=False)
+    con = duckdb.connect()
+    udfs.register(con)  # no salt: registering works, the other functions work
+    assert con.execute("SELECT cb_mask_phone('13812345678')").fetchone()[0] == "138****5678"
+    with pytest.raises(duckdb.Error, match="no pseudonym salt"):
+        con.execute("SELECT cb_pseudonym('330102199001011234')").fetchall()
 
 
 def test_registered_in_duckdb(monkeypatch):

@@ -452,11 +452,34 @@ def sql_statements(path: Path) -> list[str]:
     return statements
 
 
+PSEUDONYM_MACRO = Path(__file__).with_name("sql") / "pseudonym.sql"
+HMAC_BLOCK_BYTES = 64  # SHA-256's block: an HMAC key is padded (or first hashed) to it
+
+
+def pseudonym_macro(salt: bytes) -> str:
+    """``cb_pseudonym`` as a SQL macro (sql/pseudonym.sql) for ``salt``: HMAC's inner and outer pads."""
+    key = hashlib.sha256(salt).digest() if len(salt) > HMAC_BLOCK_BYTES else salt
+    key = key.ljust(HMAC_BLOCK_BYTES, b"\0")
+    (statement,) = sql_statements(PSEUDONYM_MACRO)
+    return statement.format(
+        inner_pad=bytes(b ^ 0x36 for b in key).hex(), outer_pad=bytes(b ^ 0x5C for b in key).hex()
+    )
+
+
 def register_sql_macros(con) -> None:
-    """The pure-SQL desensitisation functions (sql/masking.sql) as temporary macros. Temporary objects
+    """The pure-SQL desensitisation functions (sql/masking.sql) as temporary macros, and ``cb_pseudonym``
+    when the lake has a salt (it then stands in for the Python function of the same name, which gives the
+    same digests; without a salt that one stays and fails only a model that uses it). Temporary objects
     belong to one DuckDB connection, so dbt-duckdb's cursors need them too (dbt_plugin.configure_cursor)."""
+    from citybrain import settings
+
     for statement in sql_statements(SQL_MACROS):
         con.execute(statement)
+    try:
+        salt = settings.pseudonym_salt()
+    except RuntimeError:
+        return
+    con.execute(pseudonym_macro(salt))
 
 
 def _first(f):
