@@ -322,6 +322,34 @@ def test_dbt_ran_the_people_checks(city):
     assert "snapshotted snapshots.snap_household_registry" in city["dbt_log"]
 
 
+def test_the_identifier_check_fails_on_an_id_or_a_mobile_planted_in_the_pool(city, tmp_path):
+    """people_no_identifiers_in_pool on a copy of the pool with a real resident's ID written into an
+    enterprise name and a mobile number into an enrolment status: exactly those two rows fail; an
+    18-digit number whose check digit is wrong, a pseudonym and short values do not."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(city["home"] / "warehouse.duckdb", warehouse)
+    resident_id = sorted(city["key"])[0]
+    wrong_check = resident_id[:17] + ("0" if resident_id[17] != "0" else "1")
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute(
+            "UPDATE pool.dim_enterprise SET name = ? WHERE enterprise_key = (SELECT min(enterprise_key) FROM pool.dim_enterprise)",
+            [f"法定代表人身份证{resident_id}号"],
+        )
+        con.execute(
+            "UPDATE pool.dim_enterprise SET name = ? WHERE enterprise_key = (SELECT max(enterprise_key) FROM pool.dim_enterprise)",
+            [f"编号{wrong_check}"],
+        )
+        con.execute(
+            "UPDATE pool.fct_insurance_enrolment SET status = '13912345678' WHERE insured_id = (SELECT min(insured_id) FROM pool.fct_insurance_enrolment)"
+        )
+    finally:
+        con.close()
+    proc = dbt_build(warehouse, tmp_path / "target", ["people_no_identifiers_in_pool"])
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert re.search(r"FAIL 2 people_no_identifiers_in_pool\b", proc.stdout), proc.stdout[-3000:]
+
+
 def test_registry_snapshot_tells_where_a_resident_lived_on_a_date(city, tmp_path):
     """A resident moves (a later registry snapshot gives another district): the snapshot keeps both
     versions. Played on a copy of the lake so the other tests keep theirs."""

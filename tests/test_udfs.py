@@ -298,3 +298,19 @@ def test_the_vector_uscc_check_is_stdnums_value_by_value():
         assert normalized == (value if expected is None else None), value
     verdicts = {p for p, _ in rows}
     assert {None, "bad_check_char", "bad_format"} <= verdicts  # every branch was taken
+
+
+def test_halfwidth_over_vectors_is_nfkc_and_strip_value_by_value():
+    """cb_halfwidth over whole vectors (udfs.halfwidths: ASCII-only vectors trimmed in Arrow, others value
+    by value) against the standard library's NFKC and ``str.strip``, over vectors that are all ASCII, all
+    blank, mixed and full-width, with every whitespace ``str.strip`` knows at either end."""
+    import random
+    import unicodedata
+
+    rng = random.Random(20)
+    spaces = [c for c in map(chr, range(0x3001)) if c.isspace()]
+    ascii_part = [f"{rng.choice(spaces[:10])}{rng.randint(0, 10**12)}{rng.choice(['', ' ', chr(0x1F)])}" for _ in range(5000)]  # fmt: skip
+    mixed = [f"{rng.choice(spaces)}ＡＢ{i}　号{rng.choice(spaces)}" for i in range(3000)]
+    values = ascii_part + [None, "", " ", "\t\x1c"] * 600 + mixed + ascii_part[:2500]
+    expected = [None if v is None else unicodedata.normalize("NFKC", v).strip() for v in values]
+    assert [row[0] for row in _in_duckdb(values, "cb_halfwidth")] == expected
