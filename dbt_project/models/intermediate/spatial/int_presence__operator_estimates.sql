@@ -1,7 +1,9 @@
-{{ config(materialized='view') }}
+{{ daily_incremental_config('stat_date') }}
 -- Per operator, grid cell and hour: the operator's subscribers present, from its own spatial units placed
 -- on the grid (int_spatial__operator_units), with the operator's market share in the cell's district.
--- A view: the daily fact filters it to the days of its run and the filter reaches the staging scans.
+-- A daily table (the run's days replaced, like the fact), not a view: the fused fact and the test that
+-- district totals reconcile both read it, and as a view each of them placed every presence row of the
+-- run's days on the grid again (at a million residents, two thirds of the cost of each).
 --   reported_count:   sum of the delivered counts (units with a number);
 --   suppressed_units: units delivered as '<5' / masked; each counts var('suppressed_presence_value', 2)
 --                     people, the midpoint of 0..4 (operators list every unit they expect people in, and
@@ -14,6 +16,11 @@ with presence as (
     {{ union_operator_feeds('presence', 'operator, unit_id, stat_date, hour_start, user_count, is_suppressed') }}  -- noqa: LT05
 ),
 
+run_days as (
+    select * from presence
+    where true {{ partition_window('stat_date') }}
+),
+
 unit_hours as (
     select
         operator,
@@ -22,7 +29,7 @@ unit_hours as (
         hour_start,
         max(user_count) as user_count,
         max(case when is_suppressed then 1 else 0 end) as any_suppressed
-    from presence
+    from run_days
     where unit_id is not null
         and hour_start is not null
         and stat_date is not null

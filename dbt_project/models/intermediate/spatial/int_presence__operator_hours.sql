@@ -1,4 +1,4 @@
-{{ config(materialized='view') }}
+{{ config(materialized='view', tags=['daily']) }}
 -- The hours each operator delivered (at least one usable presence row anywhere in the city). An operator
 -- missing an hour contributes nothing to that hour's fusion; within a delivered hour, a grid cell the
 -- operator does not list has none of its subscribers (operators list every unit they see people in).
