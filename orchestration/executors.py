@@ -49,7 +49,8 @@ CHOICES = ("default", "dask")
 
 
 # What every step process of a run needs before it starts: the code location (Dagster, dagster-dbt and the
-# parsed manifest, the catalog) and Great Expectations, which the check steps import.
+# parsed manifest, the catalog) and Great Expectations, which the check steps import. A run in process
+# (`citybrain run`) imports them in a background thread while its first steps run (warm_imports.py).
 PRELOADED_MODULES = ["orchestration.definitions", "great_expectations"]
 
 

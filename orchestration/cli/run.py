@@ -39,7 +39,9 @@ def run_job(job_name: str, start: str, end: str) -> bool:
 
     from citybrain.scale.preflight import PreflightError, check_run_configuration
     from orchestration.definitions import defs
+    from orchestration.executors import PRELOADED_MODULES
     from orchestration.progress import execute_with_progress
+    from orchestration.warm_imports import warm_imports
 
     home = dagster_home()
     try:  # a Spark target or a PostgreSQL instance that cannot be reached: stop before anything runs
@@ -55,6 +57,7 @@ def run_job(job_name: str, start: str, end: str) -> bool:
         PROCESS_TAG: process_token(os.getpid()),
     }
     print(f"{job_name} {start} .. {end}: one line per finished step (Dagster log: CITYBRAIN_LOG_LEVEL=INFO)")
+    warm_imports(PRELOADED_MODULES)  # the check steps' Great Expectations, while ingestion runs
     with DagsterInstance.get() as instance:
         recover_after_killed_runs(instance)
         result = execute_with_progress(job, instance, tags=tags, raise_on_error=False)

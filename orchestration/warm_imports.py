@@ -1,0 +1,43 @@
+"""Importing what later steps need while the first steps run, for a run executed in this process.
+
+``citybrain run`` executes the whole job in one process (Dagster's in-process executor). Its first check
+step then imports Great Expectations: about 4 s of a night on two cores (6 s in a py-spy profile of a
+1M-resident night), spent while nothing else runs. The ingestion steps before it spend much of their time
+outside Python (DuckDB reading and writing, SQLite, the network), with the GIL free and a core idle, so
+the import is started in a background thread when the run starts and overlaps them.
+
+Subprocess runs need none of this: their steps fork from a server that has imported the same modules
+(``executors.PRELOADED_MODULES``, the one list of them).
+
+A failed import is left for the step that needs the module: it imports it again and fails there, with
+its traceback in that step. Python's import locks make the step wait for a module the thread is still
+importing, so nothing ever sees a half-imported module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import threading
+
+log = logging.getLogger(__name__)
+
+
+def warm_imports(modules: list[str]) -> threading.Thread | None:
+    """Start importing the ``modules`` not imported yet in a daemon thread; the thread, or None when
+    there is nothing to import."""
+    missing = [m for m in modules if m not in sys.modules]
+    if not missing:
+        return None
+
+    def run() -> None:
+        for module in missing:
+            try:
+                importlib.import_module(module)
+            except Exception as exc:  # noqa: BLE001 - the step that needs it imports it again and reports
+                log.debug("warm import of %s failed (the step that needs it will say why): %s", module, exc)
+
+    thread = threading.Thread(target=run, name="citybrain-warm-imports", daemon=True)
+    thread.start()
+    return thread
