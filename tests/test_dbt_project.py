@@ -75,15 +75,16 @@ def test_the_dbt_steps_follow_each_other(manifest):
     """The three dbt steps (assets/dbt/models.py) run in order: models, daily facts (tag daily), indicators
     (tag indicator). A model of an earlier step that reads a model of a later one makes Dagster split the
     earlier step in two around the later one, and the split step then runs tests of tables not built yet."""
+    nodes = manifest["nodes"]
     step = {
-        uid: 2 if "indicator" in n["tags"] else 1 if "daily" in n["tags"] else 0
-        for uid, n in manifest["nodes"].items()
-        if n["resource_type"] in ("model", "snapshot")
+        uid: 2 if "indicator" in node["tags"] else 1 if "daily" in node["tags"] else 0
+        for uid, node in nodes.items()
+        if node["resource_type"] in ("model", "snapshot")
     }
     backwards = sorted(
-        f"{manifest['nodes'][uid]['name']} reads {manifest['nodes'][parent]['name']}"
-        for uid, n in step.items()
-        for parent in manifest["nodes"][uid]["depends_on"]["nodes"]
-        if parent in step and step[parent] > n
+        f"{nodes[uid]['name']} reads {nodes[parent]['name']}"
+        for uid, own_step in step.items()
+        for parent in nodes[uid]["depends_on"]["nodes"]
+        if step.get(parent, 0) > own_step
     )
     assert backwards == []
