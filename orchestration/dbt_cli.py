@@ -2,8 +2,8 @@
 
 * dagster-dbt (0.29) runs ``dbt --version`` once per run before the first dbt step, to tell dbt-core from
   the Fusion engine. That is a whole dbt start-up (about 3 s on 2 cores) to print a version the
-  environment already knows: both executables we run, the venv's ``dbt`` and ``citybrain-dbt`` (which
-  starts dbt-core after preparing Spark), are the installed ``dbt-core`` package.
+  environment already knows: the executable we run, ``citybrain-dbt`` (dbt-core's own command line, after
+  preparing Spark on the Spark targets), is the installed ``dbt-core`` package.
 * For every ``cli`` call it also builds a dbt adapter inside the Dagster process (parsing the project's
   macros and reading dbt's partial-parse file: about 1 s per dbt step), used only by its
   ``fetch_row_counts`` / ``fetch_column_metadata``, which we do not call (assets/dbt/row_counts.py counts

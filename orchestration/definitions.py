@@ -32,18 +32,21 @@ from orchestration.jobs import city_nightly, raw_ingestion
 from orchestration.schedules import build_schedules
 from orchestration.sensors import build_sensors
 
-# The dbt installed beside this Python, so a non-activated virtualenv (`.venv/bin/citybrain`) works.
-DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
+# dbt as installed beside this Python (so a non-activated virtualenv, `.venv/bin/citybrain`, works), through
+# our wrapper: it prepares the Spark session on the Spark targets and sets Python's garbage collector for a
+# long-lived process on every target (citybrain/scale/dbt_cli.py).
+DBT_EXECUTABLE = str(Path(sys.executable).with_name("citybrain-dbt"))
 
 
 def dbt_resource() -> InstalledDbtCliResource:
-    """dbt on the configured target ($CITYBRAIN_DBT_TARGET, docs/SCALE.md). The Spark targets run through
-    ``citybrain-dbt``, which prepares the Spark session (functions, lake views) before dbt starts."""
+    """dbt on the configured target ($CITYBRAIN_DBT_TARGET, docs/SCALE.md), run through ``citybrain-dbt``,
+    which on the Spark targets prepares the Spark session (functions, lake views) before dbt starts."""
     target = settings.dbt_target()
     if target == "duckdb":
         return InstalledDbtCliResource(project_dir=citybrain_dbt_project, dbt_executable=DBT_EXECUTABLE)
-    wrapper = str(Path(sys.executable).with_name("citybrain-dbt"))
-    return InstalledDbtCliResource(project_dir=citybrain_dbt_project, dbt_executable=wrapper, target=target)
+    return InstalledDbtCliResource(
+        project_dir=citybrain_dbt_project, dbt_executable=DBT_EXECUTABLE, target=target
+    )
 
 
 def build_definitions() -> Definitions:

@@ -12,13 +12,14 @@ from citybrain.lake import parquet_lake
 from citybrain.scale import spark_sources
 
 
-def test_the_default_target_is_duckdb_with_plain_dbt_and_no_parquet_lake(monkeypatch):
+def test_the_default_target_is_duckdb_through_the_wrapper_and_no_parquet_lake(monkeypatch):
     monkeypatch.delenv("CITYBRAIN_DBT_TARGET", raising=False)
     monkeypatch.delenv("CITYBRAIN_RAW_PARQUET", raising=False)
     from orchestration.definitions import dbt_resource
 
     resource = dbt_resource()
-    assert Path(resource.dbt_executable).name == "dbt"
+    assert Path(resource.dbt_executable).name == "citybrain-dbt"
+    assert Path(resource.dbt_executable).exists()
     assert resource.target is None
     assert not settings.raw_parquet_enabled()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from citybrain.process_gc import freeze_before_exit
 from citybrain.sharing import cli as sharing
 from citybrain.sharing import query_cli as access
 from orchestration.cli import catalog, demo, governance, run, status, trace, ui
@@ -25,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     for group in COMMAND_GROUPS:
         group.add_commands(sub)
     args = parser.parse_args(argv)
-    return args.func(args)
+    code = args.func(args)
+    freeze_before_exit()  # the interpreter's shutdown then skips a scan of every object (seconds after a run)
+    return code
 
 
 if __name__ == "__main__":
