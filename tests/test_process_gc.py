@@ -25,25 +25,27 @@ def restored_collector():
     gc.set_threshold(*thresholds)
 
 
-def test_settling_freezes_what_exists_and_collects_the_young_less_often(restored_collector):
-    gc.unfreeze()
-    made_before = [object() for _ in range(10)]  # noqa: F841 - tracked objects that exist now
-    process_gc.settle_after_start_up()
-    assert gc.get_freeze_count() > 0
+def test_the_young_are_collected_less_often_and_frozen_objects_not_at_all(restored_collector):
+    process_gc.collect_less_often()
     assert gc.get_threshold() == (
         process_gc.YOUNGEST_GENERATION_THRESHOLD,
         *process_gc.OLDER_GENERATION_THRESHOLDS,
     )
     assert gc.get_threshold()[0] > 700  # Python's default, which it replaces
+    gc.unfreeze()
+    made_before = [[] for _ in range(10)]  # noqa: F841 - tracked objects that exist now
+    process_gc.freeze_long_lived()
+    assert gc.get_freeze_count() > 0
 
 
-def test_the_citybrain_command_freezes_before_it_returns(restored_collector):
+def test_the_citybrain_command_applies_the_settings(restored_collector):
     from orchestration.cli import main
 
     gc.unfreeze()
-    assert gc.get_freeze_count() == 0
+    gc.set_threshold(700, 10, 10)
     assert main(["catalog", "validate"]) == 0
-    assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() > 0  # frozen before it returns: the shutdown skips them
+    assert gc.get_threshold()[0] == process_gc.YOUNGEST_GENERATION_THRESHOLD
 
 
 def test_the_dbt_wrapper_passes_dbts_exit_codes_through(tmp_path):

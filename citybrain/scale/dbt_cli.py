@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from citybrain.process_gc import freeze_before_exit, settle_after_start_up
+from citybrain.process_gc import collect_less_often, freeze_long_lived
 
 
 def _target(argv: list[str]) -> str:
@@ -27,6 +27,7 @@ def _target(argv: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    collect_less_often()  # dbt imports and keeps hundreds of thousands of objects (process_gc.py)
     argv = list(sys.argv[1:] if argv is None else argv)
     # compile needs the session too: is_incremental() and the relation cache ask the metastore
     needs_session = argv[:1] not in (["parse"], ["deps"], ["clean"], ["--version"], [])
@@ -41,13 +42,13 @@ def main(argv: list[str] | None = None) -> int:
         register_lake_views()
     from dbt.cli.main import cli
 
-    settle_after_start_up()  # dbt's modules (and the Spark session's) live as long as the process
+    freeze_long_lived()  # dbt's modules (and the Spark session's) live as long as the process
     try:
         cli.main(args=argv, prog_name="dbt", standalone_mode=True)
     except SystemExit as exit_:
         return int(exit_.code or 0)
     finally:
-        freeze_before_exit()
+        freeze_long_lived()  # the interpreter's shutdown then skips a scan of every object
     return 0
 
 

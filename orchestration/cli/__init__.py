@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from citybrain.process_gc import freeze_before_exit
+from citybrain.process_gc import collect_less_often, freeze_long_lived
 from citybrain.sharing import cli as sharing
 from citybrain.sharing import query_cli as access
 from orchestration.cli import catalog, demo, governance, run, status, trace, ui
@@ -21,13 +21,14 @@ COMMAND_GROUPS = (demo, run, status, ui, catalog, governance, trace, access, sha
 
 
 def main(argv: list[str] | None = None) -> int:
+    collect_less_often()  # the commands import and keep hundreds of thousands of objects (process_gc.py)
     parser = argparse.ArgumentParser(prog="citybrain", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
         group.add_commands(sub)
     args = parser.parse_args(argv)
     code = args.func(args)
-    freeze_before_exit()  # the interpreter's shutdown then skips a scan of every object (seconds after a run)
+    freeze_long_lived()  # the interpreter's shutdown then skips a scan of every object (seconds after a run)
     return code
 
 
