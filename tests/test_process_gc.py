@@ -1,5 +1,5 @@
 """The garbage-collector settings of our long-running commands (citybrain/process_gc.py): what they set, that
-the ``citybrain`` command and the dbt wrapper apply them, and that the wrapper still passes dbt's exit
+the ``citybrain`` executable and the dbt wrapper apply them, and that the wrapper still passes dbt's exit
 codes through (dagster-dbt tells failed tests, 1, from a dbt that could not run, 2)."""
 
 from __future__ import annotations
@@ -38,12 +38,19 @@ def test_the_young_are_collected_less_often_and_frozen_objects_not_at_all(restor
     assert gc.get_freeze_count() > 0
 
 
-def test_the_citybrain_command_applies_the_settings(restored_collector):
-    from orchestration.cli import main
+def test_the_citybrain_executable_applies_the_settings_and_main_alone_does_not(
+    restored_collector, monkeypatch
+):
+    """``main`` runs in the caller's process (tests, other programs): it leaves the collector alone. The
+    executable's entry point sets it for its own process and freezes before it returns."""
+    from orchestration.cli import entry_point, main
 
     gc.unfreeze()
     gc.set_threshold(700, 10, 10)
     assert main(["catalog", "validate"]) == 0
+    assert (gc.get_freeze_count(), gc.get_threshold()) == (0, (700, 10, 10))
+    monkeypatch.setattr(sys, "argv", ["citybrain", "catalog", "validate"])
+    assert entry_point() == 0
     assert gc.get_freeze_count() > 0  # frozen before it returns: the shutdown skips them
     assert gc.get_threshold()[0] == process_gc.YOUNGEST_GENERATION_THRESHOLD
 

@@ -3,8 +3,8 @@
 dbt-spark's ``method: session`` takes the process's Spark session (``SparkSession.builder.getOrCreate()``).
 This wrapper creates it beforehand with the City Brain functions registered and the lake's Parquet
 sources as views, then hands over to dbt's own command line in the same process. For any other target
-it is plain dbt, with Python's garbage collector set for a long-lived process (citybrain/process_gc.py:
-about 2 s less per dbt step). Dagster's dbt resource runs this executable on every target
+it is plain dbt. On every target it sets Python's garbage collector for a process that keeps what it
+imports (citybrain/process_gc.py). Dagster's dbt resource runs this executable on every target
 (``orchestration/definitions.py``), so one code path serves both engines.
 """
 

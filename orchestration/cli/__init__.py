@@ -21,16 +21,23 @@ COMMAND_GROUPS = (demo, run, status, ui, catalog, governance, trace, access, sha
 
 
 def main(argv: list[str] | None = None) -> int:
-    collect_less_often()  # the commands import and keep hundreds of thousands of objects (process_gc.py)
     parser = argparse.ArgumentParser(prog="citybrain", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
         group.add_commands(sub)
     args = parser.parse_args(argv)
-    code = args.func(args)
+    return args.func(args)
+
+
+def entry_point() -> int:
+    """The ``citybrain`` executable: ``main`` in a process of its own, with the garbage collector set for a
+    process that keeps what it imports (citybrain/process_gc.py). Not in ``main``, which tests and other
+    programs call in their own process."""
+    collect_less_often()  # before the commands import hundreds of thousands of objects
+    code = main()
     freeze_long_lived()  # the interpreter's shutdown then skips a scan of every object (seconds after a run)
     return code
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry_point())

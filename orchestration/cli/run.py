@@ -37,7 +37,6 @@ def run_job(job_name: str, start: str, end: str) -> bool:
     """Execute ``job_name`` for the partition range [start, end] in one run; True if it succeeded."""
     from dagster import DagsterInstance
 
-    from citybrain.process_gc import freeze_long_lived
     from citybrain.scale.preflight import PreflightError, check_run_configuration
     from orchestration.definitions import defs
     from orchestration.executors import PRELOADED_MODULES
@@ -58,7 +57,6 @@ def run_job(job_name: str, start: str, end: str) -> bool:
         PROCESS_TAG: process_token(os.getpid()),
     }
     print(f"{job_name} {start} .. {end}: one line per finished step (Dagster log: CITYBRAIN_LOG_LEVEL=INFO)")
-    freeze_long_lived()  # the definitions live as long as the run: out of the collector's scans
     warm_imports(PRELOADED_MODULES)  # the check steps' Great Expectations, while ingestion runs
     with DagsterInstance.get() as instance:
         recover_after_killed_runs(instance)
