@@ -16,8 +16,8 @@ on for 2.5 to 4 s after its last line (``py-spy dump`` showed only ``gc_collect_
   skip (``gc.freeze``). The dbt wrapper calls it once dbt's modules are imported, both executables
   again when the work is done.
 
-With both, the run's process spent 1.0 s in collections and exited 0.2 s after its last line; the dbt
-process spent 1.0 s. Reference counting still frees everything as before; only reference cycles wait
+With both, the run's process spent 1.0 s in collections and exited 0.2 to 0.5 s after its last line;
+the dbt process spent 1.0 s. Reference counting still frees everything as before; only reference cycles wait
 a little longer, and cycles made before a freeze and dropped after it are kept until the process exits.
 That is why only the executables' entry points call these (``orchestration.cli.entry_point``,
 ``citybrain-dbt``), never code that tests or other programs run in their own process.

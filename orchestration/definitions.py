@@ -42,10 +42,10 @@ def dbt_resource() -> InstalledDbtCliResource:
     """dbt on the configured target ($CITYBRAIN_DBT_TARGET, docs/SCALE.md), run through ``citybrain-dbt``,
     which on the Spark targets prepares the Spark session (functions, lake views) before dbt starts."""
     target = settings.dbt_target()
-    if target == "duckdb":
-        return InstalledDbtCliResource(project_dir=citybrain_dbt_project, dbt_executable=DBT_EXECUTABLE)
     return InstalledDbtCliResource(
-        project_dir=citybrain_dbt_project, dbt_executable=DBT_EXECUTABLE, target=target
+        project_dir=citybrain_dbt_project,
+        dbt_executable=DBT_EXECUTABLE,
+        target=None if target == "duckdb" else target,  # duckdb: the profile's default target
     )
 
 
