@@ -16,11 +16,6 @@ with presence as (
     {{ union_operator_feeds('presence', 'operator, unit_id, stat_date, hour_start, user_count, is_suppressed') }}  -- noqa: LT05
 ),
 
-run_days as (
-    select * from presence
-    where true {{ partition_window('stat_date') }}
-),
-
 unit_hours as (
     select
         operator,
@@ -29,10 +24,10 @@ unit_hours as (
         hour_start,
         max(user_count) as user_count,
         max(case when is_suppressed then 1 else 0 end) as any_suppressed
-    from run_days
-    where unit_id is not null
+    from presence
+    where stat_date is not null {{ partition_window('stat_date') }}
+        and unit_id is not null
         and hour_start is not null
-        and stat_date is not null
         and (user_count >= 0 or is_suppressed)
     group by operator, unit_id, stat_date, hour_start
 ),
