@@ -52,6 +52,9 @@ CHOICES = ("default", "dask")
 # parsed manifest, the catalog) and Great Expectations, which the check steps import. A run in process
 # (`citybrain run`) imports them in a background thread while its first steps run (warm_imports.py).
 PRELOADED_MODULES = ["orchestration.definitions", "great_expectations"]
+# Imported by the forkserver after PRELOADED_MODULES, never warmed in a run's own process: it sets the
+# garbage collector of the forked step processes (step_process_setup.py).
+STEP_PROCESS_SETUP = "orchestration.step_process_setup"
 
 
 def selected_executor() -> ExecutorDefinition:
@@ -71,10 +74,12 @@ def preloaded_default_executor() -> ExecutorDefinition:
     With ``spawn`` every step starts a new interpreter that imports the code location again: about 4.5 s
     of CPU (bench/definitions_load.py), and 2 s more for Great Expectations in a check step, for each of
     the nightly's ~30 steps on a machine of two cores. Forked from the preloaded server, a step starts
-    with all of it imported. A run config that sets ``start_method`` or ``in_process`` still decides."""
+    with all of it imported, and with the collector settings of ``citybrain run`` (``STEP_PROCESS_SETUP``,
+    imported last). A run config that sets ``start_method`` or ``in_process`` still decides."""
     from dagster import multi_or_in_process_executor
 
-    default = {"multiprocess": {"start_method": {"forkserver": {"preload_modules": PRELOADED_MODULES}}}}
+    preload = [*PRELOADED_MODULES, STEP_PROCESS_SETUP]
+    default = {"multiprocess": {"start_method": {"forkserver": {"preload_modules": preload}}}}
 
     @executor(
         name="multi_or_in_process_executor",

@@ -1,7 +1,9 @@
 """A two-step job with the project's default executor (orchestration/executors.py), for
 tests/test_preloaded_executor.py: each step reports, as output metadata, its own pid, its parent's pid and
-whether Great Expectations was already imported when the step began (no step here imports it)."""
+whether Great Expectations was already imported when the step began (no step here imports it), and the
+garbage collector's youngest threshold and frozen objects as the step found them."""
 
+import gc
 import os
 import sys
 
@@ -17,6 +19,8 @@ def _probe():
             "pid": MetadataValue.int(os.getpid()),
             "parent_pid": MetadataValue.int(os.getppid()),
             "great_expectations_loaded": MetadataValue.bool("great_expectations" in sys.modules),
+            "gc_youngest_threshold": MetadataValue.int(gc.get_threshold()[0]),
+            "gc_frozen_objects": MetadataValue.int(gc.get_freeze_count()),
         },
     )
 

@@ -2,10 +2,12 @@
 
 The default executor's steps are processes of their own. Spawned, each would import the code location and,
 for a check step, Great Expectations again (seconds each, ~30 steps a night); forked from the server that
-imported them once, they start with both loaded. A probe job (tests/preload_probe_job.py) with the
+imported them once, they start with both loaded, and with the garbage-collector settings of
+citybrain/process_gc.py (orchestration/step_process_setup.py). A probe job (tests/preload_probe_job.py) with the
 project's default executor runs through `dagster job execute`, as a launched run does, against a persistent
 instance: both steps run in processes other than the run's, children of one server process, with Great
-Expectations imported before the step began although neither step imports it. The same job with
+Expectations imported before the step began although neither step imports it, the collector's raised
+threshold and a frozen generation. The same job with
 ``start_method: spawn`` in its run config shows the opposite, so the probe can tell the two apart. Then the
 project's own ``raw_ingestion`` job runs the same way on a small generated city and succeeds.
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
+from citybrain.process_gc import YOUNGEST_GENERATION_THRESHOLD
 from citybrain.settings import REPO_ROOT
 from orchestration.executors import EXECUTOR_ENV
 from tests.demo_lake import demo_lake
@@ -82,8 +85,12 @@ def test_steps_fork_from_a_server_that_loaded_the_code_location(tmp_path, monkey
     assert all(p["great_expectations_loaded"] for p in preloaded)
     (server,) = {p["parent_pid"] for p in preloaded}
     assert server != run_pid  # the forkserver, not the run worker
-    # Spawned, a step begins without what it does not import itself.
+    assert all(p["gc_youngest_threshold"] == YOUNGEST_GENERATION_THRESHOLD for p in preloaded)
+    assert all(p["gc_frozen_objects"] > 100_000 for p in preloaded)  # the code location and GX, frozen
+    # Spawned, a step begins without what it does not import itself, and with Python's own collector.
     assert not any(p["great_expectations_loaded"] for p in spawned)
+    assert not any(p["gc_youngest_threshold"] == YOUNGEST_GENERATION_THRESHOLD for p in spawned)
+    assert not any(p["gc_frozen_objects"] for p in spawned)
     assert all(p["parent_pid"] == spawn_pid for p in spawned)
 
 
