@@ -139,3 +139,14 @@ def test_citybrain_run_prints_every_stage_with_counts(tmp_path, capsys):
     assert re.search(r"publish +pool version \S+ published, [1-9][\d,]* rows", out)
     # The progress lines come before the summary that follows the run.
     assert out.index(progress[-1]) < out.index("run ")
+    # Data Docs, rendered in the background while the steps went on, are complete when the command ends:
+    # a result page of this run for every suite, and the index lists them.
+    from citybrain.quality.suites import load_suites
+
+    run_id = re.search(r"^run (\S+): SUCCESS", out, re.MULTILINE)[1]
+    site = tmp_path / "lake" / "quality" / "gx" / "gx" / "uncommitted" / "data_docs" / "local_site"
+    rendered = {
+        p.relative_to(site / "validations").parts[:2] for p in site.glob(f"validations/*/*/{run_id}/*/*.html")
+    }
+    assert {tuple(s.dataset.split(".")) for s in load_suites()} <= rendered
+    assert run_id in (site / "index.html").read_text(encoding="utf-8")

@@ -11,11 +11,22 @@ costs a little more every night, forever — a year of nightly runs is some 11,0
 
 The pages built in a step are then pointed at vendored copies of the CDN files GX links
 (``docs_assets.localize_site``), so the site renders offline.
+
+Rendering is pure Python (Jinja pages, JSON stores): about 6 s of a 1M-resident night, spent while no
+other work runs. A run executed in one process (``citybrain run``) therefore updates the site in a
+background thread (``defer_updates``) while the next steps go on: the dbt steps after a check step run
+in a dbt process and leave this process idle. Only one Great Expectations user at a time: each check
+step first waits for the previous step's update (``wait_for_data_docs``), and the run waits for the last
+one before it ends. A failed update never changes a check's outcome (the checks are recorded before);
+it is reported by the next check step's log and by the run's summary. Step processes of launched runs
+update synchronously, as before: the process ends with its step.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +35,11 @@ from citybrain import settings
 
 SITE = "local_site"
 INDEX_LIMIT = 400  # results on the index page, newest first: two weeks of nightly runs (older pages stay)
+
+log = logging.getLogger(__name__)
+_deferred = False
+_pending: threading.Thread | None = None
+_failures: list[str] = []
 
 
 def gx_project_dir() -> Path:
@@ -44,6 +60,48 @@ def _project_lock():
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def defer_updates(enabled: bool) -> None:
+    """From now on, ``update_data_docs_soon`` renders in a background thread (True) or at once (False).
+    For a process that runs a whole job; it must call ``wait_for_data_docs`` before it ends."""
+    global _deferred
+    _deferred = enabled
+
+
+def update_data_docs_soon(run_id: str, runs: list) -> Path:
+    """``update_data_docs`` now, or in the background when updates are deferred. Returns the index page,
+    where the results will be once the update is done."""
+    global _pending
+    if not _deferred:
+        return update_data_docs(run_id, runs)
+    _join_pending()  # keeps its failure for wait_for_data_docs
+
+    def update() -> None:
+        try:
+            update_data_docs(run_id, runs)
+        except Exception as exc:  # noqa: BLE001 - reported by the next check step and the run's end
+            log.warning("Data Docs not updated for run %s", run_id, exc_info=True)
+            _failures.append(f"{', '.join(sorted({r.suite.dataset for r in runs}))}: {exc!r}")
+
+    _pending = threading.Thread(target=update, name="data-docs", daemon=True)
+    _pending.start()
+    return data_docs_index()
+
+
+def wait_for_data_docs() -> list[str]:
+    """Wait for a background update; the failures of the updates since the last call (and forget them)."""
+    _join_pending()
+    failures = list(_failures)
+    _failures.clear()
+    return failures
+
+
+def _join_pending() -> None:
+    global _pending
+    if _pending is not None:
+        _pending.join()
+        _pending = None
 
 
 def update_data_docs(run_id: str, runs: list) -> Path:

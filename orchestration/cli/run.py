@@ -37,6 +37,7 @@ def run_job(job_name: str, start: str, end: str) -> bool:
     """Execute ``job_name`` for the partition range [start, end] in one run; True if it succeeded."""
     from dagster import DagsterInstance
 
+    from citybrain.quality.data_docs import defer_updates, wait_for_data_docs
     from citybrain.scale.preflight import PreflightError, check_run_configuration
     from orchestration.definitions import defs
     from orchestration.executors import PRELOADED_MODULES
@@ -58,9 +59,16 @@ def run_job(job_name: str, start: str, end: str) -> bool:
     }
     print(f"{job_name} {start} .. {end}: one line per finished step (Dagster log: CITYBRAIN_LOG_LEVEL=INFO)")
     warm_imports(PRELOADED_MODULES)  # the check steps' Great Expectations, while ingestion runs
-    with DagsterInstance.get() as instance:
-        recover_after_killed_runs(instance)
-        result = execute_with_progress(job, instance, tags=tags, raise_on_error=False)
+    defer_updates(True)  # Data Docs rendered while the next steps run (citybrain/quality/data_docs.py)
+    try:
+        with DagsterInstance.get() as instance:
+            recover_after_killed_runs(instance)
+            result = execute_with_progress(job, instance, tags=tags, raise_on_error=False)
+    finally:
+        docs_failures = wait_for_data_docs()
+        defer_updates(False)
+    for failure in docs_failures:
+        print(f"WARNING Data Docs not updated: {failure}", file=sys.stderr)
     print(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} ({job_name}, {start} .. {end})")
     if not result.success:
         for event in result.all_events:
