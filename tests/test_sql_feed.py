@@ -13,6 +13,7 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 
+from citybrain.ingest import sql_feed
 from citybrain.ingest.pipeline import ingest_sql
 
 SERVERS = {
@@ -139,3 +140,84 @@ def test_unreachable_database_is_retried_then_reported(lake, catalog, monkeypatc
     )
     assert "database unreachable after 2 attempts" in result.problems[0]
     assert "nobody" in result.problems[0]
+
+
+@pytest.mark.parametrize("name", ["sqlite", "postgresql", "mariadb"])
+def test_typed_columns_arrive_as_the_text_each_database_gives(lake, catalog, name):
+    """A NUMERIC(12,2), a DATE, a DATETIME and an INTEGER column, read on every database through the
+    feed: the text is the value as written (two decimals kept, ISO dates, a space before the time),
+    whatever Python type the driver returns for it (sql_feed._as_text's fast paths)."""
+    from datetime import date, datetime
+    from decimal import Decimal
+
+    url = f"sqlite:///{lake / 'typed.sqlite'}" if name == "sqlite" else _server_url(name)
+    engine = sa.create_engine(url)
+    metadata = sa.MetaData()
+    table = sa.Table(
+        f"typed_{uuid.uuid4().hex[:8]}",
+        metadata,
+        sa.Column("unit_id", sa.String(32), primary_key=True),
+        sa.Column("monthly_base", sa.Numeric(12, 2)),
+        sa.Column("start_day", sa.Date),
+        sa.Column("staff", sa.Integer),
+        sa.Column("updated_at", sa.DateTime, index=True),
+    )
+    metadata.create_all(engine)
+    try:
+        with engine.begin() as con:
+            con.execute(
+                table.insert(),
+                [
+                    {"unit_id": "U1", "monthly_base": Decimal("5000"), "start_day": date(2026, 1, 5),
+                     "staff": 12, "updated_at": datetime(2026, 11, 20, 8, 0, 0)},
+                    {"unit_id": "U2", "monthly_base": Decimal("-1234.5"), "start_day": None,
+                     "staff": None, "updated_at": datetime(2026, 11, 20, 9, 30, 15)},
+                    {"unit_id": "U3", "monthly_base": None, "start_day": date(1999, 12, 31),
+                     "staff": 0, "updated_at": datetime(2026, 11, 21, 10, 0, 0)},
+                ],
+            )  # fmt: skip
+        feed = catalog.feed("si_unit")
+        columns = [c.model_copy(update={"name": n}) for c, n in zip(
+            feed.columns, ["unit_id", "monthly_base", "start_day", "staff", "updated_at"], strict=False)]  # fmt: skip
+        feed = feed.model_copy(
+            update={
+                "id": "si_unit",
+                "columns": columns,
+                "delivery": feed.delivery.model_copy(update={"table": table.name}),
+            }
+        )
+        batch, _, _ = sql_feed.fetch_incremental(engine, feed, None)
+        rows = batch.rows.select(["unit_id", "monthly_base", "start_day", "staff", "updated_at"]).to_pylist()
+        assert [tuple(r.values()) for r in rows] == [
+            ("U1", "5000.00", "2026-01-05", "12", "2026-11-20 08:00:00"),
+            ("U2", "-1234.50", None, None, "2026-11-20 09:30:15"),
+            ("U3", None, "1999-12-31", "0", "2026-11-21 10:00:00"),
+        ], name
+    finally:
+        metadata.drop_all(engine)
+        engine.dispose()
+
+
+def test_a_column_of_one_type_becomes_the_same_text_as_value_by_value():
+    """The fast paths of sql_feed._as_text give what to_text gives each value; mixed columns (a bool
+    among ints, a float among decimals) go value by value."""
+    from datetime import date, datetime
+    from decimal import Decimal
+
+    from citybrain.ingest.batch import to_text
+
+    columns = {
+        "decimals": ([Decimal("5000.00"), Decimal("-0.00"), Decimal("1E+3"), None, Decimal("0.000001")],
+                     ["5000.00", "-0.00", "1E+3", None, "0.000001"]),
+        "ints and decimals": ([7, Decimal("7.50"), None], ["7", "7.50", None]),
+        "dates": ([date(2026, 11, 20), None], ["2026-11-20", None]),
+        "timestamps": ([datetime(2026, 11, 20, 8, 0), datetime(2026, 11, 20, 8, 0, 0, 1)],
+                       ["2026-11-20 08:00:00", "2026-11-20 08:00:00.000001"]),
+        "dates and timestamps": ([date(2026, 11, 20), datetime(2026, 11, 20, 8, 0)],
+                                 ["2026-11-20", "2026-11-20 08:00:00"]),
+        "a bool among ints": ([1, True, None], ["1", "true", None]),
+        "a float among decimals": ([Decimal("2.50"), 2.5, 3.0], ["2.50", "2.5", "3"]),
+    }  # fmt: skip
+    for name, (values, expected) in columns.items():
+        assert sql_feed._as_text(values) == expected, name
+        assert [to_text(v) for v in values] == expected, name

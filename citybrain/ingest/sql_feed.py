@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -173,16 +174,21 @@ def _digest_update(digest, arrays) -> None:
 
 
 _PLAIN_TYPES = {str, type(None)}
+# Exact types whose ``to_text`` is ``str(value)``: no bool (a subclass of int), no float (its own rule).
+_STR_TYPES = {int, Decimal, type(None)}
 
 
 def _as_text(values: list) -> list[str | None]:
-    """A column of source values as text (``to_text``), without a Python call per value for the columns
-    that are text already and for whole numbers."""
+    """A column of source values as text (``to_text``), without ``to_text``'s chain of type tests per value
+    for the columns of one common type: text already, whole numbers and decimals (a NUMERIC column),
+    timestamps, dates. Any other mix goes through ``to_text`` value by value."""
     types = set(map(type, values))
     if types <= _PLAIN_TYPES:
         return values
-    if types <= {int, type(None)}:
+    if types <= _STR_TYPES:
         return [None if v is None else str(v) for v in values]
-    if types <= {datetime, type(None)}:  # to_text of a datetime, without its chain of type tests
+    if types <= {datetime, type(None)}:
         return [None if v is None else v.isoformat(sep=" ") for v in values]
+    if types <= {date, type(None)}:  # exact type: a datetime is a date too, and has its own branch
+        return [None if v is None else v.isoformat() for v in values]
     return [to_text(v) for v in values]
