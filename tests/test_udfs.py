@@ -311,6 +311,12 @@ def test_halfwidth_over_vectors_is_nfkc_and_strip_value_by_value():
     spaces = [c for c in map(chr, range(0x3001)) if c.isspace()]
     ascii_part = [f"{rng.choice(spaces[:10])}{rng.randint(0, 10**12)}{rng.choice(['', ' ', chr(0x1F)])}" for _ in range(5000)]  # fmt: skip
     mixed = [f"{rng.choice(spaces)}ＡＢ{i}　号{rng.choice(spaces)}" for i in range(3000)]
-    values = ascii_part + [None, "", " ", "\t\x1c"] * 600 + mixed + ascii_part[:2500]
+    # Plain printable ASCII, which the SQL in front of the Python function answers by itself
+    # (sql/fast_paths.sql), beside its edges: DEL, a unit separator, a space inside.
+    plain = ["2026-12-01", "110105199001010018", "~!{}", "a" * 40, "\x7f", "1\x1f", "a b"] * 300
+    values = ascii_part + [None, "", " ", "\t\x1c"] * 600 + mixed + plain + ascii_part[:2500]
+    rng.shuffle(plain)
+    values += plain + mixed[:100] + plain
     expected = [None if v is None else unicodedata.normalize("NFKC", v).strip() for v in values]
     assert [row[0] for row in _in_duckdb(values, "cb_halfwidth")] == expected
+    assert [row[0] for row in _in_duckdb(values, "cb_halfwidth_python")] == expected
