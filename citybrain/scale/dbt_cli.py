@@ -3,7 +3,8 @@
 dbt-spark's ``method: session`` takes the process's Spark session (``SparkSession.builder.getOrCreate()``).
 This wrapper creates it beforehand with the City Brain functions registered and the lake's Parquet
 sources as views, then hands over to dbt's own command line in the same process. For any other target
-it is plain dbt. On every target it sets Python's garbage collector for a process that keeps what it
+it is plain dbt, run in the run's dbt zygote when there is one (``dbt_zygote.py``: dbt imported once per
+run, not once per step). On every target it sets Python's garbage collector for a process that keeps what it
 imports (citybrain/process_gc.py). Dagster's dbt resource runs this executable on every target
 (``orchestration/definitions.py``), so one code path serves both engines.
 """
@@ -26,9 +27,17 @@ def _target(argv: list[str]) -> str:
     return settings.dbt_target()
 
 
-def main(argv: list[str] | None = None) -> int:
-    collect_less_often()  # dbt imports and keeps hundreds of thousands of objects (process_gc.py)
-    argv = list(sys.argv[1:] if argv is None else argv)
+def import_dbt() -> None:
+    """Import what a dbt run on DuckDB imports: dbt's command line, the adapter, our plugin (the zygote's
+    preparation, citybrain/scale/dbt_zygote.py)."""
+    import dbt.adapters.duckdb  # noqa: F401
+    from dbt.cli.main import cli  # noqa: F401
+
+    import citybrain.transform.dbt_plugin  # noqa: F401
+
+
+def run_dbt(argv: list[str]) -> int:
+    """dbt's command line with ``argv`` in this process (after the Spark session on the Spark targets)."""
     # compile needs the session too: is_incremental() and the relation cache ask the metastore
     needs_session = argv[:1] not in (["parse"], ["deps"], ["clean"], ["--version"], [])
     target = _target(argv)
@@ -50,6 +59,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         freeze_long_lived()  # the interpreter's shutdown then skips a scan of every object
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    collect_less_often()  # dbt imports and keeps hundreds of thousands of objects (process_gc.py)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not _target(argv).startswith("spark"):  # the run's zygote has dbt imported already (dbt_zygote.py)
+        from citybrain.scale.dbt_zygote import run_in_zygote
+
+        code = run_in_zygote(argv)
+        if code is not None:
+            return code
+    return run_dbt(argv)
 
 
 if __name__ == "__main__":

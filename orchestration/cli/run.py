@@ -59,6 +59,7 @@ def run_job(job_name: str, start: str, end: str) -> bool:
     }
     print(f"{job_name} {start} .. {end}: one line per finished step (Dagster log: CITYBRAIN_LOG_LEVEL=INFO)")
     warm_imports(PRELOADED_MODULES)  # the check steps' Great Expectations, while ingestion runs
+    zygote = start_dbt_zygote()  # dbt imported once for the run's dbt steps, while ingestion runs
     defer_updates(True)  # Data Docs rendered while the next steps run (citybrain/quality/data_docs.py)
     try:
         with DagsterInstance.get() as instance:
@@ -67,6 +68,7 @@ def run_job(job_name: str, start: str, end: str) -> bool:
     finally:
         docs_failures = wait_for_data_docs()
         defer_updates(False)
+        stop_dbt_zygote(zygote)
     for failure in docs_failures:
         print(f"WARNING Data Docs not updated: {failure}", file=sys.stderr)
     print(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} ({job_name}, {start} .. {end})")
@@ -78,6 +80,28 @@ def run_job(job_name: str, start: str, end: str) -> bool:
     print_run_summary(result.run_id)
     print_gate_summary(result)
     return result.success
+
+
+def start_dbt_zygote():
+    """The run's dbt zygote (citybrain/scale/dbt_zygote.py), its socket exported for the dbt steps'
+    ``citybrain-dbt``; None on the Spark targets (their dbt process builds a Spark session) or without fork."""
+    from citybrain import settings
+    from citybrain.scale import dbt_zygote
+
+    if settings.dbt_target() != "duckdb":
+        return None
+    zygote = dbt_zygote.start()
+    if zygote is not None:
+        os.environ[dbt_zygote.ZYGOTE_ENV] = str(zygote.socket_path)
+    return zygote
+
+
+def stop_dbt_zygote(zygote) -> None:
+    from citybrain.scale import dbt_zygote
+
+    os.environ.pop(dbt_zygote.ZYGOTE_ENV, None)
+    if zygote is not None:
+        zygote.stop()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
