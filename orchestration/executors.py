@@ -75,7 +75,8 @@ def preloaded_default_executor() -> ExecutorDefinition:
     of CPU (bench/definitions_load.py), and 2 s more for Great Expectations in a check step, for each of
     the nightly's ~30 steps on a machine of two cores. Forked from the preloaded server, a step starts
     with all of it imported, and with the collector settings of ``citybrain run`` (``STEP_PROCESS_SETUP``,
-    imported last). A run config that sets ``start_method`` or ``in_process`` still decides."""
+    imported last). A run config that sets ``start_method`` or ``in_process`` still decides. The run's dbt
+    steps run in a dbt zygote started here, as in ``citybrain run``."""
     from dagster import multi_or_in_process_executor
 
     preload = [*PRELOADED_MODULES, STEP_PROCESS_SETUP]
@@ -87,6 +88,12 @@ def preloaded_default_executor() -> ExecutorDefinition:
         requirements=multi_or_in_process_executor.get_requirements,
     )
     def _preloaded(init_context):
+        from citybrain.scale import dbt_zygote
+
+        # dbt imported once for the run's dbt steps (citybrain/scale/dbt_zygote.py): the zygote's socket is
+        # in this run worker's environment before the forkserver starts, so every step process has it; the
+        # zygote ends with this process.
+        dbt_zygote.start_for_this_process()
         return multi_or_in_process_executor.executor_creation_fn(init_context)
 
     return _preloaded

@@ -1,7 +1,8 @@
 """A two-step job with the project's default executor (orchestration/executors.py), for
 tests/test_preloaded_executor.py: each step reports, as output metadata, its own pid, its parent's pid and
 whether Great Expectations was already imported when the step began (no step here imports it), and the
-garbage collector's youngest threshold and frozen objects as the step found them."""
+garbage collector's youngest threshold and frozen objects as the step found them, and the socket of the run's
+dbt zygote its dbt processes would use (citybrain/scale/dbt_zygote.py)."""
 
 import gc
 import os
@@ -21,6 +22,7 @@ def _probe():
             "great_expectations_loaded": MetadataValue.bool("great_expectations" in sys.modules),
             "gc_youngest_threshold": MetadataValue.int(gc.get_threshold()[0]),
             "gc_frozen_objects": MetadataValue.int(gc.get_freeze_count()),
+            "dbt_zygote": MetadataValue.text(os.environ.get("CITYBRAIN_DBT_ZYGOTE", "")),
         },
     )
 

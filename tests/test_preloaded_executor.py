@@ -7,7 +7,7 @@ citybrain/process_gc.py (orchestration/step_process_setup.py). A probe job (test
 project's default executor runs through `dagster job execute`, as a launched run does, against a persistent
 instance: both steps run in processes other than the run's, children of one server process, with Great
 Expectations imported before the step began although neither step imports it, the collector's raised
-threshold and a frozen generation. The same job with
+threshold and a frozen generation, and the socket of the run's dbt zygote. The same job with
 ``start_method: spawn`` in its run config shows the opposite, so the probe can tell the two apart. Then the
 project's own ``raw_ingestion`` job runs the same way on a small generated city and succeeds.
 """
@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
@@ -87,6 +88,13 @@ def test_steps_fork_from_a_server_that_loaded_the_code_location(tmp_path, monkey
     assert server != run_pid  # the forkserver, not the run worker
     assert all(p["gc_youngest_threshold"] == YOUNGEST_GENERATION_THRESHOLD for p in preloaded)
     assert all(p["gc_frozen_objects"] > 100_000 for p in preloaded)  # the code location and GX, frozen
+    # Every step's dbt would run in the run's dbt zygote, which ended with the run worker.
+    (zygote_socket,) = {p["dbt_zygote"] for p in preloaded}
+    assert zygote_socket and zygote_socket != spawned[0]["dbt_zygote"]
+    deadline = time.monotonic() + 30
+    while Path(zygote_socket).parent.exists():
+        assert time.monotonic() < deadline, "the run's dbt zygote outlived its run worker"
+        time.sleep(0.2)
     # Spawned, a step begins without what it does not import itself, and with Python's own collector.
     assert not any(p["great_expectations_loaded"] for p in spawned)
     assert not any(p["gc_youngest_threshold"] == YOUNGEST_GENERATION_THRESHOLD for p in spawned)

@@ -90,6 +90,27 @@ def start() -> Zygote | None:
     return Zygote(process, directory)
 
 
+def start_for_this_process() -> Zygote | None:
+    """A zygote for the dbt steps this process runs or starts, its socket exported in ``$CITYBRAIN_DBT_ZYGOTE``
+    (their ``citybrain-dbt`` inherits it); None on the Spark targets (their dbt process builds a Spark
+    session), without ``fork``, or when this process already has one (a step process of a run that has)."""
+    from citybrain import settings
+
+    if settings.dbt_target() != "duckdb" or os.environ.get(ZYGOTE_ENV):
+        return None
+    zygote = start()
+    if zygote is not None:
+        os.environ[ZYGOTE_ENV] = str(zygote.socket_path)
+    return zygote
+
+
+def stop_for_this_process(zygote: Zygote | None) -> None:
+    """Stop what ``start_for_this_process`` started; later dbt steps of this process start dbt themselves."""
+    if zygote is not None:
+        os.environ.pop(ZYGOTE_ENV, None)
+        zygote.stop()
+
+
 # --- the zygote ---------------------------------------------------------------------------------------
 
 
@@ -102,7 +123,7 @@ def serve(socket_path: str, parent_pid: int, prepare, run_dbt) -> None:
     prepare()
     freeze_long_lived()  # the children share these pages and never scan these objects
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    signal.signal(signal.SIGTERM, lambda *_: _leave(socket_path))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path)
     listener.listen(16)
@@ -126,6 +147,16 @@ def serve(socket_path: str, parent_pid: int, prepare, run_dbt) -> None:
         for fd in fds:
             os.close(fd)
         connection.close()
+    _leave(socket_path)
+
+
+def _leave(socket_path: str) -> None:
+    """End the zygote and remove its socket and directory (a launched run's zygote ends with its run worker,
+    which never calls ``stop``). Children already forked finish on their own."""
+    with contextlib.suppress(OSError):
+        os.unlink(socket_path)
+    with contextlib.suppress(OSError):
+        os.rmdir(os.path.dirname(socket_path))
     os._exit(0)
 
 

@@ -38,6 +38,7 @@ def run_job(job_name: str, start: str, end: str) -> bool:
     from dagster import DagsterInstance
 
     from citybrain.quality.data_docs import defer_updates, wait_for_data_docs
+    from citybrain.scale import dbt_zygote
     from citybrain.scale.preflight import PreflightError, check_run_configuration
     from orchestration.definitions import defs
     from orchestration.executors import PRELOADED_MODULES
@@ -59,7 +60,7 @@ def run_job(job_name: str, start: str, end: str) -> bool:
     }
     print(f"{job_name} {start} .. {end}: one line per finished step (Dagster log: CITYBRAIN_LOG_LEVEL=INFO)")
     warm_imports(PRELOADED_MODULES)  # the check steps' Great Expectations, while ingestion runs
-    zygote = start_dbt_zygote()  # dbt imported once for the run's dbt steps, while ingestion runs
+    zygote = dbt_zygote.start_for_this_process()  # dbt imported once for the run's dbt steps
     defer_updates(True)  # Data Docs rendered while the next steps run (citybrain/quality/data_docs.py)
     try:
         with DagsterInstance.get() as instance:
@@ -68,7 +69,7 @@ def run_job(job_name: str, start: str, end: str) -> bool:
     finally:
         docs_failures = wait_for_data_docs()
         defer_updates(False)
-        stop_dbt_zygote(zygote)
+        dbt_zygote.stop_for_this_process(zygote)
     for failure in docs_failures:
         print(f"WARNING Data Docs not updated: {failure}", file=sys.stderr)
     print(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} ({job_name}, {start} .. {end})")
@@ -80,28 +81,6 @@ def run_job(job_name: str, start: str, end: str) -> bool:
     print_run_summary(result.run_id)
     print_gate_summary(result)
     return result.success
-
-
-def start_dbt_zygote():
-    """The run's dbt zygote (citybrain/scale/dbt_zygote.py), its socket exported for the dbt steps'
-    ``citybrain-dbt``; None on the Spark targets (their dbt process builds a Spark session) or without fork."""
-    from citybrain import settings
-    from citybrain.scale import dbt_zygote
-
-    if settings.dbt_target() != "duckdb":
-        return None
-    zygote = dbt_zygote.start()
-    if zygote is not None:
-        os.environ[dbt_zygote.ZYGOTE_ENV] = str(zygote.socket_path)
-    return zygote
-
-
-def stop_dbt_zygote(zygote) -> None:
-    from citybrain.scale import dbt_zygote
-
-    os.environ.pop(dbt_zygote.ZYGOTE_ENV, None)
-    if zygote is not None:
-        zygote.stop()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
