@@ -5,8 +5,8 @@ structured log), and each one imported dbt-core, its DuckDB adapter and our plug
 about 1.5 s on two cores, three times a night (plus the classification check's compile when it needs one),
 and in every test that builds the pool.
 
-``citybrain run`` starts one zygote for its run (``start``) and exports its socket in
-``$CITYBRAIN_DBT_ZYGOTE``. ``citybrain-dbt`` started with that variable (``run_in_zygote``) connects to it,
+Each run starts one zygote (``start_for_this_process``: ``citybrain run`` in its own process, a launched run
+in its run worker, orchestration/executors.py) and exports its socket in ``$CITYBRAIN_DBT_ZYGOTE``. ``citybrain-dbt`` started with that variable (``run_in_zygote``) connects to it,
 hands over its standard input, output and error (file descriptors passed over the Unix socket), its
 arguments, environment and working directory, and waits. The zygote forks; the child takes over those
 descriptors, environment and directory and runs exactly what ``citybrain-dbt`` would have run in its own
@@ -35,8 +35,9 @@ import time
 from pathlib import Path
 
 ZYGOTE_ENV = "CITYBRAIN_DBT_ZYGOTE"  # the socket of the run's zygote
-READY_SECONDS = 60.0  # how long ``start`` waits for the zygote to have imported dbt
+READY_SECONDS = 60.0  # how long ``wait_ready`` waits for the zygote to have imported dbt
 CONNECT_SECONDS = 5.0  # a zygote that does not take a request in this time is not used
+CHILD_START_SECONDS = 120.0  # from a request taken to its child's pid; beyond it the command fails
 PARENT_CHECK_SECONDS = 1.0  # how often the zygote looks whether the process that started it is gone
 STD_FDS = (0, 1, 2)
 SERVER_MODULE = "citybrain.scale.dbt_zygote_server"  # the zygote's program: serve() with dbt_cli's functions
@@ -236,12 +237,20 @@ def run_in_zygote(argv: list[str]) -> int | None:
         connection.connect(path)
         request = json.dumps({"argv": argv, "env": dict(os.environ), "cwd": os.getcwd()}) + "\n"
         socket.send_fds(connection, [request.encode()], list(STD_FDS))
-        reader = connection.makefile("rb")
-        first = reader.readline()  # the child's pid, once it has the descriptors
-    except OSError:
+    except OSError:  # nothing listens, or it refused the request: no dbt was started
         connection.close()
         return None
-    if not first.strip().isdigit():
+    reader = connection.makefile("rb")
+    connection.settimeout(CHILD_START_SECONDS)
+    try:
+        first = reader.readline()  # the child's pid, sent just before it runs dbt
+    except TimeoutError:  # a child may yet run dbt: running it here as well could build twice
+        print(
+            f"citybrain-dbt: the dbt zygote at {path} started no dbt in {CHILD_START_SECONDS:.0f} s",
+            file=sys.stderr,
+        )
+        return 1
+    if not first.strip().isdigit():  # closed, or the child failed before dbt: dbt never ran there
         connection.close()
         return None
     child = int(first)
@@ -272,6 +281,4 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)  # the zygote reaps its children at once (SIGCHLD ignored): no zombies
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
     return True
