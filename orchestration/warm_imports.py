@@ -11,7 +11,12 @@ Subprocess runs need none of this: their steps fork from a server that has impor
 
 A failed import is left for the step that needs the module: it imports it again and fails there, with
 its traceback in that step. Python's import locks make the step wait for a module the thread is still
-importing, so nothing ever sees a half-imported module.
+importing, except inside a package whose modules import each other: two threads importing such a package
+at once can meet in a cycle, and Python then hands one of them the module half-imported
+(``AttributeError: partially initialized module 'sqlalchemy.orm.exc'``, seen once when the run's Dagster
+instance imported SQLAlchemy's ORM while the thread imported it for Great Expectations). So the packages
+that both the thread and the run's own first work import (``IMPORTED_HERE_FIRST``) are imported in the
+calling thread before the thread starts; the first steps need them anyway.
 """
 
 from __future__ import annotations
@@ -23,13 +28,21 @@ import threading
 
 log = logging.getLogger(__name__)
 
+# Imported by Great Expectations (the thread) and by the run itself before its check steps: SQLAlchemy's ORM
+# (the Dagster instance's storage, the SQL feeds), numpy and pyarrow (ingestion), pandas (the reference step).
+IMPORTED_HERE_FIRST = ("sqlalchemy.orm", "numpy", "pyarrow", "pandas")
 
-def warm_imports(modules: list[str]) -> threading.Thread | None:
-    """Start importing the ``modules`` not imported yet in a daemon thread; the thread, or None when
-    there is nothing to import."""
+
+def warm_imports(
+    modules: list[str], first_here: tuple[str, ...] = IMPORTED_HERE_FIRST
+) -> threading.Thread | None:
+    """Import ``first_here`` in this thread, then start importing the ``modules`` not imported yet in a
+    daemon thread; the thread, or None when there is nothing to import."""
     missing = [m for m in modules if m not in sys.modules]
     if not missing:
         return None
+    for module in first_here:
+        importlib.import_module(module)
 
     def run() -> None:
         for module in missing:

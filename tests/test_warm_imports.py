@@ -1,7 +1,9 @@
 """The background import of a run in process: it imports what is missing, and a module that cannot be
-imported is left to the step that needs it (no exception in the run)."""
+imported is left to the step that needs it (no exception in the run); the packages the run itself imports
+too are imported in the calling thread before the background thread starts."""
 
 import sys
+import threading
 
 from orchestration.warm_imports import warm_imports
 
@@ -29,3 +31,16 @@ def test_a_failing_import_is_left_to_the_step(tmp_path, monkeypatch):
     thread.join(timeout=60)
     assert "cb_warm_broken" not in sys.modules  # the step's own import raises, with its traceback
     assert sys.modules["cb_warm_after"].VALUE == 1  # the modules after it are still imported
+
+
+def test_shared_packages_are_imported_here_before_the_thread_starts(tmp_path, monkeypatch):
+    for name in ("cb_warm_shared", "cb_warm_later"):
+        (tmp_path / f"{name}.py").write_text(
+            "import threading\nIMPORTED_BY = threading.current_thread().name\n"
+        )
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    thread = warm_imports(["cb_warm_later"], first_here=("cb_warm_shared",))
+    thread.join(timeout=60)
+    assert threading.current_thread().name == sys.modules["cb_warm_shared"].IMPORTED_BY
+    assert sys.modules["cb_warm_later"].IMPORTED_BY == "citybrain-warm-imports"
