@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dagster import Definitions
 
-from assets.dbt.models import dbt_asset_definitions
+from assets.dbt.models import DBT_RESOURCE_KEY, dbt_asset_definitions
 from assets.dbt_project import citybrain_dbt_project
 from assets.freshness import build_freshness_checks
 from assets.ingestion import build_ingestion_assets
@@ -78,7 +78,7 @@ def build_definitions() -> Definitions:
             "warehouse": WarehouseResource(),
             "publication": PublicationResource(),
             "landing": LandingZoneResource(),
-            "dbt": dbt_resource(),
+            DBT_RESOURCE_KEY: dbt_resource(),
             **connections,
         },
     )

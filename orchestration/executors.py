@@ -35,6 +35,7 @@ import os
 from dagster import (
     ExecutorDefinition,
     Field,
+    JobDefinition,
     Permissive,
     Selector,
     StringSource,
@@ -76,7 +77,7 @@ def preloaded_default_executor() -> ExecutorDefinition:
     the nightly's ~30 steps on a machine of two cores. Forked from the preloaded server, a step starts
     with all of it imported, and with the collector settings of ``citybrain run`` (``STEP_PROCESS_SETUP``,
     imported last). A run config that sets ``start_method`` or ``in_process`` still decides. The run's dbt
-    steps run in a dbt zygote started here, as in ``citybrain run``."""
+    steps run in a dbt zygote started here, as in ``citybrain run``, when the run has any (``runs_dbt``)."""
     from dagster import multi_or_in_process_executor
 
     preload = [*PRELOADED_MODULES, STEP_PROCESS_SETUP]
@@ -92,11 +93,21 @@ def preloaded_default_executor() -> ExecutorDefinition:
 
         # dbt imported once for the run's dbt steps (citybrain/scale/dbt_zygote.py): the zygote's socket is
         # in this run worker's environment before the forkserver starts, so every step process has it; the
-        # zygote ends with this process.
-        dbt_zygote.start_for_this_process()
+        # zygote ends with this process. A run without dbt steps (the raw ingestion job, one feed
+        # materialised from the UI) does not pay for importing dbt.
+        if runs_dbt(init_context.job.get_definition()):
+            dbt_zygote.start_for_this_process()
         return multi_or_in_process_executor.executor_creation_fn(init_context)
 
     return _preloaded
+
+
+def runs_dbt(job_def: JobDefinition) -> bool:
+    """Whether any op of ``job_def`` (a run's job, already subset to its selection) runs dbt: the dbt
+    steps, and only they, require the dbt resource (assets/dbt/models.py)."""
+    from assets.dbt.models import DBT_RESOURCE_KEY
+
+    return any(DBT_RESOURCE_KEY in op.required_resource_keys for op in job_def.graph.iterate_op_defs())
 
 
 def default_dask_cluster() -> dict:

@@ -2,14 +2,16 @@
 tests/test_preloaded_executor.py: each step reports, as output metadata, its own pid, its parent's pid and
 whether Great Expectations was already imported when the step began (no step here imports it), and the
 garbage collector's youngest threshold and frozen objects as the step found them, and the socket of the run's
-dbt zygote its dbt processes would use (citybrain/scale/dbt_zygote.py)."""
+dbt zygote its dbt processes would use (citybrain/scale/dbt_zygote.py). The second step requires the dbt
+resource, as the project's dbt steps do, so a run of the first step alone has no dbt steps."""
 
 import gc
 import os
 import sys
 
-from dagster import Definitions, MetadataValue, Output, job, op
+from dagster import Definitions, MetadataValue, Output, ResourceDefinition, job, op
 
+from assets.dbt.models import DBT_RESOURCE_KEY
 from orchestration.executors import preloaded_default_executor
 
 
@@ -32,12 +34,15 @@ def first_probe():
     return _probe()
 
 
-@op
+@op(required_resource_keys={DBT_RESOURCE_KEY})
 def second_probe(after):
     return _probe()
 
 
-@job(executor_def=preloaded_default_executor())
+@job(
+    executor_def=preloaded_default_executor(),
+    resource_defs={DBT_RESOURCE_KEY: ResourceDefinition.none_resource()},
+)
 def preload_probe():
     second_probe(first_probe())
 

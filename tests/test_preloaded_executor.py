@@ -7,7 +7,8 @@ citybrain/process_gc.py (orchestration/step_process_setup.py). A probe job (test
 project's default executor runs through `dagster job execute`, as a launched run does, against a persistent
 instance: both steps run in processes other than the run's, children of one server process, with Great
 Expectations imported before the step began although neither step imports it, the collector's raised
-threshold and a frozen generation, and the socket of the run's dbt zygote. The same job with
+threshold and a frozen generation, and the socket of the run's dbt zygote (none in a run of the step that
+does not need dbt). The same job with
 ``start_method: spawn`` in its run config shows the opposite, so the probe can tell the two apart. Then the
 project's own ``raw_ingestion`` job runs the same way on a small generated city and succeeds.
 """
@@ -74,13 +75,16 @@ def test_steps_fork_from_a_server_that_loaded_the_code_location(tmp_path, monkey
     _execute(job, None, tmp_path)
     spawn = {"execution": {"config": {"multiprocess": {"start_method": {"spawn": {}}}}}}
     _execute(job, spawn, tmp_path)
+    _execute([*job, "--op-selection", "first_probe"], None, tmp_path)  # the step without dbt, alone
 
     with DagsterInstance.get() as instance:
         runs = instance.get_runs()
-        (preloaded_run,) = [run for run in runs if not run.run_config.get("execution")]
+        (preloaded_run,) = [run for run in runs if not run.run_config and not run.op_selection]
         (spawned_run,) = [run for run in runs if run.run_config.get("execution")]
+        (without_dbt_run,) = [run for run in runs if run.op_selection]
         run_pid, preloaded = _probes(instance, preloaded_run.run_id)
         spawn_pid, spawned = _probes(instance, spawned_run.run_id)
+        _, (without_dbt_probe,) = _probes(instance, without_dbt_run.run_id)
     assert len(preloaded) == len(spawned) == 2
     assert all(p["pid"] != run_pid for p in preloaded)
     assert all(p["great_expectations_loaded"] for p in preloaded)
@@ -95,6 +99,8 @@ def test_steps_fork_from_a_server_that_loaded_the_code_location(tmp_path, monkey
     while Path(zygote_socket).parent.exists():
         assert time.monotonic() < deadline, "the run's dbt zygote outlived its run worker"
         time.sleep(0.2)
+    # A run without dbt steps does not start a zygote (nor import dbt for one).
+    assert without_dbt_probe["dbt_zygote"] == ""
     # Spawned, a step begins without what it does not import itself, and with Python's own collector.
     assert not any(p["great_expectations_loaded"] for p in spawned)
     assert not any(p["gc_youngest_threshold"] == YOUNGEST_GENERATION_THRESHOLD for p in spawned)
@@ -125,3 +131,16 @@ def test_project_job_runs_on_the_preloaded_executor(tmp_path, catalog):
                 and r.event_log_entry.dagster_event.event_type == DagsterEventType.STEP_SUCCESS
             }
     assert {f"raw__{feed.id}" for feed in catalog.feeds} <= steps
+
+
+def test_only_the_project_jobs_with_dbt_steps_start_a_dbt_zygote():
+    from orchestration.definitions import defs
+    from orchestration.executors import runs_dbt
+
+    assert runs_dbt(defs.resolve_job_def("city_nightly"))
+    assert not runs_dbt(defs.resolve_job_def("raw_ingestion"))
+    # One ingestion asset materialised from the UI: the implicit asset job, subset to that asset.
+    everything = defs.resolve_implicit_global_asset_job_def()
+    assert runs_dbt(everything)
+    feed = next(key for key in everything.asset_layer.executable_asset_keys if key.path[0] == "raw")
+    assert not runs_dbt(everything.get_subset(asset_selection={feed}))

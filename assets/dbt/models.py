@@ -15,6 +15,9 @@ from citybrain.catalog import load_catalog
 
 DAILY_MODELS = "tag:daily"  # incremental models partitioned by day (see macros/partition_window.sql)
 INDICATORS = "tag:indicator"  # monthly indicators: downstream of the daily facts, rebuilt whole
+# The resource the dbt steps run dbt with: the name of their ``DbtCliResource`` parameter below, the key
+# orchestration/definitions.py binds it to, and how a run tells whether it has dbt steps (executors.py).
+DBT_RESOURCE_KEY = "dbt"
 
 
 def _has_models_tagged(tag: str) -> bool:

@@ -41,7 +41,7 @@ def run_job(job_name: str, start: str, end: str) -> bool:
     from citybrain.scale import dbt_zygote
     from citybrain.scale.preflight import PreflightError, check_run_configuration
     from orchestration.definitions import defs
-    from orchestration.executors import PRELOADED_MODULES
+    from orchestration.executors import PRELOADED_MODULES, runs_dbt
     from orchestration.progress import execute_with_progress
     from orchestration.warm_imports import warm_imports
 
@@ -60,7 +60,8 @@ def run_job(job_name: str, start: str, end: str) -> bool:
     }
     print(f"{job_name} {start} .. {end}: one line per finished step (Dagster log: CITYBRAIN_LOG_LEVEL=INFO)")
     warm_imports(PRELOADED_MODULES)  # the check steps' Great Expectations, while ingestion runs
-    zygote = dbt_zygote.start_for_this_process()  # dbt imported once for the run's dbt steps
+    # dbt imported once for the run's dbt steps
+    zygote = dbt_zygote.start_for_this_process() if runs_dbt(job) else None
     defer_updates(True)  # Data Docs rendered while the next steps run (citybrain/quality/data_docs.py)
     try:
         with DagsterInstance.get() as instance:
