@@ -195,3 +195,8 @@ where exists (
     {%- endfor -%}
     {{ return(default__get_empty_schema_sql(translated)) }}
 {% endmacro %}
+
+{#- Whether the text `expr` contains a match of the regular expression `pattern` (a quoted literal) anywhere. -#}
+{% macro contains_match(expr, pattern) %}{{ return(adapter.dispatch('contains_match', 'citybrain')(expr, pattern)) }}{% endmacro %}
+{% macro duckdb__contains_match(expr, pattern) %}regexp_matches({{ expr }}, {{ pattern }}){% endmacro %}
+{% macro spark__contains_match(expr, pattern) %}({{ expr }} rlike {{ pattern }}){% endmacro %}
