@@ -105,8 +105,6 @@ def ingest_files(
                 files.remove(delivered)
                 refused.append(exc)
         files.sort(key=lambda f: order[f.relative])
-    with open_warehouse(warehouse) as con:
-        earlier = {f.sha256: find_earlier_load(con, feed.id, f.sha256) for f in files}
 
     def log_file(con, delivered: DeliveredFile, started_at, status: str, message: str, duplicate_of=None):
         """Log a delivered file that loads no rows (a duplicate or a failure)."""
@@ -136,52 +134,58 @@ def ingest_files(
         message = f"same bytes as {loaded_name}, {when}; not loaded again"
         result.entries.append(log_file(con, delivered, started_at, "duplicate", message, loaded_name))
 
-    for problem in refused:  # refused files are logged as failed; the feed's other files still load
-        result.problems.append(str(problem))
-        with open_warehouse(warehouse) as con:
+    # Each connection costs an open (and a checkpoint at close when it wrote): one before reading, for
+    # what needs no reading (refusals, bytes loaded before, the count when nothing is new), and one per
+    # new delivery, which also counts the rows current after the last.
+    with open_warehouse(warehouse) as con:
+        earlier = {f.sha256: find_earlier_load(con, feed.id, f.sha256) for f in files}
+        for problem in refused:  # refused files are logged as failed; the feed's other files still load
+            result.problems.append(str(problem))
             _log_refused(con, feed, partition_key, problem, batch_id, utcnow())
-    for delivered in files:
+        for delivered in files:
+            if earlier[delivered.sha256] is not None:
+                seen_before(con, delivered, utcnow(), earlier[delivered.sha256])
+        new = [f for f in files if earlier[f.sha256] is None]
+        if not new:
+            result.rows_current = current_row_count(con, feed, partition_key)
+    for position, delivered in enumerate(new, start=1):
         started = utcnow()
-        if earlier.get(delivered.sha256) is not None:
-            with open_warehouse(warehouse) as con:
-                seen_before(con, delivered, started, earlier[delivered.sha256])
-            continue
+        batch, failure = None, None  # the previous delivery's rows are let go before the next is read
         try:
             batch = read_delivery(feed, delivered.path, delivered.relative)
         except DeliveryError as exc:
             result.problems.append(str(exc))
-            with open_warehouse(warehouse) as con:
-                log_file(con, delivered, started, "failed", exc.problem)
-            continue
+            failure = exc.problem
         except Exception as exc:  # noqa: BLE001 - a reader bug must still name the file and spare the others
-            problem = f"unexpected {type(exc).__name__} while reading: {exc}"
-            result.problems.append(f"{delivered.relative}: {problem}")
-            with open_warehouse(warehouse) as con:
-                log_file(con, delivered, started, "failed", problem)
-            continue
+            failure = f"unexpected {type(exc).__name__} while reading: {exc}"
+            result.problems.append(f"{delivered.relative}: {failure}")
         with open_warehouse(warehouse) as con:
+            if failure is not None:
+                log_file(con, delivered, started, "failed", failure)
             # Checked again under the lock: another run (or another name in this run) may have loaded
             # these bytes while this one parsed.
-            load = find_earlier_load(con, feed.id, delivered.sha256)
-            if load is not None:
+            elif (load := find_earlier_load(con, feed.id, delivered.sha256)) is not None:
                 seen_before(con, delivered, started, load)
-                continue
-            newer = _newer_snapshot(con, feed, order[delivered.relative]) if feed.snapshot == "full" else None
-            entry = write_batch(
-                con,
-                feed,
-                batch,
-                partition_key=partition_key,
-                sha256=delivered.sha256,
-                file_bytes=delivered.size,
-                batch_id=batch_id,
-                started_at=started,
-                replaces_earlier=True,
-                into_history_of=newer,
-            )
-        result.entries.append(entry)
-    with open_warehouse(warehouse) as con:
-        result.rows_current = current_row_count(con, feed, partition_key)
+            else:
+                newer = (
+                    _newer_snapshot(con, feed, order[delivered.relative]) if feed.snapshot == "full" else None
+                )
+                result.entries.append(
+                    write_batch(
+                        con,
+                        feed,
+                        batch,
+                        partition_key=partition_key,
+                        sha256=delivered.sha256,
+                        file_bytes=delivered.size,
+                        batch_id=batch_id,
+                        started_at=started,
+                        replaces_earlier=True,
+                        into_history_of=newer,
+                    )
+                )
+            if position == len(new):
+                result.rows_current = current_row_count(con, feed, partition_key)
     return result
 
 
