@@ -127,6 +127,43 @@ def test_reingesting_the_same_file_adds_nothing(lake, catalog):
     assert query(lake, "SELECT count(*) FROM raw.ingestion_log") == [(1,)]
 
 
+def test_a_feed_opens_the_warehouse_once_before_reading_and_once_per_new_delivery(lake, catalog, monkeypatch):
+    """Each open of the warehouse file costs a DuckDB open (and a checkpoint at close after a write), once
+    per feed and night: files loaded before, and the count of current rows, need no connection of their own."""
+    from citybrain.warehouse import Warehouse
+
+    landing = lake / "landing"
+    for day, ids in (("20261120", ["330102199001011234"]), ("20261121", ["330102199001011235"])):
+        write(
+            landing,
+            f"public_security/household_registry_{day}.csv",
+            registry_csv([REGISTRY_ROW.format(id=i, n=n) for n, i in enumerate(ids)], catalog),
+        )
+    ingest(lake, catalog, "household_registry", batch="run-1")
+    write(
+        landing,
+        "public_security/household_registry_20261122.csv",
+        registry_csv([REGISTRY_ROW.format(id=f"33010219900101123{n}", n=n) for n in range(3)], catalog),
+    )
+    opened = []
+    connect = Warehouse.connect
+
+    def counted(self, *args, **kwargs):
+        opened.append(self.path)
+        return connect(self, *args, **kwargs)
+
+    monkeypatch.setattr(Warehouse, "connect", counted)
+    night = ingest(lake, catalog, "household_registry", batch="run-2")
+    assert len(opened) == 2 and night.rows_loaded == 3 and night.rows_current == 3
+    assert sorted(night.unchanged) == [
+        "public_security/household_registry_20261120.csv",
+        "public_security/household_registry_20261121.csv",
+    ]
+    opened.clear()
+    again = ingest(lake, catalog, "household_registry", batch="run-3")
+    assert len(opened) == 1 and again.entries == [] and again.rows_current == 3
+
+
 def test_a_file_loaded_by_another_run_meanwhile_is_not_loaded_twice(lake, catalog, monkeypatch):
     """Two runs find the same new file; the second finishes parsing after the first loaded it."""
     import citybrain.ingest.pipeline as pipeline
