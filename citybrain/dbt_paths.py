@@ -7,8 +7,10 @@ directory from here so the path is written once.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from citybrain.settings import REPO_ROOT
@@ -29,3 +31,19 @@ def manifest_path() -> Path:
             cwd=DBT_PROJECT_DIR, check=True,
         )  # fmt: skip
     return MANIFEST_PATH
+
+
+def read_manifest(path: Path | None = None, wait_seconds: float = 10.0) -> dict:
+    """The parsed manifest at ``path`` (default: :func:`manifest_path`). dbt rewrites ``target/manifest.json``
+    in place, not by renaming a finished file, so a reader in another process (the quality gate beside a
+    ``dbt parse``) can find it half-written: a file that does not parse is read again until it does or
+    ``wait_seconds`` have passed, and only then is the error raised."""
+    path = Path(path) if path else manifest_path()
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)

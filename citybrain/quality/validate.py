@@ -205,7 +205,7 @@ def _model_feeds(key: tuple[str, float]) -> dict[str, tuple[str, ...]]:
     """Model name -> the raw feeds upstream of it, from the manifest (read once per manifest version)."""
     from citybrain.lineage.tables import upstream_feeds
 
-    manifest = json.loads(Path(key[0]).read_text(encoding="utf-8"))
+    manifest = dbt_paths.read_manifest(Path(key[0]))
     return {
         node["name"]: tuple(upstream_feeds(manifest, uid))
         for uid, node in manifest["nodes"].items()
@@ -286,7 +286,7 @@ def _catalog_schemas(key: tuple[str, float]) -> dict[str, tuple[tuple[str, str],
 
 @cache
 def _model_schemas(key: tuple[str, float]) -> dict[str, tuple[tuple[str, str], ...]]:
-    manifest = json.loads(Path(key[0]).read_text(encoding="utf-8"))
+    manifest = dbt_paths.read_manifest(Path(key[0]))
     return {
         node["name"]: tuple(
             (name, _canonical_type(column.get("data_type") or "VARCHAR"))

@@ -10,13 +10,13 @@ documented in docs/RESOURCE_CATALOG.md.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from citybrain import dbt_paths
 from citybrain.catalog import Catalog, Feed
 from citybrain.lineage.columns import feed_columns
 from citybrain.reference.city import City
@@ -653,4 +653,4 @@ def build_catalog(
 
 
 def load_manifest(path: Path) -> dict:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    return dbt_paths.read_manifest(Path(path))
