@@ -16,6 +16,7 @@ import duckdb
 import pytest
 import yaml
 
+from citybrain.dbt_paths import read_manifest
 from citybrain.ingest.warehouse import run_sql, sql_text
 from citybrain.privacy import dp
 from citybrain.publication import live_version, publish, tier_path
@@ -259,16 +260,12 @@ def test_noise_variance_matches_the_laplace_scale(lake, monkeypatch):
 def test_the_shipped_configuration_fits_the_open_models(monkeypatch):
     """catalog/privacy.yaml is off by default, parses, and names only columns the dbt models declare
     (read from the compiled manifest), in tables classified open; a divide_by_var is the dbt var's value."""
-    import json
-
     from citybrain.settings import REPO_ROOT
 
     monkeypatch.delenv("CITYBRAIN_PRIVACY", raising=False)
     settings = dp.dp_settings()
     assert not settings.enabled and settings.tables
-    manifest = json.loads(
-        (REPO_ROOT / "dbt_project" / "target" / "manifest.json").read_text(encoding="utf-8")
-    )
+    manifest = read_manifest()  # read again if another worker's dbt is rewriting it
     models = {
         n["name"]: n
         for n in manifest["nodes"].values()
