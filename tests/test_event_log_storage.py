@@ -4,10 +4,13 @@ A fresh DAGSTER_HOME with the packaged dagster.yaml really runs a job whose asse
 as a dbt step does (a planned and an evaluated check event each). What it stored is read back by
 Dagster's own, unmodified ``SqliteEventLogStorage`` on the same directory (the files are Dagster's, a
 lake can switch either way), and the SQLite connections opened on the event-log files are counted:
-Dagster's storage opens three per check evaluation, this one keeps its connections.
+Dagster's storage opens three per check evaluation, this one keeps its connections. The events Dagster
+plans when it creates a run arrive as one batch, stored in one transaction per file.
 """
 
+import logging
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -17,16 +20,19 @@ from dagster import (
     AssetCheckSpec,
     AssetKey,
     DagsterInstance,
+    Definitions,
     MaterializeResult,
     asset,
+    define_asset_job,
     materialize,
 )
+from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from sqlalchemy import Engine, event
 
 from citybrain.settings import REPO_ROOT
-from orchestration.event_log_storage import ReusingSqliteEventLogStorage
+from orchestration.event_log_storage import BATCH_SIZE_ENV, ReusingSqliteEventLogStorage
 
 CONFIG = REPO_ROOT / "orchestration" / "instance" / "dagster.yaml"
 CHECKS = 60
@@ -39,8 +45,17 @@ def checked_table():
         yield AssetCheckResult(check_name=f"rule_{n}", passed=n % 3 != 0)
 
 
+@asset(check_specs=[AssetCheckSpec(f"rule_{n}", asset="other_table") for n in range(CHECKS)])
+def other_table():
+    yield MaterializeResult()
+    for n in range(CHECKS):
+        yield AssetCheckResult(check_name=f"rule_{n}", passed=True)
+
+
 @pytest.fixture
-def instance(lake):
+def instance(lake, monkeypatch):
+    monkeypatch.setenv(BATCH_SIZE_ENV, "0")  # recorded, so that the storage's default is undone after
+    monkeypatch.delenv(BATCH_SIZE_ENV)
     shutil.copyfile(CONFIG, lake / "dagster_home" / "dagster.yaml")
     with DagsterInstance.get() as instance:
         yield instance
@@ -60,6 +75,22 @@ def event_log_connects(lake):
     event.listen(Engine, "connect", on_connect)
     yield opened
     event.remove(Engine, "connect", on_connect)
+
+
+@pytest.fixture
+def event_log_commits(lake):
+    """Paths of the event-log files (history/runs/) of every transaction committed on them."""
+    runs_dir = (lake / "dagster_home" / "history" / "runs").resolve()
+    committed: list[Path] = []
+
+    def on_commit(conn):
+        file = Path(conn.engine.url.database or "")
+        if file.name and file.resolve().parent == runs_dir:
+            committed.append(file)
+
+    event.listen(Engine, "commit", on_commit)
+    yield committed
+    event.remove(Engine, "commit", on_commit)
 
 
 def _stock_storage(lake: Path) -> SqliteEventLogStorage:
@@ -164,3 +195,71 @@ def test_a_table_not_there_is_asked_again(instance):
     assert storage.has_table("asset_check_executions")
     assert not storage.has_table("no_such_table")
     assert "no_such_table" not in storage._tables_seen
+
+
+def _planned_job():
+    return Definitions(
+        assets=[checked_table, other_table],
+        jobs=[define_asset_job("planned", ["checked_table", "other_table"])],
+    ).resolve_job_def("planned")
+
+
+@pytest.mark.parametrize("batch_size", [None, "0"])
+def test_the_events_planned_for_a_new_run_are_stored_in_one_transaction_per_file(
+    instance, lake, event_log_commits, monkeypatch, batch_size
+):
+    """Creating a run plans an event per asset and check: one batch. The storage turns batching on for
+    its process (unset: its default); set to 0 by the user, each event is stored on its own, as before."""
+    if batch_size is not None:
+        monkeypatch.setenv(BATCH_SIZE_ENV, batch_size)
+    run = instance.create_run_for_job(_planned_job())
+    planned = 2 + 2 * CHECKS
+    stock = _stock_storage(lake)
+    try:
+        kinds = [
+            r.event_log_entry.dagster_event_type.value for r in stock.get_records_for_run(run.run_id).records
+        ]
+        assert kinds.count("ASSET_MATERIALIZATION_PLANNED") == 2
+        assert kinds.count("ASSET_CHECK_EVALUATION_PLANNED") == 2 * CHECKS
+        assert stock.get_latest_planned_materialization_info(AssetKey("other_table")).run_id == run.run_id
+    finally:
+        stock.dispose()
+    files = {f"{run.run_id}.db", "index.db"}
+    if batch_size is None:
+        # The batch: one transaction per file; the rest is Dagster creating the new run's file (its schema).
+        assert len(event_log_commits) <= 8, [p.name for p in event_log_commits]
+    else:
+        assert len(event_log_commits) >= planned
+        assert {p.name for p in event_log_commits} == files
+
+
+def test_a_batch_that_fails_stores_none_of_its_events(instance, lake):
+    """A batch is all or nothing (Dagster then stores its events one by one), and the storage is
+    usable after it."""
+    run = instance.create_run_for_job(_planned_job())
+    storage = instance.event_log_storage
+    before = len(storage.get_records_for_run(run.run_id, limit=10_000).records)
+
+    def entry(message: str) -> EventLogEntry:
+        return EventLogEntry(
+            error_info=None,
+            level=logging.INFO,
+            user_message=message,
+            run_id=run.run_id,
+            timestamp=time.time(),
+        )
+
+    with pytest.raises(Exception, match="event"):
+        storage.store_event_batch([entry("first of a failed batch"), "not an event"])
+    storage.store_event(entry("stored after"))
+    stock = _stock_storage(lake)
+    try:
+        messages = [
+            r.event_log_entry.user_message
+            for r in stock.get_records_for_run(run.run_id, limit=10_000).records
+        ]
+        assert len(messages) == before + 1
+        assert "first of a failed batch" not in messages
+        assert messages[-1] == "stored after"
+    finally:
+        stock.dispose()
