@@ -221,3 +221,56 @@ def test_a_column_of_one_type_becomes_the_same_text_as_value_by_value():
     for name, (values, expected) in columns.items():
         assert sql_feed._as_text(values) == expected, name
         assert [to_text(v) for v in values] == expected, name
+
+
+@pytest.mark.parametrize("name", ["sqlite", "postgresql", "mariadb"])
+def test_chunks_of_columns_hold_what_sqlalchemy_rows_hold(lake, name):
+    """``column_chunks`` skips building a Row per record but must give the values SQLAlchemy's rows give
+    (its result processors applied: a SQLite NUMERIC as Decimal, a DATE as date), chunk by chunk. It
+    relies on two SQLAlchemy internals; on the pinned release both must be there (else it falls back to
+    building rows, correct but slower)."""
+    from datetime import date, datetime
+    from decimal import Decimal
+
+    url = f"sqlite:///{lake / 'chunks.sqlite'}" if name == "sqlite" else _server_url(name)
+    engine = sa.create_engine(url)
+    metadata = sa.MetaData()
+    table = sa.Table(
+        f"chunks_{uuid.uuid4().hex[:8]}",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("amount", sa.Numeric(12, 2)),
+        sa.Column("ratio", sa.Float),
+        sa.Column("day", sa.Date),
+        sa.Column("at", sa.DateTime),
+        sa.Column("active", sa.Boolean),
+        sa.Column("label", sa.String(20)),
+    )
+    metadata.create_all(engine)
+    rows = [
+        {"id": n, "amount": Decimal(f"{n * 1000}.5") if n % 3 else None, "ratio": n / 4 if n % 2 else None,
+         "day": date(2026, 1, n), "at": datetime(2026, 11, 20, n, 0, 0) if n != 4 else None,
+         "active": n % 2 == 0, "label": f"标签{n}" if n != 2 else None}
+        for n in range(1, 6)
+    ]  # fmt: skip
+    query = sa.select(*table.c).order_by(table.c.id)
+    try:
+        with engine.begin() as con:
+            con.execute(table.insert(), rows)
+        with engine.connect() as con:
+            expected = [
+                [list(column) for column in zip(*chunk, strict=True)]
+                for chunk in con.execution_options(stream_results=True).execute(query).partitions(2)
+            ]
+            result = con.execution_options(stream_results=True).execute(query)
+            assert callable(getattr(result, "_fetchmany_impl", None)), "SQLAlchemy renamed _fetchmany_impl"
+            assert isinstance(getattr(result._metadata, "_processors", None), list), (
+                "SQLAlchemy renamed _processors"
+            )
+            chunks = list(sql_feed.column_chunks(result, 2))
+        assert [len(chunk[0]) for chunk in chunks] == [2, 2, 1]
+        assert chunks == expected
+        assert [type(v) for v in chunks[0][1]] == [Decimal, Decimal]  # the processor's type, on every driver
+    finally:
+        metadata.drop_all(engine)
+        engine.dispose()
