@@ -1,7 +1,8 @@
 """Which kind of rule lives where, and the check that no expectation repeats a dbt test.
 
 dbt tests and contracts guard structure: keys (``unique``, ``citybrain_unique_combination``), not-null
-columns, relationships, accepted values, and the declared column names and types (an enforced contract).
+columns (``citybrain_not_null``, one test per model), relationships, accepted values, and the declared
+column names and types (an enforced contract).
 They run inside ``dbt build``, before any Great Expectations suite of the pool, and an error-severity
 failure stops the step. Great Expectations guards what dbt cannot express: distributions and shares,
 volume against earlier partitions, cross-field and cross-partition comparisons, row-level validity against
@@ -28,6 +29,9 @@ SAME_RULE = {
     "expect_column_values_to_be_in_set": "accepted_values",
     "expect_compound_columns_to_be_unique": "citybrain_unique_combination",
 }
+NOT_NULL_COLUMNS = (
+    "citybrain_not_null"  # our not_null of several columns (tests/generic/citybrain_not_null.sql)
+)
 
 
 def dbt_rules(manifest: Mapping[str, Any]) -> dict[str, list[tuple[str, str | None, Any]]]:
@@ -50,6 +54,11 @@ def dbt_rules(manifest: Mapping[str, Any]) -> dict[str, list[tuple[str, str | No
                 continue
             metadata = node["test_metadata"]
             kwargs = metadata.get("kwargs", {})
+            if metadata["name"] == NOT_NULL_COLUMNS:  # one test for many columns: a not_null on each
+                rules.setdefault(attached, []).extend(
+                    ("not_null", c, kwargs) for c in kwargs.get("columns", [])
+                )
+                continue
             rules.setdefault(attached, []).append((metadata["name"], kwargs.get("column_name"), kwargs))
     return rules
 
