@@ -29,9 +29,8 @@ SAME_RULE = {
     "expect_column_values_to_be_in_set": "accepted_values",
     "expect_compound_columns_to_be_unique": "citybrain_unique_combination",
 }
-NOT_NULL_COLUMNS = (
-    "citybrain_not_null"  # our not_null of several columns (tests/generic/citybrain_not_null.sql)
-)
+# Our not_null of several columns at once (dbt_project/tests/generic/citybrain_not_null.sql).
+NOT_NULL_COLUMNS = "citybrain_not_null"
 
 
 def dbt_rules(manifest: Mapping[str, Any]) -> dict[str, list[tuple[str, str | None, Any]]]:
