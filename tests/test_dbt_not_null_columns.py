@@ -4,16 +4,12 @@ hand: it fails, and its rows name each column that holds nulls with how many (co
 written, not by the test's SQL)."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 
-from citybrain.settings import REPO_ROOT
+from tests.dbt_project_cli import run_dbt
 
-DBT_DIR = REPO_ROOT / "dbt_project"
 MODEL = "int_spatial__grid_cells"  # intermediate schema; its not-null columns below
 COLUMNS = ["grid_id", "center_lng", "center_lat", "district_code", "district_method"]
 ROWS = [
@@ -22,20 +18,6 @@ ROWS = [
     ("883", 120.3, None, None, "county_polygon_edge"),
     ("884", 120.4, 30.5, "330106", "county_polygon"),
 ]
-
-
-def _dbt(command: list[str], target: Path, warehouse: Path) -> subprocess.CompletedProcess:
-    dbt = Path(sys.executable).with_name("dbt")
-    env = {**os.environ, "CITYBRAIN_WAREHOUSE": str(warehouse)}
-    for name in ("CITYBRAIN_MIN_DATE", "CITYBRAIN_MAX_DATE"):
-        env.pop(name, None)
-    return subprocess.run(
-        [str(dbt), *command, "--profiles-dir", ".", "--target-path", str(target), "--log-path", str(target)],
-        cwd=DBT_DIR,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
 
 
 def _warehouse(tmp_path: Path, rows) -> Path:
@@ -54,7 +36,7 @@ def _run_test(tmp_path: Path, rows) -> tuple[dict, list]:
     warehouse = _warehouse(tmp_path, rows)
     target = tmp_path / "target"
     selector = f"{MODEL}_columns_not_null"  # the test's name in the model's YAML
-    run = _dbt(["test", "--select", selector], target, warehouse)
+    run = run_dbt(["test", "--select", selector], target, warehouse)
     results = json.loads((target / "run_results.json").read_text(encoding="utf-8"))["results"]
     assert len(results) == 1, run.stdout[-3000:]
     compiled = next((target / "compiled").rglob(f"{MODEL}_columns_not_null.sql")).read_text(encoding="utf-8")

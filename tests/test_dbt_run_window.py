@@ -2,45 +2,22 @@
 run_window), so a new day every night keeps dbt's partial parsing; the daily facts' tests check only
 those days (macros/test_window.sql)."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import duckdb
 
-from citybrain.settings import REPO_ROOT
+from tests.dbt_project_cli import run_dbt
 
-DBT_DIR = REPO_ROOT / "dbt_project"
 FACT = "fct_presence_hourly"
-
-
-def _dbt(command: list[str], target: Path, warehouse: Path, day: str) -> subprocess.CompletedProcess:
-    dbt = Path(sys.executable).with_name("dbt")
-    env = {
-        **os.environ,
-        "CITYBRAIN_WAREHOUSE": str(warehouse),
-        "CITYBRAIN_MIN_DATE": day,
-        "CITYBRAIN_MAX_DATE": day,
-    }
-    return subprocess.run(
-        [str(dbt), *command, "--profiles-dir", ".", "--target-path", str(target), "--log-path", str(target)],
-        cwd=DBT_DIR,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
 
 
 def test_a_new_day_keeps_partial_parsing_and_windows_the_daily_tests(tmp_path):
     warehouse = tmp_path / "warehouse.duckdb"
     duckdb.connect(str(warehouse)).close()
     target = tmp_path / "target"
-    first = _dbt(["parse"], target, warehouse, "2026-01-01")
+    first = run_dbt(["parse"], target, warehouse, "2026-01-01")
     assert first.returncode == 0, first.stdout[-2000:]
     first_log = len((target / "dbt.log").read_text(encoding="utf-8"))
 
-    second = _dbt(["compile", "--select", f"test_type:generic,{FACT}"], target, warehouse, "2026-01-02")
+    second = run_dbt(["compile", "--select", f"test_type:generic,{FACT}"], target, warehouse, "2026-01-02")
     assert second.returncode == 0, second.stdout[-2000:]
     log = (target / "dbt.log").read_text(encoding="utf-8")[first_log:]  # the second invocation's
     # Not even the files that use the window are parsed again (as with --vars, the whole project was).
