@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -13,7 +12,7 @@ from typing import Any
 
 from dagster_dbt import DbtProject
 
-from citybrain.dbt_paths import DBT_PROJECT_DIR
+from citybrain.dbt_paths import DBT_PROJECT_DIR, read_manifest
 
 
 def _installed_dbt_on_path() -> None:
@@ -47,5 +46,6 @@ citybrain_dbt_project = dbt_project()
 def parsed_manifest() -> dict[str, Any]:
     """The project's ``target/manifest.json``, parsed once per process: the three ``@dbt_assets``, the
     publication's dependencies and the row counts all read this one copy (each definitions load used to
-    parse the file three times). Treat it as read-only."""
-    return json.loads(citybrain_dbt_project.manifest_path.read_text(encoding="utf-8"))
+    parse the file three times). Treat it as read-only. Read again if caught while another process's dbt
+    rewrites it in place (``read_manifest``)."""
+    return read_manifest(citybrain_dbt_project.manifest_path)
