@@ -37,6 +37,11 @@ def _server_url(name: str) -> str:
     return url
 
 
+def _engine_on(name: str, sqlite_file) -> sa.Engine:
+    """An engine on the named database: a SQLite file at ``sqlite_file``, else the running server."""
+    return sa.create_engine(f"sqlite:///{sqlite_file}" if name == "sqlite" else _server_url(name))
+
+
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def database(request, tmp_path):
     if request.param == "sqlite":
@@ -150,8 +155,7 @@ def test_typed_columns_arrive_as_the_text_each_database_gives(lake, catalog, nam
     from datetime import date, datetime
     from decimal import Decimal
 
-    url = f"sqlite:///{lake / 'typed.sqlite'}" if name == "sqlite" else _server_url(name)
-    engine = sa.create_engine(url)
+    engine = _engine_on(name, lake / "typed.sqlite")
     metadata = sa.MetaData()
     table = sa.Table(
         f"typed_{uuid.uuid4().hex[:8]}",
@@ -232,8 +236,7 @@ def test_chunks_of_columns_hold_what_sqlalchemy_rows_hold(lake, name):
     from datetime import date, datetime
     from decimal import Decimal
 
-    url = f"sqlite:///{lake / 'chunks.sqlite'}" if name == "sqlite" else _server_url(name)
-    engine = sa.create_engine(url)
+    engine = _engine_on(name, lake / "chunks.sqlite")
     metadata = sa.MetaData()
     table = sa.Table(
         f"chunks_{uuid.uuid4().hex[:8]}",
