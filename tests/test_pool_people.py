@@ -324,7 +324,8 @@ def test_dbt_ran_the_people_checks(city):
 
 def test_the_identifier_check_fails_on_an_id_or_a_mobile_planted_in_the_pool(city, tmp_path):
     """people_no_identifiers_in_pool on a copy of the pool with a real resident's ID written into an
-    enterprise name and a mobile number into an enrolment status: exactly those two rows fail; an
+    enterprise name and into an enrolment status (the same ID twice: each row fails, though the ID is
+    checked once) and a mobile number into another enrolment status: exactly those three rows fail; an
     18-digit number whose check digit is wrong, a pseudonym and short values do not."""
     warehouse = tmp_path / "warehouse.duckdb"
     shutil.copyfile(city["home"] / "warehouse.duckdb", warehouse)
@@ -343,11 +344,15 @@ def test_the_identifier_check_fails_on_an_id_or_a_mobile_planted_in_the_pool(cit
         con.execute(
             "UPDATE pool.fct_insurance_enrolment SET status = '13912345678' WHERE insured_id = (SELECT min(insured_id) FROM pool.fct_insurance_enrolment)"
         )
+        con.execute(
+            "UPDATE pool.fct_insurance_enrolment SET status = ? WHERE insured_id = (SELECT max(insured_id) FROM pool.fct_insurance_enrolment)",
+            [f"证件:{resident_id}"],
+        )
     finally:
         con.close()
     proc = dbt_build(warehouse, tmp_path / "target", ["people_no_identifiers_in_pool"])
     assert proc.returncode == 1, proc.stdout[-3000:]
-    assert re.search(r"FAIL 2 people_no_identifiers_in_pool\b", proc.stdout), proc.stdout[-3000:]
+    assert re.search(r"FAIL 3 people_no_identifiers_in_pool\b", proc.stdout), proc.stdout[-3000:]
 
 
 def test_registry_snapshot_tells_where_a_resident_lived_on_a_date(city, tmp_path):
