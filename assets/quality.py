@@ -13,7 +13,10 @@ metadata lists each failed expectation with its unexpected count and examples wh
 every detail.
 
 One check step per step that produces the datasets (all raw feeds; each dbt step), so GX starts once
-per step and a step's checks can block the next step without a cycle.
+per step and a step's checks can block the next step without a cycle. A check step goes before any other
+step that is ready at the same time (``CHECK_STEP_TAGS``): the daily dbt step does not wait for the pool's
+checks, and without the priority the two check steps ran back to back, the second waiting for the first's
+Data Docs (citybrain/quality/data_docs.py), instead of each rendering while a dbt step runs.
 """
 
 from collections import defaultdict
@@ -34,6 +37,8 @@ from assets.resources import WarehouseResource
 from citybrain.quality.suites import SuiteSpec, load_suites
 from citybrain.warehouse import Warehouse
 
+# Dagster's executors start the ready step with the highest ``dagster/priority`` first (default 0).
+CHECK_STEP_TAGS = {"dagster/priority": "1"}
 BLOCKING_CHECK = "gx_blocking"
 WARNING_CHECK = "gx_warnings"
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
@@ -74,7 +79,13 @@ def _check_step(producer: str, suites: list[SuiteSpec]):
             )
         )
 
-    @multi_asset_check(specs=specs, name=f"gx_{producer}", can_subset=True, compute_kind="great_expectations")
+    @multi_asset_check(
+        specs=specs,
+        name=f"gx_{producer}",
+        can_subset=True,
+        compute_kind="great_expectations",
+        op_tags=CHECK_STEP_TAGS,
+    )
     def gx_checks(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
         from citybrain.quality.data_docs import update_data_docs_soon, wait_for_data_docs
         from citybrain.quality.validate import record_outcomes, validate_suites

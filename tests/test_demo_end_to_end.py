@@ -54,6 +54,17 @@ def test_the_nightly_job_succeeds_and_loads_every_feed(city, catalog):
     ]
 
 
+def test_each_dbt_step_is_followed_by_its_check_step(city):
+    """A check step starts as soon as the dbt step it checks has finished, before the next dbt step that is
+    ready too: the check steps' Data Docs then render while a dbt step runs, and no check step waits for
+    another's (assets/quality.py). Without the priority, Dagster took the daily models first."""
+    started = [e.step_key for e in city["result"].all_events if e.is_step_start]
+    dbt_steps = [key for key in started if key.startswith("citybrain_dbt_")]
+    assert dbt_steps == ["citybrain_dbt_models", "citybrain_dbt_daily_models", "citybrain_dbt_indicators"]
+    for producer in dbt_steps:
+        assert started[started.index(producer) + 1] == f"gx_{producer}", started
+
+
 def test_quarantine_equals_the_injected_row_defects_exactly(city):
     expected = {
         (d["file"], int(d["row_number"]), d["defect"])
