@@ -29,8 +29,16 @@ def _target(argv: list[str]) -> str:
 
 def import_dbt() -> None:
     """Import what a dbt run on DuckDB imports: dbt's command line, the adapter, our plugin (the zygote's
-    preparation, citybrain/scale/dbt_zygote.py)."""
+    preparation, citybrain/scale/dbt_zygote.py), and what the plugin's Python functions import when DuckDB
+    first calls one: pyarrow imports pandas the first time it converts a Python value (0.4 s, in every dbt
+    step that builds a model with a ``cb_*`` function; the children share the zygote's pages), DuckDB
+    pyarrow's dataset modules when it hands a vector over."""
     import dbt.adapters.duckdb  # noqa: F401
+    import pandas  # noqa: F401
+    import pyarrow.compute  # noqa: F401
+    import pyarrow.dataset  # noqa: F401
+    import pyarrow.pandas_compat  # noqa: F401
+    import pyarrow.substrait  # noqa: F401
     from dbt.cli.main import cli  # noqa: F401
 
     import citybrain.transform.dbt_plugin  # noqa: F401
