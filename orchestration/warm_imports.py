@@ -34,12 +34,13 @@ IMPORTED_HERE_FIRST = ("sqlalchemy.orm", "numpy", "pyarrow", "pandas")
 
 
 def warm_imports(
-    modules: list[str], first_here: tuple[str, ...] = IMPORTED_HERE_FIRST
+    modules: list[str], first_here: tuple[str, ...] = IMPORTED_HERE_FIRST, calls: tuple[str, ...] = ()
 ) -> threading.Thread | None:
     """Import ``first_here`` in this thread, then start importing the ``modules`` not imported yet in a
-    daemon thread; the thread, or None when there is nothing to import."""
+    daemon thread, and calling ``calls`` ("module:function", each reading ahead what a later step reads;
+    a failure is left to that step, as for an import); the thread, or None when there is nothing to do."""
     missing = [m for m in modules if m not in sys.modules]
-    if not missing:
+    if not missing and not calls:
         return None
     for module in first_here:
         importlib.import_module(module)
@@ -50,6 +51,12 @@ def warm_imports(
                 importlib.import_module(module)
             except Exception as exc:  # noqa: BLE001 - the step that needs it imports it again and reports
                 log.debug("warm import of %s failed (the step that needs it will say why): %s", module, exc)
+        for call in calls:
+            module, _, function = call.partition(":")
+            try:
+                getattr(importlib.import_module(module), function)()
+            except Exception as exc:  # noqa: BLE001 - the step that needs it does it again and reports
+                log.debug("warm call %s failed (the step that needs it will say why): %s", call, exc)
 
     thread = threading.Thread(target=run, name="citybrain-warm-imports", daemon=True)
     thread.start()

@@ -189,10 +189,18 @@ def run_values(con: duckdb.DuckDBPyConnection, suite: SuiteSpec, partition: str 
     )
 
 
+def prepare_run_values() -> None:
+    """Read now what every suite's run values read from the lake's files (the city's county extents: about
+    1.3 s, the county polygons converted to WGS-84; the catalog), not in the first check step: ``citybrain
+    run`` calls this in its warm-up thread while ingestion runs (orchestration/warm_imports.py)."""
+    _city_counties()
+    _catalog(_file_key(settings.catalog_path()))
+
+
 def _daily_feeds_of(suite: SuiteSpec) -> list:
     """The daily-partitioned catalog feeds a dataset is built from: a raw feed itself, or the raw feeds
     upstream of a dbt model (through any models and snapshots)."""
-    catalog = load_catalog(settings.catalog_path())
+    catalog = _catalog(_file_key(settings.catalog_path()))
     if suite.schema_name == "raw":
         names: tuple[str, ...] = (suite.table_name,)
     else:
@@ -233,10 +241,20 @@ def _city_counties() -> dict[str, tuple[tuple[float, float, float, float] | None
     """The configured city's current counties with the extent of their boundary polygon, from the same
     source as reference.county_boundaries (so raw feeds can be checked before, or without, the reference
     asset): code -> ((min_lng, min_lat, max_lng, max_lat) or None, why there is none)."""
+    return _counties(_city_county_codes(_file_key(settings.city_config_path())))
+
+
+@cache
+def _city_county_codes(key: tuple[str, float]) -> tuple[str, ...]:
     from citybrain.reference.city import load_city
 
-    path = settings.city_config_path()
-    return _counties(tuple(load_city(path).counties))
+    return tuple(load_city(Path(key[0])).counties)
+
+
+@cache
+def _catalog(key: tuple[str, float]):
+    """The catalog, read once per file version (every suite of a check step asks for its feeds)."""
+    return load_catalog(Path(key[0]))
 
 
 @cache

@@ -18,6 +18,8 @@ from orchestration.cli.summaries import print_gate_summary, print_run_summary
 from orchestration.dagster_home import dagster_home
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+# Read ahead by the warm-up thread of `citybrain run` (orchestration/warm_imports.py).
+WARM_CALLS = ("citybrain.quality.validate:prepare_run_values",)
 
 
 def yesterday() -> date:
@@ -59,7 +61,8 @@ def run_job(job_name: str, start: str, end: str) -> bool:
         PROCESS_TAG: process_token(os.getpid()),
     }
     print(f"{job_name} {start} .. {end}: one line per finished step (Dagster log: CITYBRAIN_LOG_LEVEL=INFO)")
-    warm_imports(PRELOADED_MODULES)  # the check steps' Great Expectations, while ingestion runs
+    # the check steps' Great Expectations and their suites' run values, while ingestion runs
+    warm_imports(PRELOADED_MODULES, calls=WARM_CALLS)
     # dbt imported once for the run's dbt steps
     zygote = dbt_zygote.start_for_this_process() if runs_dbt(job) else None
     defer_updates(True)  # Data Docs rendered while the next steps run (citybrain/quality/data_docs.py)
