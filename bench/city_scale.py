@@ -14,7 +14,9 @@ What one invocation does, in a lake of its own (``--work``/r<residents>-d<days>,
 2. ``citybrain run`` for day 1 alone, then days 2..N-1 as one backfill run, then day N alone: day 1
    and day N are each one nightly partition end to end (ingest, reference, dbt's three steps with
    their tests, the GX checks, publication, the resource catalog), each in a child process whose
-   whole process tree (dbt runs in subprocesses) is polled for resident memory. Day N is *the*
+   whole process tree (dbt runs in subprocesses) is polled for resident memory (the sum of the
+   processes' RSS, the target's measure, and of their PSS, which counts a page the dbt zygote shares
+   with the dbt step it forked once instead of twice). Day N is *the*
    nightly partition: N-1 days of history are loaded when it runs, as on a real night.
 3. The floor of day 1 (right after its run, before later deliveries replace its files) and of day N:
    one bare DuckDB process on a copy of the warehouse as that night left it, with the same memory
@@ -106,22 +108,27 @@ def _children_map() -> dict[int, list[int]]:
     return children
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of a process and all its descendants (pages shared between them count twice)."""
+def tree_memory_bytes(pid: int) -> tuple[int, int]:
+    """Memory of a process and all its descendants: resident (pages shared between them count once per
+    process: a dbt step forked from the run's dbt zygote counts the zygote's pages twice) and proportional
+    (the kernel's PSS: a page shared by n processes counts 1/n in each, so the tree's pages count once)."""
     children = _children_map()
-    total, todo = 0, [pid]
+    rss = pss = 0
+    todo = [pid]
     while todo:
         current = todo.pop()
         todo += children.get(current, [])
         with contextlib.suppress(OSError, IndexError, ValueError):  # a process that just ended
-            total += int(Path(f"/proc/{current}/statm").read_text().split()[1]) * PAGE
-    return total
+            rss += int(Path(f"/proc/{current}/statm").read_text().split()[1]) * PAGE
+            rollup = Path(f"/proc/{current}/smaps_rollup").read_text()
+            pss += int(re.search(r"^Pss:\s+(\d+) kB", rollup, re.MULTILINE)[1]) * 1024
+    return rss, pss
 
 
 def measured(
     name: str, command: list[str], env: dict, logs: Path, interval: float = 0.25
 ) -> tuple[dict, str]:
-    """Run a child to completion; its wall time, the peak RSS of its process tree (polled) and the
+    """Run a child to completion; its wall time, the peak RSS and PSS of its process tree (polled) and the
     largest peak RSS of any one process in it (the kernel's, from wait4). Output goes to logs/<name>.log."""
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{name}.log"
@@ -130,12 +137,13 @@ def measured(
     started, started_wall = time.monotonic(), time.time()
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        peak = 0
+        peak = peak_pss = 0
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
-            peak = max(peak, tree_rss_bytes(process.pid))
+            rss, pss = tree_memory_bytes(process.pid)
+            peak, peak_pss = max(peak, rss), max(peak_pss, pss)
             time.sleep(interval)
     seconds = time.monotonic() - started
     output = log_path.read_text(encoding="utf-8", errors="replace")
@@ -146,12 +154,17 @@ def measured(
     result = {
         "seconds": round(seconds, 1),
         "peak_tree_rss_mb": round(peak / 2**20),
+        "peak_tree_pss_mb": round(peak_pss / 2**20),
         "peak_process_rss_mb": round(usage.ru_maxrss / 1024),
         "log": str(log_path),
         "wall_start": started_wall,
         "wall_end": started_wall + seconds,
     }
-    print(f"    {seconds:8.1f} s, peak {result['peak_tree_rss_mb']} MB (process tree)", flush=True)
+    print(
+        f"    {seconds:8.1f} s, peak {result['peak_tree_rss_mb']} MB (process tree; PSS "
+        f"{result['peak_tree_pss_mb']} MB)",
+        flush=True,
+    )
     return result, output
 
 
@@ -597,6 +610,8 @@ def ratios(r: dict) -> dict:
         "startup_share": nightly["shares"]["startup"],
         "peak_memory_gb": round(nightly["peak_tree_rss_mb"] / 1024, 2),
         "day_1_peak_memory_gb": round(first["peak_tree_rss_mb"] / 1024, 2),
+        "peak_pss_gb": round(nightly.get("peak_tree_pss_mb", 0) / 1024, 2),
+        "day_1_peak_pss_gb": round(first.get("peak_tree_pss_mb", 0) / 1024, 2),
         "definitions_load_seconds": r["definitions_load"]["validate_seconds_median"],
     }
     if r["scale"]["days"] > 1:
@@ -656,6 +671,8 @@ def table(r: dict) -> str:
         ("Dagster + dbt overhead share (start-up, parsing, events)", f"{q['startup_share']:.1%}", ""),
         ("peak memory, process tree, day N (day 1)",
          f"{q['peak_memory_gb']:.2f} GB ({q['day_1_peak_memory_gb']:.2f} GB)", memory_target),
+        ("peak proportional memory (PSS: shared pages once), day N (day 1)",
+         f"{q['peak_pss_gb']:.2f} GB ({q['day_1_peak_pss_gb']:.2f} GB)", ""),
     ]  # fmt: skip
     if "day_n_over_day_1" in q:
         rows.append(("day N / day 1", f"{q['day_n_over_day_1']:.2f}×", "≤ 1.2× (issue 7)"))
