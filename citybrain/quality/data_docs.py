@@ -18,9 +18,10 @@ background thread (``defer_updates``) while the next steps go on: the dbt steps 
 in a dbt process and leave this process idle. Only one Great Expectations user at a time: each check
 step first waits for the previous step's update (``wait_for_data_docs``), and the run waits for the last
 one before it ends. Check steps go first among the steps ready together (assets/quality.py), so a dbt
-step, not another check step, follows a check step whenever the job allows. A failed update never changes a check's outcome (the checks are recorded before);
-it is reported by the next check step's log and by the run's summary. Step processes of launched runs
-update synchronously, as before: the process ends with its step.
+step, not another check step, follows a check step whenever the job allows. A failed update never
+changes a check's outcome (the checks are recorded before); it is reported by the next check step's log
+and by the run's summary. Step processes of launched runs update synchronously, as before: the process
+ends with its step.
 """
 
 from __future__ import annotations
