@@ -181,15 +181,6 @@ def _given_name_chars() -> frozenset[str]:
     return frozenset(c for c, k in counts.items() if k >= 2)
 
 
-def load_dictionaries() -> None:
-    """Load jieba's dictionary and the name tables built from it now, not on the first text scrubbed (about
-    a second): the dbt zygote does, so the dbt step that scrubs the hotline's text does not
-    (citybrain/scale/dbt_cli.py)."""
-    _jieba()
-    _dictionary_surnames()
-    _given_name_chars()
-
-
 @cache
 def _jieba():
     """jieba's default tokenizer and its part-of-speech table, loaded once per process (about a second)."""
