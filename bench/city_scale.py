@@ -138,12 +138,16 @@ def measured(
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         peak = peak_pss = 0
+        peak_at = peak_pss_at = started_wall
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
             rss, pss = tree_memory_bytes(process.pid)
-            peak, peak_pss = max(peak, rss), max(peak_pss, pss)
+            if rss > peak:
+                peak, peak_at = rss, time.time()
+            if pss > peak_pss:
+                peak_pss, peak_pss_at = pss, time.time()
             time.sleep(interval)
     seconds = time.monotonic() - started
     output = log_path.read_text(encoding="utf-8", errors="replace")
@@ -155,6 +159,8 @@ def measured(
         "seconds": round(seconds, 1),
         "peak_tree_rss_mb": round(peak / 2**20),
         "peak_tree_pss_mb": round(peak_pss / 2**20),
+        "peak_tree_rss_at": peak_at,  # wall time, placed in a step by run_partition
+        "peak_tree_pss_at": peak_pss_at,
         "peak_process_rss_mb": round(usage.ru_maxrss / 1024),
         "log": str(log_path),
         "wall_start": started_wall,
@@ -181,6 +187,12 @@ def run_partition(name: str, home: Path, env: dict, start: date, end: date) -> d
     if not match or match[2] != "SUCCESS":
         sys.exit(f"{name}: the run did not succeed, see {result['log']}:\n{output[-3000:]}")
     result.update(_run_steps(home, match[1]))
+    for measure in ("rss", "pss"):  # which step ran when the process tree's memory peaked
+        at = result[f"peak_tree_{measure}_at"]
+        result[f"peak_tree_{measure}_step"] = next(
+            (key for key, step in result["steps"].items() if step["start"] <= at <= step["end"]),
+            "between steps",
+        )
     result["dbt"] = _dbt_own_time(result["steps"], sorted(set(_dbt_target_dirs()) - set(dbt_dirs_before)))
     stages = result["stages"]
     run_seconds = result["run_seconds"]
@@ -673,6 +685,8 @@ def table(r: dict) -> str:
          f"{q['peak_memory_gb']:.2f} GB ({q['day_1_peak_memory_gb']:.2f} GB)", memory_target),
         ("peak proportional memory (PSS: shared pages once), day N (day 1)",
          f"{q['peak_pss_gb']:.2f} GB ({q['day_1_peak_pss_gb']:.2f} GB)", ""),
+        ("step running at the peak (RSS sum; PSS), day N",
+         f"{n.get('peak_tree_rss_step', '–')}; {n.get('peak_tree_pss_step', '–')}", ""),
     ]  # fmt: skip
     if "day_n_over_day_1" in q:
         rows.append(("day N / day 1", f"{q['day_n_over_day_1']:.2f}×", "≤ 1.2× (issue 7)"))
