@@ -100,30 +100,6 @@ def test_an_interrupt_reaches_dbt_and_ends_it(zygote):
         time.sleep(0.1)
 
 
-def test_a_domain_function_imports_nothing_more_in_a_child_of_the_zygote():
-    """What the zygote imports (``import_dbt``) covers what DuckDB's first call of a ``cb_*`` function
-    imports (pyarrow's first conversion of a Python value imports pandas: 0.4 s in every dbt step)."""
-    script = textwrap.dedent(
-        """
-        import sys
-        from citybrain.scale.dbt_cli import import_dbt
-        import_dbt()
-        import duckdb
-        from citybrain.transform import udfs
-        con = duckdb.connect()
-        udfs.register(con)
-        before = set(sys.modules)
-        assert con.execute("SELECT cb_ric_problem('110101199003074515')").fetchone() == ("bad_check_digit",)
-        assert con.execute("SELECT cb_halfwidth('ＡＢ１')").fetchone() == ("AB1",)
-        heavy = {"pandas", "pyarrow", "numpy"}
-        print(sorted({name.split(".")[0] for name in set(sys.modules) - before} & heavy))
-        """
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "[]", result.stdout
-
-
 def test_the_zygote_ends_with_the_process_that_started_it(tmp_path):
     script = textwrap.dedent(
         """

@@ -29,22 +29,13 @@ def _target(argv: list[str]) -> str:
 
 def import_dbt() -> None:
     """Import what a dbt run on DuckDB imports: dbt's command line, the adapter, our plugin (the zygote's
-    preparation, citybrain/scale/dbt_zygote.py), and what the plugin's Python functions import when DuckDB
-    first calls one: pyarrow imports pandas the first time it converts a Python value (0.4 s, in every dbt
-    step that builds a model with a ``cb_*`` function; the children share the zygote's pages, so a step
-    that imported them anyway holds no more memory) and DuckDB imports pyarrow's dataset modules when it
-    hands a vector over. Not jieba's dictionary (``cb_scrub_text``, 1 s in the daily step): 128 MB the
-    zygote would hold through the models' step too, the night's peak at 10M residents (bench/RESULTS.md,
-    stop 37)."""
+    preparation, citybrain/scale/dbt_zygote.py). Not what the plugin's Python functions import on their
+    first call (pandas, 0.4 s per dbt step) nor jieba's dictionary (``cb_scrub_text``, 1 s of the daily
+    step): the zygote lives through ingestion, and the 10M later night peaks in the registry's ingestion,
+    at 4.01 GB with pandas here (bench/RESULTS.md, stop 37)."""
     import dbt.adapters.duckdb  # noqa: F401
-    import pandas  # noqa: F401
-    import pyarrow.compute  # noqa: F401
-    import pyarrow.dataset  # noqa: F401
-    import pyarrow.pandas_compat  # noqa: F401
-    import pyarrow.substrait  # noqa: F401
     from dbt.cli.main import cli  # noqa: F401
 
-    import citybrain.privacy.name_dictionary  # noqa: F401  (cb_scrub_text's names: the catalog, pydantic)
     import citybrain.transform.dbt_plugin  # noqa: F401
 
 
