@@ -58,6 +58,8 @@ def test_apply_approve_issue_token_and_read_offline_in_chromium(tmp_path):
         page.goto(f"{portal.base}/portal/catalog")
         log_in("li_analyst")
         assert page.url.endswith("/portal/catalog")
+        # The stylesheet applied, not only the page's HTML: read too early under load, the colour was unset.
+        page.wait_for_load_state("load")
         header_colour = page.eval_on_selector("header.top", "e => getComputedStyle(e).backgroundColor")
         assert header_colour == "rgb(28, 93, 153)", "the local stylesheet did not load"
         page.click(f'tr[data-code="{AREA_CODE}"] a[href$="/resources/{AREA_CODE}"]')
