@@ -292,7 +292,7 @@ def _file_key(path: Path) -> tuple[str, float]:
 
 @cache
 def _catalog_schemas(key: tuple[str, float]) -> dict[str, tuple[tuple[str, str], ...]]:
-    catalog = load_catalog(Path(key[0]))
+    catalog = _catalog(key)
     return {
         feed.id: tuple(
             (name, _canonical_type(kind))
