@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from citybrain.catalog import Feed, FileDelivery, HttpDelivery
 from citybrain.ingest import http_feed, sql_feed
-from citybrain.ingest.batch import DeliveryError
+from citybrain.ingest.batch import DeliveryError, release_unused_arrow_memory
 from citybrain.ingest.file_readers import read_delivery
 from citybrain.ingest.landing import DeliveredFile, delivery_pattern, find_deliveries, snapshot_order_key
 from citybrain.ingest.warehouse import (
@@ -159,6 +159,7 @@ def ingest_files(
         except Exception as exc:  # noqa: BLE001 - a reader bug must still name the file and spare the others
             failure = f"unexpected {type(exc).__name__} while reading: {exc}"
             result.problems.append(f"{delivered.relative}: {failure}")
+        release_unused_arrow_memory()
         with open_warehouse(warehouse) as con:
             if failure is not None:
                 log_file(con, delivered, started, "failed", failure)
@@ -239,6 +240,7 @@ def _ingest_fetched(
         return result
     if skip_empty and batch.rows_received == 0:
         return result
+    release_unused_arrow_memory()
     with open_warehouse(warehouse) as con:
         result.entries.append(
             write_batch(

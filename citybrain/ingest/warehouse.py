@@ -242,7 +242,7 @@ def write_batch(
                 con.register("superseded", superseded_table)
                 run_sql(con, sql_text("supersede.sql").format(table=table), {"batch_id": batch_id})
                 con.unregister("superseded")
-        con.register("incoming", batch.row_reader())
+        incoming = batch.sql_source(con, "incoming")
         columns = ", ".join(quote_ident(c) for c in feed.column_names)
         lineage = "_partition, _source_file, _file_sha256, _row_number, _batch_id, _loaded_at"
         values = "$partition, $source_file, $sha, _row_number, $batch_id, now()"
@@ -254,16 +254,16 @@ def write_batch(
         }
         if into_history_of is None:
             con.execute(
-                f"INSERT INTO raw.{table} ({columns}, {lineage}) SELECT {columns}, {values} FROM incoming",
+                f"INSERT INTO raw.{table} ({columns}, {lineage}) SELECT {columns}, {values} FROM {incoming}",
                 params,
             )
         else:
             con.execute(
                 f"INSERT INTO raw_history.{table} ({columns}, {lineage}, _superseded_by_batch, _superseded_at) "
-                f"SELECT {columns}, {values}, $newer_batch, now() FROM incoming",
+                f"SELECT {columns}, {values}, $newer_batch, now() FROM {incoming}",
                 params | {"newer_batch": into_history_of[1]},
             )
-        con.unregister("incoming")
+        con.unregister("incoming")  # nothing to do when the rows came from a spill file
         if batch.quarantined:
             quarantine = pa.table(
                 {
