@@ -314,7 +314,7 @@ class BatchBuilder:
         if self._chunk_bytes > SPILL_BYTES:
             if self._spill is None:
                 self._spill = SpilledRows(chunk.schema)
-            self._spill.write(pa.concat_tables(self._chunks))  # one row group
+            self._spill.write(pa.concat_tables(self._chunks))  # SpilledRows.write sizes the row groups
             self._chunks, self._chunk_bytes = [], 0
 
     def build(self) -> Batch:
