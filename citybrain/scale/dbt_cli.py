@@ -31,8 +31,9 @@ def import_dbt() -> None:
     """Import what a dbt run on DuckDB imports: dbt's command line, the adapter, our plugin (the zygote's
     preparation, citybrain/scale/dbt_zygote.py). Not what the plugin's Python functions import on their
     first call (pandas, 0.4 s per dbt step) nor jieba's dictionary (``cb_scrub_text``, 1 s of the daily
-    step): the zygote lives through ingestion, and the 10M later night peaks in the registry's ingestion,
-    at 4.01 GB with pandas here (bench/RESULTS.md, stop 37)."""
+    step): the zygote lives through ingestion, where the 10M later night then peaked, at 4.01 GB with pandas
+    here (bench/RESULTS.md, stop 37). Since stop 38 that night peaks at 3.53 GB in the models' dbt step,
+    without them; with them again it has not been measured."""
     import dbt.adapters.duckdb  # noqa: F401
     from dbt.cli.main import cli  # noqa: F401
 
