@@ -165,14 +165,12 @@ def test_a_feed_opens_the_warehouse_once_before_reading_and_once_per_new_deliver
 
 
 def test_a_file_loaded_by_another_run_meanwhile_is_not_loaded_twice(lake, catalog, monkeypatch):
-    """Two runs find the same new file; the second finishes parsing after the first loaded it."""
+    """Two runs find the same new file; the second finishes parsing after the first loaded it. (A daily
+    feed's file is parsed outside the warehouse lock; a full snapshot is read under it, so there another
+    run waits and then finds the load: ingest_files' first check.)"""
     import citybrain.ingest.pipeline as pipeline
 
-    write(
-        lake / "landing",
-        "public_security/household_registry_20261120.csv",
-        registry_csv([REGISTRY_ROW.format(id="330102199001011234", n=1)], catalog),
-    )
+    write(lake / "landing", "egov/applications_20261120.csv", egov_csv(catalog, ["A1"]))
     parse = pipeline.read_delivery
     calls = []
 
@@ -181,15 +179,38 @@ def test_a_file_loaded_by_another_run_meanwhile_is_not_loaded_twice(lake, catalo
         if not calls:
             calls.append("other run")
             monkeypatch.setattr(pipeline, "read_delivery", parse)
-            other = ingest(lake, catalog, "household_registry", batch="run-other")
+            other = ingest(lake, catalog, "egov_applications", "2026-11-20", batch="run-other")
             assert other.rows_loaded == 1
         return batch
 
     monkeypatch.setattr(pipeline, "read_delivery", parse_while_another_run_loads)
-    this = ingest(lake, catalog, "household_registry", batch="run-this")
+    this = ingest(lake, catalog, "egov_applications", "2026-11-20", batch="run-this")
     assert calls and this.entries == [] and this.unchanged
-    assert query(lake, "SELECT count(*) FROM raw.household_registry") == [(1,)]
+    assert query(lake, "SELECT count(*) FROM raw.egov_applications") == [(1,)]
     assert query(lake, "SELECT batch_id, status FROM raw.ingestion_log") == [("run-other", "loaded")]
+
+
+def test_an_unreadable_snapshot_leaves_the_previous_one_current(lake, catalog):
+    """The previous snapshot moves to history while the next is read, in the next one's transaction: a
+    next one that cannot be read (here a header only) rolls the move back."""
+    landing = lake / "landing"
+    rows = [REGISTRY_ROW.format(id=f"33010219900101123{i}", n=i) for i in range(3)]
+    write(landing, "public_security/household_registry_20261120.csv", registry_csv(rows, catalog))
+    assert ingest(lake, catalog, "household_registry", batch="run-1").rows_loaded == 3
+    write(landing, "public_security/household_registry_20261121.csv", registry_csv([], catalog))
+    refused = ingest(lake, catalog, "household_registry", batch="run-2")
+    assert "no records (header only)" in refused.problems[0] and refused.rows_current == 3
+    assert query(lake, "SELECT count(*), min(_batch_id) FROM raw.household_registry") == [(3, "run-1")]
+    assert query(lake, "SELECT count(*) FROM raw_history.household_registry") == [(0,)]
+    assert query(lake, "SELECT source_file, status FROM raw.ingestion_log ORDER BY started_at") == [
+        ("public_security/household_registry_20261120.csv", "loaded"),
+        ("public_security/household_registry_20261121.csv", "failed"),
+    ]
+    write(landing, "public_security/household_registry_20261122.csv", registry_csv(rows[:2], catalog))
+    assert ingest(lake, catalog, "household_registry", batch="run-3").rows_current == 2
+    assert query(lake, "SELECT count(*), min(_superseded_by_batch) FROM raw_history.household_registry") == [
+        (3, "run-3")
+    ]
 
 
 def test_full_snapshot_redelivery_replaces_and_keeps_history(lake, catalog):

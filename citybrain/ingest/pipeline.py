@@ -15,11 +15,12 @@ import sqlalchemy as sa
 
 from citybrain.catalog import Feed, FileDelivery, HttpDelivery
 from citybrain.ingest import http_feed, sql_feed
-from citybrain.ingest.batch import DeliveryError, release_unused_arrow_memory
+from citybrain.ingest.batch import Batch, DeliveryError, release_unused_arrow_memory
 from citybrain.ingest.file_readers import read_delivery
 from citybrain.ingest.landing import DeliveredFile, delivery_pattern, find_deliveries, snapshot_order_key
 from citybrain.ingest.warehouse import (
     LogEntry,
+    begin_delivery,
     current_loads,
     current_row_count,
     find_earlier_load,
@@ -150,16 +151,24 @@ def ingest_files(
             result.rows_current = current_row_count(con, feed, partition_key)
     for position, delivered in enumerate(new, start=1):
         started = utcnow()
-        batch, failure = None, None  # the previous delivery's rows are let go before the next is read
-        try:
-            batch = read_delivery(feed, delivered.path, delivered.relative)
-        except DeliveryError as exc:
-            result.problems.append(str(exc))
-            failure = exc.problem
-        except Exception as exc:  # noqa: BLE001 - a reader bug must still name the file and spare the others
-            failure = f"unexpected {type(exc).__name__} while reading: {exc}"
-            result.problems.append(f"{delivered.relative}: {failure}")
-        release_unused_arrow_memory()
+        if feed.snapshot == "full":
+            with open_warehouse(warehouse) as con:
+                _load_snapshot(
+                    con,
+                    feed,
+                    delivered,
+                    order[delivered.relative],
+                    partition_key=partition_key,
+                    batch_id=batch_id,
+                    started=started,
+                    result=result,
+                    log_file=log_file,
+                    seen_before=seen_before,
+                )
+                if position == len(new):
+                    result.rows_current = current_row_count(con, feed, partition_key)
+            continue
+        batch, failure = _read(feed, delivered, result)  # the previous delivery's rows are let go first
         with open_warehouse(warehouse) as con:
             if failure is not None:
                 log_file(con, delivered, started, "failed", failure)
@@ -168,9 +177,6 @@ def ingest_files(
             elif (load := find_earlier_load(con, feed.id, delivered.sha256)) is not None:
                 seen_before(con, delivered, started, load)
             else:
-                newer = (
-                    _newer_snapshot(con, feed, order[delivered.relative]) if feed.snapshot == "full" else None
-                )
                 result.entries.append(
                     write_batch(
                         con,
@@ -182,12 +188,90 @@ def ingest_files(
                         batch_id=batch_id,
                         started_at=started,
                         replaces_earlier=True,
-                        into_history_of=newer,
                     )
                 )
             if position == len(new):
                 result.rows_current = current_row_count(con, feed, partition_key)
     return result
+
+
+def _read(feed: Feed, delivered: DeliveredFile, result: IngestionResult) -> tuple[Batch | None, str | None]:
+    """Read one delivered file: its batch, or why it could not be read (also added to ``result``)."""
+    batch, failure = None, None
+    try:
+        batch = read_delivery(feed, delivered.path, delivered.relative)
+    except DeliveryError as exc:
+        result.problems.append(str(exc))
+        failure = exc.problem
+    except Exception as exc:  # noqa: BLE001 - a reader bug must still name the file and spare the others
+        failure = f"unexpected {type(exc).__name__} while reading: {exc}"
+        result.problems.append(f"{delivered.relative}: {failure}")
+    release_unused_arrow_memory()
+    return batch, failure
+
+
+def _load_snapshot(
+    con,
+    feed: Feed,
+    delivered: DeliveredFile,
+    order_key: tuple[str, ...],
+    *,
+    partition_key: str | None,
+    batch_id: str,
+    started,
+    result: IngestionResult,
+    log_file,
+    seen_before,
+) -> None:  # log_file and seen_before: ingest_files' own, which log a file without rows
+    """Load one new full snapshot under the warehouse lock, read while the previous one moves to history.
+
+    A new snapshot replaces every current row of the feed, and moving them to ``raw_history`` needs none of
+    the new rows: the move runs in DuckDB (which lets go of Python) in a thread of this process, inside the
+    delivery's transaction, while this thread reads and checks the file. The transaction commits only with
+    the new rows, and rolls back if the file cannot be read, so the previous snapshot stays current then.
+    The lock is held while the file is read (for the 10M-resident registry about half a minute): other
+    writers wait, but no other run can load the same bytes meanwhile."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if (load := find_earlier_load(con, feed.id, delivered.sha256)) is not None:
+        seen_before(con, delivered, started, load)
+        return
+    newer = _newer_snapshot(con, feed, order_key)
+    if newer is None:  # the delivery becomes current: move the current snapshot while reading
+        with ThreadPoolExecutor(1, thread_name_prefix="supersede") as pool:
+            moved = pool.submit(
+                begin_delivery,
+                con,
+                feed,
+                partition_key=partition_key,
+                source_file=delivered.relative,
+                batch_id=batch_id,
+                replaces_earlier=True,
+            )
+            batch, failure = _read(feed, delivered, result)
+            moved.result()  # the move's own error, if any, is raised (its transaction rolled back)
+    else:  # older than the current snapshot: straight to history, nothing moves
+        batch, failure = _read(feed, delivered, result)
+    if failure is not None:
+        if newer is None:
+            con.execute("ROLLBACK")
+        log_file(con, delivered, started, "failed", failure)
+        return
+    result.entries.append(
+        write_batch(
+            con,
+            feed,
+            batch,
+            partition_key=partition_key,
+            sha256=delivered.sha256,
+            file_bytes=delivered.size,
+            batch_id=batch_id,
+            started_at=started,
+            replaces_earlier=True,
+            into_history_of=newer,
+            begun=newer is None,
+        )
+    )
 
 
 def _newer_snapshot(con, feed: Feed, key: tuple[str, ...]) -> tuple[str, str] | None:

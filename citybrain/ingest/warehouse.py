@@ -190,11 +190,14 @@ def write_batch(
     replaces_earlier: bool,
     cursor: tuple[str, list[str]] | None = None,
     into_history_of: tuple[str, str] | None = None,
+    begun: bool = False,
 ) -> LogEntry:
     """Load one delivery atomically. With ``replaces_earlier`` the loads it corrects move to history.
 
     ``into_history_of`` = (source_file, batch_id) of a newer current snapshot: the delivery is older than it,
-    so its rows go straight to ``raw_history`` as superseded by that load and the current rows stay."""
+    so its rows go straight to ``raw_history`` as superseded by that load and the current rows stay.
+    ``begun``: ``begin_delivery`` has already opened the transaction (and moved what the delivery replaces)
+    with the same arguments, while the delivery was being read; this finishes it."""
     import pyarrow as pa  # here, not at module top: definitions load must not import pyarrow
 
     table = quote_ident(feed.id)
@@ -218,30 +221,16 @@ def write_batch(
         message="; ".join(messages) or None,
         superseded_by_batch=None if into_history_of is None else into_history_of[1],
     )
-    ensure_feed_tables(con, feed)
-    con.execute("BEGIN TRANSACTION")
+    if not begun:
+        begin_delivery(
+            con,
+            feed,
+            partition_key=partition_key,
+            source_file=batch.source,
+            batch_id=batch_id,
+            replaces_earlier=replaces_earlier and into_history_of is None,
+        )
     try:
-        if replaces_earlier and into_history_of is None:
-            superseded = run_sql(
-                con,
-                sql_text("current_loads.sql"),
-                {
-                    "feed_id": feed.id,
-                    "replace_all": feed.snapshot == "full",
-                    "partition_key": partition_key,
-                    "source_file": batch.source,
-                },
-            )
-            if superseded:
-                superseded_table = pa.table(
-                    {
-                        name: [row[i] for row in superseded]
-                        for i, name in enumerate(["log_id", "source_file", "file_sha256"])
-                    }
-                )
-                con.register("superseded", superseded_table)
-                run_sql(con, sql_text("supersede.sql").format(table=table), {"batch_id": batch_id})
-                con.unregister("superseded")
         incoming = batch.sql_source(con, "incoming")
         columns = ", ".join(quote_ident(c) for c in feed.column_names)
         lineage = "_partition, _source_file, _file_sha256, _row_number, _batch_id, _loaded_at"
@@ -299,6 +288,51 @@ def write_batch(
         con.execute("ROLLBACK")
         raise
     return entry
+
+
+def begin_delivery(
+    con: duckdb.DuckDBPyConnection,
+    feed: Feed,
+    *,
+    partition_key: str | None,
+    source_file: str,
+    batch_id: str,
+    replaces_earlier: bool,
+) -> None:
+    """Open a delivery's transaction and, with ``replaces_earlier``, move the rows of the loads it replaces
+    to history: the part of ``write_batch`` that needs no row of the delivery. For a full snapshot that is
+    the whole previous snapshot, so ``ingest_files`` runs it while the new one is being read. On an error
+    the transaction is rolled back."""
+    import pyarrow as pa
+
+    ensure_feed_tables(con, feed)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if not replaces_earlier:
+            return
+        superseded = run_sql(
+            con,
+            sql_text("current_loads.sql"),
+            {
+                "feed_id": feed.id,
+                "replace_all": feed.snapshot == "full",
+                "partition_key": partition_key,
+                "source_file": source_file,
+            },
+        )
+        if superseded:
+            superseded_table = pa.table(
+                {
+                    name: [row[i] for row in superseded]
+                    for i, name in enumerate(["log_id", "source_file", "file_sha256"])
+                }
+            )
+            con.register("superseded", superseded_table)
+            run_sql(con, sql_text("supersede.sql").format(table=quote_ident(feed.id)), {"batch_id": batch_id})
+            con.unregister("superseded")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def log_without_rows(
