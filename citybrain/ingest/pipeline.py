@@ -135,6 +135,23 @@ def ingest_files(
         message = f"same bytes as {loaded_name}, {when}; not loaded again"
         result.entries.append(log_file(con, delivered, started_at, "duplicate", message, loaded_name))
 
+    def write_delivery(con, delivered: DeliveredFile, batch: Batch, started_at, **options) -> None:
+        """Write a delivery that was read (``options``: ``into_history_of``, ``begun``; see ``write_batch``)."""
+        result.entries.append(
+            write_batch(
+                con,
+                feed,
+                batch,
+                partition_key=partition_key,
+                sha256=delivered.sha256,
+                file_bytes=delivered.size,
+                batch_id=batch_id,
+                started_at=started_at,
+                replaces_earlier=True,
+                **options,
+            )
+        )
+
     # Each connection costs an open (and a checkpoint at close when it wrote): one before reading, for
     # what needs no reading (refusals, bytes loaded before, the count when nothing is new), and one per
     # new delivery, which also counts the rows current after the last.
@@ -164,6 +181,7 @@ def ingest_files(
                     result=result,
                     log_file=log_file,
                     seen_before=seen_before,
+                    write_delivery=write_delivery,
                 )
                 if position == len(new):
                     result.rows_current = current_row_count(con, feed, partition_key)
@@ -177,19 +195,7 @@ def ingest_files(
             elif (load := find_earlier_load(con, feed.id, delivered.sha256)) is not None:
                 seen_before(con, delivered, started, load)
             else:
-                result.entries.append(
-                    write_batch(
-                        con,
-                        feed,
-                        batch,
-                        partition_key=partition_key,
-                        sha256=delivered.sha256,
-                        file_bytes=delivered.size,
-                        batch_id=batch_id,
-                        started_at=started,
-                        replaces_earlier=True,
-                    )
-                )
+                write_delivery(con, delivered, batch, started)
             if position == len(new):
                 result.rows_current = current_row_count(con, feed, partition_key)
     return result
@@ -222,7 +228,8 @@ def _load_snapshot(
     result: IngestionResult,
     log_file,
     seen_before,
-) -> None:  # log_file and seen_before: ingest_files' own, which log a file without rows
+    write_delivery,
+) -> None:  # log_file, seen_before, write_delivery: ingest_files' own, for a delivery of the feed
     """Load one new full snapshot under the warehouse lock, read while the previous one moves to history.
 
     A new snapshot replaces every current row of the feed, and moving them to ``raw_history`` needs none of
@@ -233,8 +240,8 @@ def _load_snapshot(
     writers wait, but no other run can load the same bytes meanwhile."""
     from concurrent.futures import ThreadPoolExecutor
 
-    if (load := find_earlier_load(con, feed.id, delivered.sha256)) is not None:
-        seen_before(con, delivered, started, load)
+    if (earlier := find_earlier_load(con, feed.id, delivered.sha256)) is not None:
+        seen_before(con, delivered, started, earlier)
         return
     newer = _newer_snapshot(con, feed, order_key)
     if newer is None:  # the delivery becomes current: move the current snapshot while reading
@@ -257,21 +264,7 @@ def _load_snapshot(
             con.execute("ROLLBACK")
         log_file(con, delivered, started, "failed", failure)
         return
-    result.entries.append(
-        write_batch(
-            con,
-            feed,
-            batch,
-            partition_key=partition_key,
-            sha256=delivered.sha256,
-            file_bytes=delivered.size,
-            batch_id=batch_id,
-            started_at=started,
-            replaces_earlier=True,
-            into_history_of=newer,
-            begun=newer is None,
-        )
-    )
+    write_delivery(con, delivered, batch, started, into_history_of=newer, begun=newer is None)
 
 
 def _newer_snapshot(con, feed: Feed, key: tuple[str, ...]) -> tuple[str, str] | None:
