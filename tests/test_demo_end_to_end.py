@@ -302,3 +302,23 @@ def test_the_publication_is_sent_as_openlineage_events(city):
     entities = next((city["home"] / "landing" / "market_regulation").glob("legal_entities_*.jsonl"))
     delivered = inputs["raw.legal_entities"]["facets"]["citybrain_deliveries"]["deliveries"]
     assert [d["sha256"] for d in delivered] == [hashlib.sha256(entities.read_bytes()).hexdigest()]
+
+
+def test_each_dbt_step_logs_to_its_file_at_info(city):
+    """dbt.log of each of the run's dbt steps holds the nodes' results, not every SQL statement at debug
+    (assets/dbt/process_env.py): 4.7 MB a step at 1M residents, written in dbt's threads."""
+    from assets.dbt_project import citybrain_dbt_project
+
+    run = city["result"].run_id[:7]
+    logs = sorted((citybrain_dbt_project.project_dir / "target").glob(f"citybrain_dbt_*-{run}-*/dbt.log"))
+    assert {log.parent.name.split("-")[0] for log in logs} == {
+        "citybrain_dbt_models",
+        "citybrain_dbt_daily_models",
+        "citybrain_dbt_indicators",
+    }
+    for log in logs:
+        levels = Counter(
+            json.loads(line)["info"]["level"] for line in log.read_text(encoding="utf-8").splitlines()
+        )
+        assert levels["info"] > 0, log
+        assert levels["debug"] == 0, (log, levels)

@@ -13,6 +13,7 @@ from assets.dbt.parse_state import keep_parse_state, seed_parse_state
 from assets.dbt.process_env import set_dbt_environment
 from assets.dbt.row_counts import with_row_counts
 from assets.dbt.spark import import_spark_pool, sync_parquet_lake
+from assets.dbt.target_dirs import prune_step_targets
 from assets.dbt_project import citybrain_dbt_project
 from assets.resources import WarehouseResource
 from citybrain import settings
@@ -60,6 +61,7 @@ def dbt_build(
         # The quality gate and publication read the pool from the DuckDB warehouse: bring Spark's in.
         imported = import_spark_pool(store, manifest, events) if on_spark else None
     keep_parse_state(target, parse_state)
+    prune_step_targets(target.parent)
     failed = sorted({o.test for o in outcomes if o.blocks})
     if failed:
         context.log.warning(
