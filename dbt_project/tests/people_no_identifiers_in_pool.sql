@@ -8,7 +8,11 @@
   extracting patterns (1M residents: 3.6M values against 0.3M). A value either extracting pattern finds
   matches `token_pattern`, so nothing that could fail is left out. The ID check (a Python function) runs
   once per distinct ID-shaped token: the enterprise keys repeat on every enrolment (312k tokens, 16k
-  distinct, at 1M residents).
+  distinct, at 1M residents). DuckDB pushes the conditions of `candidates` and of the final select down into
+  each column's scan, where it ran both extracting patterns and the pseudonym test (lower-casing every
+  value) on every value of every column: the extracting patterns are therefore guarded by `token_pattern`
+  (a value it does not match extracts nothing from either) and a pseudonym is one anchored pattern. At 1M
+  residents the test took 2.9 s alone, 3.7 s in the night's daily step; guarded, 1.8 s alone.
 -#}
 {#- Reported in Dagster as a check of the last people model built (it runs with the daily facts). -#}
 {{ config(meta={'dagster': {'ref': {'name': 'fct_service_application'}}}) }}
@@ -16,6 +20,7 @@
 {%- set id_pattern = '(^|[^0-9A-Za-z])([0-9]{17}[0-9Xx])([^0-9A-Za-z]|$)' -%}
 {%- set mobile_pattern = '(^|[^0-9])(1[3-9][0-9]{9})([^0-9]|$)' -%}
 {%- set token_pattern = "'" ~ id_pattern ~ '|' ~ mobile_pattern ~ "'" -%}
+{%- set has_token = contains_match('value', token_pattern) -%}
 {%- set relations = {} -%}
 {%- for name in pool_models -%}{%- do relations.update({name: ref(name)}) -%}{%- endfor -%}
 {%- set parts = [] -%}
@@ -49,10 +54,10 @@ candidates as (
         model,
         column_name,
         value,
-        regexp_extract(value, '{{ id_pattern }}', 2) as id_like,
-        regexp_extract(value, '{{ mobile_pattern }}', 2) as phone_like
+        case when {{ has_token }} then regexp_extract(value, '{{ id_pattern }}', 2) else '' end as id_like,
+        case when {{ has_token }} then regexp_extract(value, '{{ mobile_pattern }}', 2) else '' end as phone_like
     from text_values
-    where not (length(value) = 64 and lower(value) = value and regexp_extract(value, '^[0-9a-f]+$', 0) = value)
+    where not (length(value) = 64 and {{ contains_match('value', "'^[0-9a-f]{64}$'") }})  -- a pseudonym
 ),
 
 id_problems as (
