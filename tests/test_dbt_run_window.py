@@ -9,7 +9,10 @@ from tests.dbt_project_cli import run_dbt
 FACT = "fct_presence_hourly"
 
 
-def test_a_new_day_keeps_partial_parsing_and_windows_the_daily_tests(tmp_path):
+def test_a_new_day_keeps_partial_parsing_and_windows_the_daily_tests(tmp_path, monkeypatch):
+    # dbt says whether it parsed again at debug; the dbt steps set its file log to info
+    # (assets/dbt/process_env.py), and a step run earlier in this process leaves that in the environment.
+    monkeypatch.setenv("DBT_LOG_LEVEL_FILE", "debug")
     warehouse = tmp_path / "warehouse.duckdb"
     duckdb.connect(str(warehouse)).close()
     target = tmp_path / "target"
