@@ -12,7 +12,8 @@
   each column's scan, where it ran both extracting patterns and the pseudonym test (lower-casing every
   value) on every value of every column: the extracting patterns are therefore guarded by `token_pattern`
   (a value it does not match extracts nothing from either) and a pseudonym is one anchored pattern. At 1M
-  residents the test took 2.9 s alone, 3.7 s in the night's daily step; guarded, 1.8 s alone.
+  residents the test took 2.8-3.0 s alone, 2.6-3.7 s in the night's daily step; guarded, 1.3-1.4 s alone and
+  1.2-1.5 s in the night.
 -#}
 {#- Reported in Dagster as a check of the last people model built (it runs with the daily facts). -#}
 {{ config(meta={'dagster': {'ref': {'name': 'fct_service_application'}}}) }}
