@@ -24,7 +24,7 @@ What one invocation does, in a lake of its own (``--work``/r<residents>-d<days>,
    *Ingestion floor*: the deliveries the night's ``raw.ingestion_log`` lists, read into all-text tables
    by DuckDB's own readers (CSV, JSON, Parquet, ``excel``; the ``sqlite``/``postgres``/``mysql``
    scanners from the cursor the night started at; the API's pages fetched again), files found in the
-   landing zone by SHA-256; extensions from their PyPI packages (bench/duckdb_extensions.py, never
+   landing zone by SHA-256; extensions from their PyPI packages (citybrain/duckdb_extensions.py, never
    downloaded); details in bench/ingestion_floor.py.
    *Transformation floor* (the earlier tables' whole floor): ``dbt compile`` of the project for the
    night's vars, then the compiled SQL of every model, in DAG order, with the project's UDFs
@@ -294,8 +294,8 @@ FLOOR = """
 import json, sys, time
 from pathlib import Path
 import duckdb
-sys.path.insert(0, sys.argv[4])  # bench/: the ingestion floor and the extension loader
-from duckdb_extensions import NO_DOWNLOAD
+sys.path.insert(0, sys.argv[4])  # bench/: the ingestion floor
+from citybrain.duckdb_extensions import NO_DOWNLOAD
 from ingestion_floor import run_loads
 from citybrain.privacy import small_cells
 from citybrain.settings import duckdb_config

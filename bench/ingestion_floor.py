@@ -416,7 +416,7 @@ def _load_http(con, load: dict, table: str, work: Path, env: dict) -> dict:
 
 def run_loads(con, loads: list[dict], work: Path, env: dict) -> dict:
     """Load every delivery into ``floor_raw``; seconds per feed and in all (extension loads included)."""
-    import duckdb_extensions
+    from citybrain import duckdb_extensions
 
     needed = {"excel"} if any(x["kind"] == "xlsx" for x in loads) else set()
     needed |= {SCANNERS[x["backend"]] for x in loads if x["kind"] == "sql"}

@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, OperationalError
 
 from citybrain.catalog import Feed, SqlDelivery
+from citybrain.ingest import sqlite_scan
 from citybrain.ingest.batch import Batch, BatchBuilder, DeliveryError, to_text
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+log = logging.getLogger(__name__)
 TRANSIENT_ATTEMPTS = 4
 
 
@@ -84,6 +91,15 @@ def _fetch(engine, feed: Feed, delivery: SqlDelivery, source: str, cursor):
     missing = [c for c in feed.column_names if c not in table.c]
     if missing:
         raise DeliveryError(source, f"missing columns {missing}; table has {list(table.c.keys())}")
+    scan = sqlite_scan.plan(engine, table, feed.column_names, delivery.cursor, feed.key)
+    if scan is not None:
+        fetch = _Fetch(feed, delivery, source, cursor)
+        try:
+            for arrays in scan.chunks(cursor[0] if cursor else None, delivery.batch_size):
+                fetch.add_arrays(arrays)
+            return fetch.builder.build(), fetch.digest.hexdigest(), fetch.next_cursor()
+        except sqlite_scan.ScanRefused as exc:
+            log.info("%s: read over SQLAlchemy, the SQLite scanner refused the fetch: %s", source, exc)
     cursor_column = table.c[delivery.cursor]
     query = sa.select(*[table.c[c] for c in feed.column_names]).order_by(
         cursor_column, *[table.c[k] for k in feed.key]
@@ -121,8 +137,8 @@ def column_chunks(result: sa.CursorResult, size: int) -> Iterator[list[list]]:
 
 class _Fetch:
     """One fetch, read in chunks of the delivery's ``batch_size`` rows (a server-side cursor where the
-    driver has one): values become text column by column, and the JSON of a row (its raw text) is made
-    only for the rows quarantined; the keys only for the rows at the cursor."""
+    driver has one, or the SQLite scanner's Arrow columns): the values as text columns, the JSON of a row
+    (its raw text) made only for the rows quarantined, the keys only for the rows at the cursor."""
 
     def __init__(self, feed: Feed, delivery: SqlDelivery, source: str, cursor):
         self.feed = feed
@@ -135,47 +151,58 @@ class _Fetch:
         self.seen_at_cursor: set[str] = set(cursor[1]) if cursor else set()
         self.new_cursor, self.keys_at_new = (cursor[0], list(cursor[1])) if cursor else (None, [])
 
-    def _key(self, columns: list[list[str | None]], i: int) -> str:
-        return json.dumps([columns[k][i] for k in self.key_index], ensure_ascii=False)
+    def _key(self, arrays: list[pa.Array], i: int) -> str:
+        return json.dumps([arrays[k][i].as_py() for k in self.key_index], ensure_ascii=False)
+
+    def _rows_at(self, arrays: list[pa.Array], value: str):
+        """Indices of the rows whose cursor is exactly ``value``."""
+        import numpy as np
+        import pyarrow.compute as pc
+
+        equal = pc.fill_null(pc.equal(arrays[self.cursor_index], value), False)
+        return np.flatnonzero(equal.to_numpy(zero_copy_only=False))
 
     def add_chunk(self, values: list[list]) -> None:
         """One chunk of the fetch, as columns of source values (``column_chunks``)."""
-        import numpy as np
         import pyarrow as pa
 
-        columns = [_as_text(column) for column in values]
-        if not columns:
+        self.add_arrays([pa.array(_as_text(column), type=pa.string()) for column in values])
+
+    def add_arrays(self, arrays: list[pa.Array]) -> None:
+        """One chunk of the fetch, as the feed's columns of text (Arrow strings)."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not arrays:
             return
-        cursor_values = columns[self.cursor_index]
         if self.cursor is not None and self.seen_at_cursor:  # rows read last time at exactly the cursor
-            at = self.cursor[0]
-            skip = {
-                i
-                for i, v in enumerate(cursor_values)
-                if v == at and self._key(columns, i) in self.seen_at_cursor
-            }
+            at = self._rows_at(arrays, self.cursor[0])
+            skip = [i for i in at if self._key(arrays, int(i)) in self.seen_at_cursor]
             if skip:
-                columns = [[v for i, v in enumerate(c) if i not in skip] for c in columns]
-                cursor_values = columns[self.cursor_index]
-        n = len(cursor_values)
+                keep = np.ones(len(arrays[0]), dtype=bool)
+                keep[skip] = False
+                mask = pa.array(keep)
+                arrays = [a.filter(mask) for a in arrays]
+        n = len(arrays[0])
         if n == 0:
             return
-        present = [v for v in cursor_values if v is not None]
-        if present:
-            top = max(present)
+        top = pc.max(arrays[self.cursor_index]).as_py()  # text order: code points, as Python's max
+        if top is not None:
             if self.new_cursor is None or top > self.new_cursor:
                 self.new_cursor, self.keys_at_new = top, []
             if top == self.new_cursor:
-                self.keys_at_new += [self._key(columns, i) for i, v in enumerate(cursor_values) if v == top]
+                self.keys_at_new += [self._key(arrays, int(i)) for i in self._rows_at(arrays, top)]
         names = self.feed.column_names
-        arrays = [pa.array(c, type=pa.string()) for c in columns]
         _digest_update(self.digest, arrays)
         numbers = np.arange(self.row_number + 1, self.row_number + n + 1, dtype=np.int64)
         self.row_number += n
         self.builder.add_columns(
             arrays,
             numbers,
-            lambda i: json.dumps(dict(zip(names, (c[i] for c in columns), strict=True)), ensure_ascii=False),
+            lambda i: json.dumps(
+                dict(zip(names, (a[i].as_py() for a in arrays), strict=True)), ensure_ascii=False
+            ),
         )
 
     def next_cursor(self) -> tuple[str, list[str]] | None:

@@ -1,11 +1,13 @@
-"""DuckDB extensions for the benchmarks, from their PyPI packages: never downloaded at run time.
+"""DuckDB extensions from their PyPI packages: never downloaded at run time.
 
-DuckDB's wheel ships parquet, json and icu; the readers a floor needs beyond them (the ``excel`` reader,
-the ``sqlite_scanner`` / ``postgres_scanner`` / ``mysql_scanner`` database scanners, the ``encodings``
-CSV decoder) are extensions that DuckDB would fetch from its own server on first use. This machine (and a
-city's) may not reach that server, and a download during a timed run is not the floor's work; their signed
-binaries are published on PyPI as ``duckdb-extension-<name>`` (pinned in pyproject.toml's dev extra), so
-the bench loads the file from the installed package and turns auto-install off.
+DuckDB's wheel ships parquet, json and icu; the readers beyond them (the ``excel`` reader, the
+``sqlite_scanner`` / ``postgres_scanner`` / ``mysql_scanner`` database scanners, the ``encodings`` CSV
+decoder) are extensions that DuckDB would fetch from its own server on first use. A city's machine may
+not reach that server, and a download in the middle of a night (or a timed benchmark) is not work anyone
+asked for; their signed binaries are published on PyPI as ``duckdb-extension-<name>`` (pinned in
+pyproject.toml: ``sqlite_scanner`` for the ingestion of SQLite department tables, the others in the dev
+extra for bench/city_scale.py's floor), so the file is loaded from the installed package with auto-install
+off. A package not installed, or a binary that does not load, is ``None``: the caller reads another way.
 
 A package lays out its binary as ``duckdb_extension_<name>/extensions/v<duckdb version>/<name>.duckdb_extension``.
 """
