@@ -135,6 +135,8 @@ def _line_ends(utf8: bytes) -> np.ndarray:
 
 def _undecodable_at(utf8: bytes) -> list[int]:
     """Offsets of undecodable bytes in the UTF-8 of a block (see _Lines)."""
+    if b"\xed" not in utf8:  # one memchr: the lead byte of every mark, and of no CJK character
+        return []
     found = []
     for mark in (b"\xed\xb2", b"\xed\xb3"):
         i = utf8.find(mark)
@@ -289,7 +291,7 @@ class _Reader:
                 [fields[p] for p in self.positions],
                 numbers[plain],
                 lambda i: lines[int(plain[i])],
-                suspects=self._suspects(plain_lines, fields),
+                suspects=self._suspects(plain_lines, fields, lines.utf8),
             )
         return stop
 
@@ -326,9 +328,10 @@ class _Reader:
             raise AssertionError(f"{self.source}: Arrow read {table.num_rows} of {n} plain lines")
         return [table.column(i).combine_chunks() for i in range(self.width)]
 
-    def _suspects(self, plain_lines: pa.Array, fields: list[pa.Array]) -> np.ndarray:
+    def _suspects(self, plain_lines: pa.Array, fields: list[pa.Array], block_utf8: bytes) -> np.ndarray:
         """A superset of the rows that break a value rule, tested on whole lines (one pass, not one per
-        column) and on the key columns; see vector_checks for why a superset."""
+        column) and on the key columns; see vector_checks for why a superset. A NUL or a BOM is looked
+        for line by line only when the block (``block_utf8``, the lines' bytes) holds one at all."""
         import pyarrow.compute as pc
 
         from citybrain.ingest.batch import MAX_FIELD_CHARS
@@ -337,10 +340,11 @@ class _Reader:
         d = f"\\x{{{ord(self.delivery.delimiter):x}}}"
         tests = [
             pc.match_substring_regex(plain_lines, f"(?:^|{d})[^\\p{{L}}\\p{{N}}{d}]*[=+@\\-]"),
-            pc.match_substring(plain_lines, "\x00"),
-            pc.match_substring(plain_lines, "\ufeff"),
             pc.greater(pc.utf8_length(plain_lines), MAX_FIELD_CHARS),
         ]
+        for character in ("\x00", "\ufeff"):
+            if character.encode("utf-8") in block_utf8:
+                tests.append(pc.match_substring(plain_lines, character))
         for k in self.feed.key:
             tests.append(
                 pc.match_substring_regex(
