@@ -97,7 +97,7 @@ def _fetch(engine, feed: Feed, delivery: SqlDelivery, source: str, cursor):
         try:
             for arrays in scan.chunks(cursor[0] if cursor else None, delivery.batch_size):
                 fetch.add_arrays(arrays)
-            return fetch.builder.build(), fetch.digest.hexdigest(), fetch.next_cursor()
+            return fetch.result()
         except sqlite_scan.ScanRefused as exc:
             log.info("%s: read over SQLAlchemy, the SQLite scanner refused the fetch: %s", source, exc)
     cursor_column = table.c[delivery.cursor]
@@ -111,7 +111,7 @@ def _fetch(engine, feed: Feed, delivery: SqlDelivery, source: str, cursor):
         result = con.execution_options(stream_results=True, yield_per=delivery.batch_size).execute(query)
         for columns in column_chunks(result, delivery.batch_size):
             fetch.add_chunk(columns)
-    return fetch.builder.build(), fetch.digest.hexdigest(), fetch.next_cursor()
+    return fetch.result()
 
 
 def column_chunks(result: sa.CursorResult, size: int) -> Iterator[list[list]]:
@@ -207,6 +207,10 @@ class _Fetch:
 
     def next_cursor(self) -> tuple[str, list[str]] | None:
         return (self.new_cursor, self.keys_at_new) if self.new_cursor is not None else None
+
+    def result(self) -> tuple[Batch, str, tuple[str, list[str]] | None]:
+        """What ``fetch_incremental`` returns: the batch, the content hash and the new cursor."""
+        return self.builder.build(), self.digest.hexdigest(), self.next_cursor()
 
 
 def _digest_update(digest, arrays) -> None:
