@@ -103,6 +103,15 @@ def raw_parquet_enabled() -> bool:
     return flag or dbt_target().startswith("spark")
 
 
+READ_AHEAD_ENV = "CITYBRAIN_READ_AHEAD"
+
+
+def read_ahead_enabled() -> bool:
+    """Whether ``citybrain run`` reads its large deliveries ahead in a second process (citybrain/ingest/read_ahead.py):
+    unless $CITYBRAIN_READ_AHEAD is 0, false, no or off (a machine of one core, or short of memory)."""
+    return os.environ.get(READ_AHEAD_ENV, "").strip().lower() not in {"0", "false", "no", "off"}
+
+
 SHARING_DB_URL_ENV = "CITYBRAIN_SHARING_DB_URL"
 SHARING_CONFIG_ENV = "CITYBRAIN_SHARING_CONFIG"
 

@@ -96,6 +96,22 @@ class SpilledRows:
         self._held: pa.Table | None = None  # the rows short of a whole row group, written by the next call
         self.num_rows = 0
 
+    @classmethod
+    def adopt(cls, path: Path, num_rows: int) -> SpilledRows:
+        """The closed spill file of another process (``citybrain.ingest.read_ahead``), removed with this object."""
+        rows = cls.__new__(cls)
+        rows.path = path
+        rows._removal = weakref.finalize(rows, path.unlink, missing_ok=True)
+        rows._writer = None
+        rows._held = None
+        rows.num_rows = num_rows
+        return rows
+
+    def hand_over(self) -> Path:
+        """The closed file, no longer removed with this object: another process adopts it."""
+        self._removal.detach()
+        return self.path
+
     def write(self, table: pa.Table) -> None:
         """Append rows; they reach the file in row groups of exactly DuckDB's row group size."""
         import pyarrow as pa

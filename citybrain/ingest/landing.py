@@ -55,6 +55,16 @@ def find_deliveries(
 
     A file that resolves outside the landing zone (a symlink to /etc/..., a dangling symlink) is not read:
     it is added to ``refused`` (or raised when no list is given) and the other files are still returned."""
+    return [
+        DeliveredFile(path, relative, sha256_of(path), path.stat().st_size)
+        for path, relative in delivered_paths(feed, landing, partition_key, refused)
+    ]
+
+
+def delivered_paths(
+    feed: Feed, landing: Path, partition_key: str | None, refused: list[DeliveryError] | None = None
+) -> list[tuple[Path, str]]:
+    """``find_deliveries`` without reading the files: (path, name in the landing zone) of each."""
     landing = landing.resolve()
     pattern = delivery_pattern(feed, partition_key)
     if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
@@ -73,7 +83,7 @@ def find_deliveries(
                 relative, f"resolves outside the landing zone ({path.resolve()}); refusing to read it"
             )
         else:
-            found.append(DeliveredFile(path, relative, sha256_of(path), path.stat().st_size))
+            found.append((path, relative))
             continue
         if refused is None:
             raise problem

@@ -14,7 +14,7 @@ import requests
 import sqlalchemy as sa
 
 from citybrain.catalog import Feed, FileDelivery, HttpDelivery
-from citybrain.ingest import http_feed, sql_feed
+from citybrain.ingest import http_feed, read_ahead, sql_feed
 from citybrain.ingest.batch import Batch, DeliveryError, release_unused_arrow_memory
 from citybrain.ingest.file_readers import read_delivery
 from citybrain.ingest.landing import DeliveredFile, delivery_pattern, find_deliveries, snapshot_order_key
@@ -205,7 +205,7 @@ def _read(feed: Feed, delivered: DeliveredFile, result: IngestionResult) -> tupl
     """Read one delivered file: its batch, or why it could not be read (also added to ``result``)."""
     batch, failure = None, None
     try:
-        batch = read_delivery(feed, delivered.path, delivered.relative)
+        batch = read_ahead.take(feed, delivered) or read_delivery(feed, delivered.path, delivered.relative)
     except DeliveryError as exc:
         result.problems.append(str(exc))
         failure = exc.problem

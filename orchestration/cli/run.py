@@ -13,6 +13,7 @@ import sys
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from citybrain import settings
 from orchestration.cli.recovery import PROCESS_TAG, process_token, recover_after_killed_runs
 from orchestration.cli.summaries import print_gate_summary, print_run_summary
 from orchestration.dagster_home import dagster_home
@@ -35,10 +36,29 @@ def warn_unreachable_apis() -> None:
         print(f"WARNING {problem}", file=sys.stderr)
 
 
+def start_read_ahead(job, start: str, end: str):
+    """The run's large new file deliveries read in a second process while its first steps run
+    (``citybrain.ingest.read_ahead``); None when there are none."""
+    from assets.ingestion import RAW_PREFIX
+    from citybrain.catalog import load_catalog
+    from citybrain.ingest import read_ahead
+    from citybrain.warehouse import Warehouse
+
+    feed_ids = {
+        k.path[1] for k in job.asset_layer.selected_asset_keys if len(k.path) == 2 and k.path[0] == RAW_PREFIX
+    }
+    first, last = date.fromisoformat(start), date.fromisoformat(end)
+    days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+    return read_ahead.start_for_this_process(
+        load_catalog(), feed_ids, days, settings.landing_dir(), Warehouse.from_settings(None).path
+    )
+
+
 def run_job(job_name: str, start: str, end: str) -> bool:
     """Execute ``job_name`` for the partition range [start, end] in one run; True if it succeeded."""
     from dagster import DagsterInstance
 
+    from citybrain.ingest import read_ahead
     from citybrain.quality.data_docs import defer_updates, wait_for_data_docs
     from citybrain.scale import dbt_zygote
     from citybrain.scale.preflight import PreflightError, check_run_configuration
@@ -65,6 +85,7 @@ def run_job(job_name: str, start: str, end: str) -> bool:
     warm_imports(PRELOADED_MODULES, calls=WARM_CALLS)
     # dbt imported once for the run's dbt steps
     zygote = dbt_zygote.start_for_this_process() if runs_dbt(job) else None
+    reading = start_read_ahead(job, start, end)
     defer_updates(True)  # Data Docs rendered while the next steps run (citybrain/quality/data_docs.py)
     try:
         with DagsterInstance.get() as instance:
@@ -74,6 +95,7 @@ def run_job(job_name: str, start: str, end: str) -> bool:
         docs_failures = wait_for_data_docs()
         defer_updates(False)
         dbt_zygote.stop_for_this_process(zygote)
+        read_ahead.stop_for_this_process(reading)
     for failure in docs_failures:
         print(f"WARNING Data Docs not updated: {failure}", file=sys.stderr)
     print(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} ({job_name}, {start} .. {end})")
