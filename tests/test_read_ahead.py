@@ -14,10 +14,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import sqlalchemy as sa
 
 from citybrain.ingest import read_ahead
 from citybrain.ingest.landing import find_deliveries
-from citybrain.ingest.pipeline import ingest_files
+from citybrain.ingest.pipeline import ingest_files, ingest_sql
 
 REGISTRY = "public_security/household_registry_20261120.csv"
 ROW = "{id},张三{n},男,1949-12-31,汉族,H{n},330102,杭州市上城区解放路{n}号,13800000000,2020-01-01"
@@ -236,3 +237,115 @@ def test_read_ahead_turned_off_starts_nothing(lake, catalog, monkeypatch, no_rea
     started = start(lake, catalog, monkeypatch)
     assert started is not None
     read_ahead.stop_for_this_process(started)
+
+
+# --- a database feed ------------------------------------------------------------------------------------
+
+INSURED_COLUMNS = ["insured_id", "id_number", "name", "unit_id", "insurance_type", "status", "start_month"]
+
+
+@pytest.fixture
+def insurance_db(tmp_path, monkeypatch):
+    """The department's SQLite table, its cursor a text column (read by DuckDB's SQLite scanner)."""
+    path = tmp_path / "social_insurance.sqlite"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    table = sa.Table(
+        "si_insured",
+        sa.MetaData(),
+        *[sa.Column(name, sa.Text) for name in INSURED_COLUMNS],
+        sa.Column("monthly_base", sa.Numeric(12, 2)),
+        sa.Column("updated_at", sa.Text),
+    )
+    table.metadata.create_all(engine)
+    monkeypatch.setenv("CITYBRAIN_SOCIAL_INSURANCE_URL", f"sqlite:///{path}")
+    yield engine, table
+    engine.dispose()
+
+
+def enrolment(insured_id: str, status: str, updated_at: str, base: str = "5000.00") -> dict:
+    values = dict.fromkeys(INSURED_COLUMNS, "x")
+    return values | {
+        "insured_id": insured_id,
+        "status": status,
+        "monthly_base": base,
+        "updated_at": updated_at,
+    }
+
+
+def insured_tables(warehouse: Path) -> dict:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return {
+            "rows": con.execute(
+                "SELECT * EXCLUDE (_batch_id, _loaded_at) FROM raw.si_insured ORDER BY _file_sha256, _row_number"
+            ).fetchall(),
+            "log": con.execute(
+                "SELECT file_sha256, status, rows_received, rows_loaded, rows_quarantined FROM raw.ingestion_log "
+                "ORDER BY finished_at"
+            ).fetchall(),
+            "cursor": con.execute("SELECT cursor_value, keys_at_cursor FROM raw.feed_cursor").fetchall(),
+        }
+    finally:
+        con.close()
+
+
+def test_a_database_feed_fetched_ahead_over_four_nights_loads_what_the_step_fetches_itself(
+    lake, catalog, tmp_path, insurance_db, no_read_ahead, caplog
+):
+    engine, table = insurance_db
+    feed, url = catalog.feed("si_insured"), str(engine.url)
+    inline = tmp_path / "inline" / "warehouse.duckdb"
+    inline.parent.mkdir()
+    nights = [  # what the department's table gains before each night
+        [enrolment("A1", "1", "2026-12-01 08:00:00"), enrolment("A2", "1", "2026-12-01 09:00:00", "0.125")],
+        # a row committed late at exactly the cursor's timestamp, and a correction of A1
+        [enrolment("A3", "1", "2026-12-01 09:00:00"), enrolment("A1", "2", "2026-12-02 10:00:00")],
+        [],  # a quiet night
+        [enrolment("A2", "3", "2026-12-04 07:00:00"), enrolment("", "1", "2026-12-04 07:30:00")],  # blank key
+    ]
+    for night, rows in enumerate(nights, start=1):
+        with engine.begin() as con:
+            for row in rows:
+                con.execute(table.delete().where(table.c.insured_id == row["insured_id"]))
+                con.execute(table.insert().values(**row))
+        started = read_ahead.start_for_this_process(
+            catalog, {"si_insured"}, [], lake / "landing", lake / "warehouse.duckdb"
+        )
+        try:
+            wait_for(started.directory / "0.done")
+            caplog.clear()
+            with caplog.at_level(logging.INFO, logger=read_ahead.__name__):
+                ingest_sql(feed, url, lake / "warehouse.duckdb", f"run-{night}")
+            assert any("read ahead in process" in m for m in caplog.messages), night
+            # a retried step fetches for itself: the worker's fetch is handed out once
+            assert read_ahead.take_fetch(feed, url, None) is None
+        finally:
+            read_ahead.stop_for_this_process(started)
+        ingest_sql(feed, url, inline, f"run-{night}")  # the same night, fetched by the step itself
+        assert insured_tables(lake / "warehouse.duckdb") == insured_tables(inline), night
+    final = insured_tables(inline)
+    assert [r[3] for r in final["log"]] == [2, 2, 0, 1]  # rows loaded each night, worked out from `nights`
+    assert final["cursor"][0][0] == "2026-12-04 07:30:00"  # the last value read: the blank-key row's
+
+
+def test_a_fetch_from_an_older_cursor_is_not_taken(lake, catalog, tmp_path, insurance_db, no_read_ahead):
+    engine, table = insurance_db
+    feed, url = catalog.feed("si_insured"), str(engine.url)
+    with engine.begin() as con:
+        con.execute(table.insert().values(**enrolment("A1", "1", "2026-12-01 08:00:00")))
+    started = read_ahead.start_for_this_process(
+        catalog, {"si_insured"}, [], lake / "landing", lake / "warehouse.duckdb"
+    )
+    try:
+        wait_for(started.directory / "0.done")
+        # meanwhile another run fetched (the cursor moved), and the department wrote another row
+        directory = os.environ.pop(read_ahead.READ_AHEAD_DIR_ENV)
+        ingest_sql(feed, url, lake / "warehouse.duckdb", "other-run")
+        with engine.begin() as con:
+            con.execute(table.insert().values(**enrolment("A2", "1", "2026-12-02 08:00:00")))
+        os.environ[read_ahead.READ_AHEAD_DIR_ENV] = directory
+        result = ingest_sql(feed, url, lake / "warehouse.duckdb", "this-run")
+    finally:
+        read_ahead.stop_for_this_process(started)
+    assert result.rows_loaded == 1  # A2 alone, fetched from the moved cursor, not the worker's A1 again
+    assert [r[0] for r in insured_tables(lake / "warehouse.duckdb")["rows"]].count("A1") == 1

@@ -348,7 +348,9 @@ def ingest_sql(feed: Feed, url: str, warehouse: Path, batch_id: str) -> Ingestio
             None,
             batch_id,
             started,
-            lambda cursor: sql_feed.fetch_incremental(engine, feed, cursor),
+            lambda cursor: (
+                read_ahead.take_fetch(feed, url, cursor) or sql_feed.fetch_incremental(engine, feed, cursor)
+            ),
         )
     finally:
         engine.dispose()
