@@ -258,6 +258,13 @@ class Feed(_Strict):
         return self.partitioning == "daily"
 
     @property
+    def is_whole_register(self) -> bool:
+        """A full snapshot or a database table: its size is the register's, not a day's. A run ingests
+        these after the day's feeds, so that reading them ahead (citybrain/ingest/read_ahead.py) has the
+        day's feeds' time to itself."""
+        return self.snapshot == "full" or isinstance(self.delivery, SqlDelivery)
+
+    @property
     def max_age_hours(self) -> float:
         """How old the last delivery may be before the feed is overdue (cadence plus grace)."""
         return max_age_hours(self.cadence)

@@ -82,8 +82,8 @@ class ReadAhead:
 
 
 def plan(catalog: Catalog, feed_ids: set[str], partition_keys: list[str], landing: Path, warehouse: Path):
-    """The worker's jobs, in the order the run's steps take them (Dagster runs the ingestion steps in the
-    order of their keys): each new delivery of ``MIN_BYTES`` or more of the file feeds, and the next fetch
+    """The worker's jobs, in the order the run's steps take them (the day's feeds, then the whole
+    registers: ``Feed.is_whole_register``; each group in the order of the steps' keys): each new delivery of ``MIN_BYTES`` or more of the file feeds, and the next fetch
     of each database feed (from the cursor stored now: the step takes it only if its cursor is the same)."""
     files, tables = [], []
     for feed in sorted(catalog.feeds, key=lambda f: f.id):
@@ -111,7 +111,7 @@ def plan(catalog: Catalog, feed_ids: set[str], partition_keys: list[str], landin
         for feed, path, relative in files
         if (feed.id, relative) not in logged
     ] + [{"kind": "sql", "feed": feed, "url": url, "cursor": cursors.get(feed.id)} for feed, url in tables]
-    jobs.sort(key=lambda job: job["feed"].id)
+    jobs.sort(key=lambda job: (job["feed"].is_whole_register, job["feed"].id))  # the steps' order
     for n, job in enumerate(jobs):
         job.update(id=str(n), feed=job["feed"].model_dump(mode="json"))
     return jobs
@@ -148,7 +148,7 @@ def _cursor_json(cursor) -> list | None:
 def start_for_this_process(
     catalog: Catalog, feed_ids: set[str], partition_keys: list[str], landing: Path, warehouse: Path
 ) -> ReadAhead | None:
-    """Start reading ahead the run's large new deliveries; the directory is exported in
+    """Start reading ahead the run's large new file deliveries and database fetches; the directory is exported in
     ``$CITYBRAIN_READ_AHEAD_DIR`` for the steps (``take``). None when there is nothing to read ahead, when
     this process already reads ahead, or when ``$CITYBRAIN_READ_AHEAD`` turns it off."""
     if os.environ.get(READ_AHEAD_DIR_ENV) or not settings.read_ahead_enabled():
@@ -317,7 +317,6 @@ def work(directory: Path) -> None:
     """Read each job not claimed by a step, in order, until done or the process that started this is gone."""
     from citybrain.ingest.batch import release_unused_arrow_memory
 
-    os.nice(NICENESS)
     parent = os.getppid()
     for job in json.loads((directory / JOBS_FILE).read_text(encoding="utf-8")):
         if os.getppid() != parent:
@@ -379,4 +378,5 @@ def _write_done(directory: Path, job_id: str, result: dict) -> None:
 
 
 if __name__ == "__main__":
+    os.nice(NICENESS)
     work(Path(sys.argv[1]))
