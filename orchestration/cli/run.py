@@ -37,8 +37,8 @@ def warn_unreachable_apis() -> None:
 
 
 def start_read_ahead(job, start: str, end: str):
-    """The run's large new file deliveries read in a second process while its first steps run
-    (``citybrain.ingest.read_ahead``); None when there are none."""
+    """The run's large new file deliveries and database fetches read in a second process while its first
+    steps run (``citybrain.ingest.read_ahead``); None when there are none."""
     from assets.ingestion import RAW_PREFIX
     from citybrain.catalog import load_catalog
     from citybrain.ingest import read_ahead
@@ -85,9 +85,10 @@ def run_job(job_name: str, start: str, end: str) -> bool:
     warm_imports(PRELOADED_MODULES, calls=WARM_CALLS)
     # dbt imported once for the run's dbt steps
     zygote = dbt_zygote.start_for_this_process() if runs_dbt(job) else None
-    reading = start_read_ahead(job, start, end)
+    reading = None
     defer_updates(True)  # Data Docs rendered while the next steps run (citybrain/quality/data_docs.py)
     try:
+        reading = start_read_ahead(job, start, end)  # the large deliveries, while the first steps run
         with DagsterInstance.get() as instance:
             recover_after_killed_runs(instance)
             result = execute_with_progress(job, instance, tags=tags, raise_on_error=False)
