@@ -43,9 +43,10 @@ KIND_TAGS = {
 }
 
 
-# Dagster's executors start the ready step with the highest ``dagster/priority`` first (default 0): a whole
-# register's step after the day's feeds (``Feed.is_whole_register``), while its read-ahead works.
-WHOLE_REGISTER_STEP_TAGS = {"dagster/priority": "-1"}
+def step_tags(feed) -> dict[str, str] | None:
+    """Dagster's executors start the ready step with the highest ``dagster/priority`` first (default 0):
+    the day's feeds, then the database tables, then the full snapshots (``Feed.ingestion_order``)."""
+    return {"dagster/priority": str(-feed.ingestion_order)} if feed.ingestion_order else None
 
 
 def raw_asset_key(feed_id: str) -> AssetKey:
@@ -164,7 +165,7 @@ def _define(catalog, feed, delivery, connection, resource_keys, partitioned) -> 
         backfill_policy=BackfillPolicy.single_run() if partitioned else None,
         required_resource_keys=resource_keys,
         retry_policy=None if isinstance(delivery, FileDelivery) else RetryPolicy(max_retries=2, delay=30),
-        op_tags=WHOLE_REGISTER_STEP_TAGS if feed.is_whole_register else None,
+        op_tags=step_tags(feed),
     )
     def _ingest(context: AssetExecutionContext) -> MaterializeResult:
         from citybrain.ingest.pipeline import ingest_files, ingest_http, ingest_sql

@@ -258,11 +258,14 @@ class Feed(_Strict):
         return self.partitioning == "daily"
 
     @property
-    def is_whole_register(self) -> bool:
-        """A full snapshot or a database table: its size is the register's, not a day's. A run ingests
-        these after the day's feeds, so that reading them ahead (citybrain/ingest/read_ahead.py) has the
-        day's feeds' time to itself."""
-        return self.snapshot == "full" or isinstance(self.delivery, SqlDelivery)
+    def ingestion_order(self) -> int:
+        """When a run ingests the feed: 0 the day's feeds, 1 database tables, 2 full snapshot files (a
+        whole register each, the largest deliveries). The read-ahead worker (citybrain/ingest/read_ahead.py)
+        reads from the other end, the snapshot files first, while the run's own process loads the day's
+        feeds and fetches the tables: the two meet in the middle instead of one waiting for the other."""
+        if isinstance(self.delivery, SqlDelivery):
+            return 1
+        return 2 if self.snapshot == "full" else 0
 
     @property
     def max_age_hours(self) -> float:

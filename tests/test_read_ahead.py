@@ -16,6 +16,7 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 
+from assets.ingestion import build_ingestion_assets
 from citybrain.ingest import read_ahead
 from citybrain.ingest.landing import find_deliveries
 from citybrain.ingest.pipeline import ingest_files, ingest_sql
@@ -349,3 +350,28 @@ def test_a_fetch_from_an_older_cursor_is_not_taken(lake, catalog, tmp_path, insu
         read_ahead.stop_for_this_process(started)
     assert result.rows_loaded == 1  # A2 alone, fetched from the moved cursor, not the worker's A1 again
     assert [r[0] for r in insured_tables(lake / "warehouse.duckdb")["rows"]].count("A1") == 1
+
+
+def test_the_worker_reads_from_the_end_of_the_runs_order(
+    lake, catalog, insurance_db, monkeypatch, no_read_ahead
+):
+    """The run loads the day's feeds, then the database tables, then the full snapshot files; the worker
+    starts at the other end, so that the two meet in the middle."""
+    deliver(lake, registry_bytes(catalog, 50))
+    day_file = lake / "landing" / "egov" / "applications_20261201.csv"
+    day_file.parent.mkdir(parents=True)
+    day_file.write_text("application_id\nA1\n", encoding="utf-8")
+    monkeypatch.setattr(read_ahead, "MIN_BYTES", 0)
+    feeds = {"household_registry", "si_insured", "egov_applications"}
+    jobs = read_ahead.plan(catalog, feeds, ["2026-12-01"], lake / "landing", lake / "warehouse.duckdb")
+    assert [(j["kind"], j["feed"]["id"]) for j in jobs] == [
+        ("file", "household_registry"),
+        ("sql", "si_insured"),
+        ("file", "egov_applications"),
+    ]
+    priorities = {
+        key.path[1]: node.tags.get("dagster/priority", "0")
+        for node, key in ((a.op, a.key) for a in build_ingestion_assets(catalog))
+        if key.path[1] in feeds
+    }
+    assert priorities == {"egov_applications": "0", "si_insured": "-1", "household_registry": "-2"}

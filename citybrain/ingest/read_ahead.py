@@ -4,10 +4,11 @@ Why: ``citybrain run`` executes a night's steps one after another in one process
 executor was slower on two cores: bench/RESULTS.md, stop 41), so while the small feeds load, one core is
 mostly idle, and then the largest delivery is read while the other feeds wait: a 10M-resident registry
 takes about 30 s to decode, split and check (``read_delivery``), the insurance database's fetch 10-25 s.
-Started with the run (``start_for_this_process``), a worker process reads, in the order the steps will
-want them, the run's new file deliveries of ``MIN_BYTES`` and more and the next fetch of each database
-feed into batches on disk, and the feed's step takes the batch (``take``, ``take_fetch``) instead of
-reading again.
+Started with the run (``start_for_this_process``), a worker process reads the run's new file deliveries of
+``MIN_BYTES`` and more and the next fetch of each database feed into batches on disk, from the end of the
+steps' order (``Feed.ingestion_order``: the full snapshots last), while the run's own process works from
+the start (the day's feeds, then the database tables); the feed's step takes the worker's batch (``take``,
+``take_fetch``) instead of reading again, and reads itself what the worker has not started.
 
 Why the batch is the one the step would have read: ``read_delivery`` depends on nothing but the feed's
 definition, the file's bytes and its name, and ``sql_feed.fetch_incremental`` on the definition, the
@@ -82,8 +83,8 @@ class ReadAhead:
 
 
 def plan(catalog: Catalog, feed_ids: set[str], partition_keys: list[str], landing: Path, warehouse: Path):
-    """The worker's jobs, in the order the run's steps take them (the day's feeds, then the whole
-    registers: ``Feed.is_whole_register``; each group in the order of the steps' keys): each new delivery of ``MIN_BYTES`` or more of the file feeds, and the next fetch
+    """The worker's jobs, from the last the run's steps take to the first (``Feed.ingestion_order``, then
+    the steps' keys), so that the worker and the steps meet in the middle: each new delivery of ``MIN_BYTES`` or more of the file feeds, and the next fetch
     of each database feed (from the cursor stored now: the step takes it only if its cursor is the same)."""
     files, tables = [], []
     for feed in sorted(catalog.feeds, key=lambda f: f.id):
@@ -111,7 +112,8 @@ def plan(catalog: Catalog, feed_ids: set[str], partition_keys: list[str], landin
         for feed, path, relative in files
         if (feed.id, relative) not in logged
     ] + [{"kind": "sql", "feed": feed, "url": url, "cursor": cursors.get(feed.id)} for feed, url in tables]
-    jobs.sort(key=lambda job: (job["feed"].is_whole_register, job["feed"].id))  # the steps' order
+    # from the end of the steps' order: the worker reads what the run's own process gets to last
+    jobs.sort(key=lambda job: (job["feed"].ingestion_order, job["feed"].id), reverse=True)
     for n, job in enumerate(jobs):
         job.update(id=str(n), feed=job["feed"].model_dump(mode="json"))
     return jobs
