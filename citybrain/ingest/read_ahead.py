@@ -83,9 +83,10 @@ class ReadAhead:
 
 
 def plan(catalog: Catalog, feed_ids: set[str], partition_keys: list[str], landing: Path, warehouse: Path):
-    """The worker's jobs, from the last the run's steps take to the first (``Feed.ingestion_order``, then
-    the steps' keys), so that the worker and the steps meet in the middle: each new delivery of ``MIN_BYTES`` or more of the file feeds, and the next fetch
-    of each database feed (from the cursor stored now: the step takes it only if its cursor is the same)."""
+    """The worker's jobs: each new delivery of ``MIN_BYTES`` or more of the file feeds, and the next fetch
+    of each database feed (from the cursor stored now: the step takes it only if its cursor is the same).
+    From the last the run's steps take to the first (``Feed.ingestion_order``, then the feed), so that the
+    worker and the steps meet in the middle."""
     files, tables = [], []
     for feed in sorted(catalog.feeds, key=lambda f: f.id):
         if feed.id not in feed_ids:
