@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from citybrain import processes
 from citybrain.scale import cluster
 from citybrain.scale.preflight import PreflightError, require_java, require_postgres, require_thrift
 
@@ -217,7 +218,7 @@ def test_cluster_start_query_stop(spark_home_dir: Path) -> None:
     assert not cluster.state_path().exists()
     assert cluster.stop() == []  # twice is fine
     alive = [
-        pid for pid in everything if cluster.pid_alive(pid) and cluster._start_time(pid) == everything[pid]
+        pid for pid in everything if cluster.pid_alive(pid) and processes.start_time(pid) == everything[pid]
     ]
     assert alive == []
     assert all(cluster.port_free(port) for port in ports)
@@ -242,4 +243,4 @@ def test_running_cluster_stops_on_exception(spark_home_dir: Path) -> None:
         raise ZeroDivisionError("a failing step inside the cluster's lifetime")
     assert pids
     assert not cluster.state_path().exists()
-    assert not [pid for pid in pids if cluster.pid_alive(pid) and cluster._start_time(pid) == pids[pid]]
+    assert not [pid for pid in pids if cluster.pid_alive(pid) and processes.start_time(pid) == pids[pid]]

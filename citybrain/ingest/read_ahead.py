@@ -43,7 +43,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from citybrain import settings
+from citybrain import processes, settings
 from citybrain.catalog import Catalog, Feed, FileDelivery, SqlDelivery, connection_url
 from citybrain.ingest.batch import Batch, DeliveryError, SpilledRows
 from citybrain.ingest.landing import DeliveredFile, delivered_paths
@@ -184,7 +184,7 @@ def _remove_abandoned(base: Path) -> None:
     """Directories left by a process killed before it could stop its read-ahead."""
     for directory in base.glob("citybrain-read-ahead-*"):
         pid = _read(directory / OWNER_FILE)
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not processes.alive(int(pid)):
             shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -277,7 +277,7 @@ def _wait(directory: Path, job_id: str) -> dict | None:
         if failed.exists():
             log.info("reading ahead failed (%s); read here", _read(failed))
             return None
-        if not _alive(pid) and not done.exists():
+        if not processes.alive(pid) and not done.exists():
             return None
         time.sleep(POLL_SECONDS)
     with taken.open("rb") as f:
@@ -289,21 +289,6 @@ def _wait(directory: Path, job_id: str) -> dict | None:
         result.pop("source"), result.pop("columns"), rows, result.pop("quarantined"), result.pop("warnings")
     )
     return result
-
-
-def _alive(pid: int) -> bool:
-    """Whether the worker runs: not ended, and not a zombie its parent has not reaped yet."""
-    if pid <= 0:
-        return False
-    try:
-        status = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return True
-    return status.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 def _read(path: Path) -> str:

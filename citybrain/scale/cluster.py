@@ -31,6 +31,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from citybrain import processes
 from citybrain.scale.spark_session import check_java, spark_dir
 
 HOST = "127.0.0.1"
@@ -115,20 +116,6 @@ def _write_state(state: dict) -> None:
 _children: dict[int, subprocess.Popen] = {}
 
 
-def _stat(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (state is [0], pgid [2], start time [19])."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rfind(")") + 2 :].split()
-
-
-def _start_time(pid: int) -> str | None:
-    fields = _stat(pid)
-    return fields[19] if fields else None
-
-
 def _reap() -> None:
     for pid, proc in list(_children.items()):
         if proc.poll() is not None:
@@ -136,10 +123,9 @@ def _reap() -> None:
 
 
 def pid_alive(pid: int) -> bool:
-    """The process exists and is not a zombie."""
+    """The process exists and is not a zombie (this process's own ended children reaped first)."""
     _reap()
-    fields = _stat(pid)
-    return bool(fields) and fields[0] not in ("Z", "X")
+    return processes.alive(pid)
 
 
 def group_members(pgid: int) -> list[int]:
@@ -149,7 +135,7 @@ def group_members(pgid: int) -> list[int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        fields = _stat(int(entry.name))
+        fields = processes.stat_fields(int(entry.name))
         if fields and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
             members.append(int(entry.name))
     return members
@@ -157,7 +143,7 @@ def group_members(pgid: int) -> list[int]:
 
 def _ours(entry: dict) -> bool:
     """The recorded leader is still the process we started (not a pid reused since), or it is gone."""
-    started = _start_time(entry["pid"])
+    started = processes.start_time(entry["pid"])
     return started is None or entry.get("start_time") in (None, started)
 
 
@@ -191,7 +177,7 @@ def _launch(name: str, command: list[str], env: dict[str, str], log: Path) -> di
         "name": name,
         "pid": proc.pid,
         "pgid": proc.pid,
-        "start_time": _start_time(proc.pid),
+        "start_time": processes.start_time(proc.pid),
         "log": str(log),
         "command": command,
     }
@@ -462,7 +448,7 @@ def _processes() -> dict[int, tuple[int, int]]:
     table = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            fields = _stat(int(entry.name))
+            fields = processes.stat_fields(int(entry.name))
             if fields and fields[0] not in ("Z", "X"):
                 table[int(entry.name)] = (int(fields[1]), int(fields[2]))
     return table
@@ -477,13 +463,14 @@ def _tree(pgids: list[int]) -> dict[int, str | None]:
     while frontier:
         frontier = {pid for pid, (ppid, _) in table.items() if ppid in frontier and pid not in found}
         found |= frontier
-    return {pid: _start_time(pid) for pid in found}
+    return {pid: processes.start_time(pid) for pid in found}
 
 
-def _wait_gone(processes: dict[int, str | None], seconds: float) -> dict[int, str | None]:
+def _wait_gone(started: dict[int, str | None], seconds: float) -> dict[int, str | None]:
+    """The processes of ``started`` (pid -> start time) still running after up to ``seconds``."""
     deadline = time.monotonic() + seconds
     while True:
-        left = {pid: t for pid, t in processes.items() if pid_alive(pid) and _start_time(pid) == t}
+        left = {pid: t for pid, t in started.items() if pid_alive(pid) and processes.start_time(pid) == t}
         if not left or time.monotonic() >= deadline:
             return left
         time.sleep(0.2)
@@ -504,12 +491,12 @@ def stop(grace: float = 10.0) -> list[str]:
         if not entries:
             continue
         stopped += [e["name"] for e in entries]
-        processes = _tree([e["pgid"] for e in entries])
+        tree = _tree([e["pgid"] for e in entries])
         for entry in entries:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 if pid_alive(entry["pid"]):
                     os.kill(entry["pid"], signal.SIGTERM)
-        left = _wait_gone(processes, grace)
+        left = _wait_gone(tree, grace)
         for signum, seconds in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
             if not left:
                 break

@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from citybrain import processes
+
 ZYGOTE_ENV = "CITYBRAIN_DBT_ZYGOTE"  # the socket of the run's zygote
 READY_SECONDS = 60.0  # how long ``wait_ready`` waits for the zygote to have imported dbt
 CONNECT_SECONDS = 5.0  # a zygote that does not take a request in this time is not used
@@ -272,15 +274,7 @@ def _exit_code(reader, child: int) -> int:
     for line in reader:
         if line.startswith(b"exit "):
             return int(line.split()[1])
-    while _alive(child):  # connection closed: the child was killed, or is about to exit
+    while processes.alive(child):  # connection closed: the child was killed, or is about to exit
         time.sleep(0.05)
     print(f"citybrain-dbt: dbt (process {child}) ended without an exit code", file=sys.stderr)
     return 1
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # the zygote reaps its children at once (SIGCHLD ignored): no zombies
-    except ProcessLookupError:
-        return False
-    return True
