@@ -87,7 +87,7 @@ def _check_step(producer: str, suites: list[SuiteSpec]):
         op_tags=CHECK_STEP_TAGS,
     )
     def gx_checks(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
-        from citybrain.quality.data_docs import update_data_docs_soon, wait_for_data_docs
+        from citybrain.quality.data_docs import data_docs_index, update_data_docs_soon, wait_for_data_docs
         from citybrain.quality.validate import record_outcomes, validate_suites
 
         for failure in wait_for_data_docs():  # one Great Expectations user at a time (data_docs.py)
@@ -99,9 +99,11 @@ def _check_step(producer: str, suites: list[SuiteSpec]):
         runs = validate_suites(store, [(s, _partitions(s, days, store)) for s in chosen])
         run_id = context.run.run_id
         record_outcomes(store, run_id, runs)
-        docs = update_data_docs_soon(run_id, runs)
         for suite in chosen:
-            yield from _results(suite, [r for r in runs if r.suite is suite], docs, context)
+            yield from _results(suite, [r for r in runs if r.suite is suite], data_docs_index(), context)
+        # After the results: a background update (data_docs.py) is pure Python, and would hold the GIL
+        # half the time while this step writes its check events.
+        update_data_docs_soon(run_id, runs)
 
     return gx_checks
 

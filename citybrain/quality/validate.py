@@ -375,11 +375,40 @@ def record_outcomes(warehouse: Warehouse | Path, run_id: str, runs: list[SuiteRu
                 "AND partition_key IS NOT DISTINCT FROM ?",
                 [run_id, run.suite.dataset, run.partition],
             )
-        if rows:
-            con.executemany(
-                "INSERT INTO quality.expectation_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-            )
+        if rows:  # one INSERT over an Arrow table of the rows (``executemany`` runs one per row)
+            con.register("_outcome_rows", _outcome_table(rows))
+            con.execute("INSERT INTO quality.expectation_results SELECT * FROM _outcome_rows")
+            con.unregister("_outcome_rows")
         con.execute("COMMIT")
+
+
+_OUTCOME_COLUMNS = (
+    ("run_id", "string"),
+    ("suite", "string"),
+    ("partition_key", "string"),
+    ("expectation", "string"),
+    ("rule", "string"),
+    ("column_name", "string"),
+    ("severity", "string"),
+    ("success", "bool_"),
+    ("unexpected_count", "int64"),
+    ("observed", "string"),
+    ("examples", "string"),
+    ("error", "string"),
+)
+
+
+def _outcome_table(rows: list[tuple]):
+    """The outcome rows as an Arrow table in RESULTS_DDL's column order (``evaluated_at`` in UTC)."""
+    import pyarrow as pa
+
+    columns = list(zip(*rows, strict=True))
+    arrays = [
+        pa.array(values, type=getattr(pa, kind)())
+        for values, (_, kind) in zip(columns[:-1], _OUTCOME_COLUMNS, strict=True)
+    ]
+    arrays.append(pa.array(columns[-1], type=pa.timestamp("us", tz="UTC")))
+    return pa.table(arrays, names=[name for name, _ in _OUTCOME_COLUMNS] + ["evaluated_at"])
 
 
 def _warehouse(warehouse: Warehouse | Path) -> Warehouse:
