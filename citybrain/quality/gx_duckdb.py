@@ -15,6 +15,9 @@ Why this module exists (GX 1.24, duckdb-engine 0.17):
 
 * GX's ``ExecutionEngine.close()`` leaves that persisted connection open (it only disposes the
   engine), which keeps the DuckDB file open; :func:`_close` closes it.
+* Validating side by side (:func:`warehouse_lanes`) takes one datasource per thread: a DuckDB
+  connection runs one query at a time, and the context's configuration changes with every batch added,
+  so every batch is made before the threads start.
 
 The connection is opened read-only, carries the pool's domain functions (``cb_*``), and is closed
 by :func:`warehouse_batches` so the warehouse file is free again for the next writer.
@@ -52,10 +55,18 @@ def enable_persisted_duckdb_connection() -> None:
 def warehouse_batches(warehouse: Warehouse | Path, context=None) -> Iterator[WarehouseBatches]:
     """A GX SQL datasource on the warehouse file: read-only, one persisted connection, UDFs registered, the
     warehouse's DuckDB settings. The caller holds the warehouse lock (``Warehouse.lock``)."""
-    import great_expectations as gx
-    from sqlalchemy import event
+    with warehouse_lanes(warehouse, 1, context) as (batches,):
+        yield batches
 
-    from citybrain.transform import udfs
+
+@contextmanager
+def warehouse_lanes(
+    warehouse: Warehouse | Path, count: int, context=None
+) -> Iterator[list[WarehouseBatches]]:
+    """``count`` such datasources in one GX context, each with a connection of its own, so that one thread
+    per datasource can validate side by side (DuckDB runs one query at a time per connection). Their batches
+    are made before the threads start: making one changes the context's configuration."""
+    import great_expectations as gx
 
     if not isinstance(warehouse, Warehouse):
         warehouse = Warehouse.from_settings(warehouse)
@@ -66,18 +77,42 @@ def warehouse_batches(warehouse: Warehouse | Path, context=None) -> Iterator[War
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    opened = []  # (datasource, its execution engine)
+    try:
+        for lane in range(count):
+            name = "warehouse" if count == 1 else f"warehouse_{lane}"
+            opened.append(_datasource(context, warehouse, name, python_functions=lane == 0))
+        yield [WarehouseBatches(datasource) for datasource, _ in opened]
+    finally:
+        for datasource, execution_engine in reversed(opened):  # the first lane's connection last
+            _close(execution_engine)
+            datasource.get_engine().dispose()  # the engine GX used to test the connection when it was added
+
+
+def _datasource(context, warehouse: Warehouse, name: str, python_functions: bool):
+    """A read-only SQL datasource on the warehouse, its connection open, with the domain functions.
+
+    The connections of one process to one DuckDB file share one database, and a Python function
+    registered on one of them is the database's: another connection sees it (and cannot register it
+    again), and calling it after the connection that registered it has closed crashes the process. So
+    the first lane's connection registers the Python functions, the others only their own temporary
+    macros (``udfs.register_sql_macros``), the connections are opened here in lane order (not by each
+    lane's first query, in its thread) and closed in the reverse order."""
+    from sqlalchemy import event
+
+    from citybrain.transform import udfs
+
     datasource = context.data_sources.add_sql(
-        "warehouse",
+        name,
         connection_string=f"duckdb:///{warehouse.path}",
         kwargs={"connect_args": {"read_only": True, "config": warehouse.duckdb_config()}},
     )
     execution_engine = datasource.get_execution_engine()
-    event.listen(execution_engine.engine, "connect", lambda dbapi_con, _record: udfs.register(dbapi_con))
-    try:
-        yield WarehouseBatches(datasource)
-    finally:
-        _close(execution_engine)
-        datasource.get_engine().dispose()  # the engine GX used to test the connection when it was added
+    register = udfs.register if python_functions else udfs.register_sql_macros
+    event.listen(execution_engine.engine, "connect", lambda dbapi_con, _record: register(dbapi_con))
+    with execution_engine.get_connection():  # GX's persisted connection, opened now
+        pass
+    return datasource, execution_engine
 
 
 def _close(execution_engine) -> None:

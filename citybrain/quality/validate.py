@@ -56,36 +56,102 @@ class SuiteRun:
         return [o for o in self.outcomes if not o.success]
 
 
+LANES = 2
+"""Suites validated side by side, each lane a thread with a DuckDB connection of its own. GX's work per
+expectation (its metric graph, the results) is Python and holds the GIL; DuckDB runs a query without it,
+so one lane's queries run while the other builds its graph. Most of a small suite's time is GX's, most of
+a large table's the queries."""
+ROWS_PER_SUITE_OVERHEAD = 200_000
+"""How many rows a suite's scan takes to cost what GX's fixed work per suite costs (~0.1-0.2 s at 1M
+residents): the weight of a table's size in the split of suites between lanes."""
+
+
 def validate_suites(
-    warehouse: Warehouse | Path, suites: Iterable[tuple[SuiteSpec, list[str | None]]]
+    warehouse: Warehouse | Path, suites: Iterable[tuple[SuiteSpec, list[str | None]]], lanes: int = LANES
 ) -> list[SuiteRun]:
-    """Validate each suite on each of its partitions (``None`` = the whole table), read-only.
+    """Validate each suite on each of its partitions (``None`` = the whole table), read-only, in ``lanes``
+    threads; the runs come back in the order of ``suites``.
 
     Holds the warehouse lock meanwhile: DuckDB refuses a read-only connection while a writer has the file.
     """
-    from citybrain.quality.gx_duckdb import warehouse_batches
+    from citybrain.quality.gx_duckdb import warehouse_lanes
 
-    runs = []
     store = _warehouse(warehouse)
     with store.lock():
         with store.connect(read_only=True, locked=False) as con:  # closed before GX opens the file
-            planned = [
-                (suite, partition, gx_expectations(suite, run_values(con, suite, partition), partition))
-                for suite, partitions in suites
-                for partition in partitions
+            planned = []
+            for suite, partitions in suites:
+                for partition in partitions:
+                    values = run_values(con, suite, partition)
+                    planned.append((suite, partition, gx_expectations(suite, values, partition), values))
+            costs = _costs(con, planned)
+        if not planned:
+            return []
+        with warehouse_lanes(store, max(1, min(lanes, len(planned)))) as datasources:
+            lane_of = _split(costs, len(datasources))
+            # Every batch before any thread starts: adding one changes the GX context (gx_duckdb.py).
+            batches = [
+                datasources[lane].batch(batch_query(suite, partition))
+                for (suite, partition, _, _), lane in zip(planned, lane_of, strict=True)
             ]
-        with warehouse_batches(store) as batches:
-            for suite, partition, expectations in planned:
-                runs.append(_validate(batches, suite, partition, expectations))
+            return _run_lanes(planned, batches, lane_of, len(datasources))
+
+
+def _costs(con: duckdb.DuckDBPyConnection, planned: list) -> list[float]:
+    """A guess of each validation's cost, for the split between lanes: a fixed part for GX's own work, and
+    the rows judged (a partition's: the previous partition's count; a table's: DuckDB's estimate)."""
+    sizes = {
+        (schema, table): rows or 0
+        for schema, table, rows in con.execute(
+            "SELECT schema_name, table_name, estimated_size FROM duckdb_tables()"
+        ).fetchall()
+    }
+    costs = []
+    for suite, partition, _, values in planned:
+        if partition is not None and values.trailing_counts:
+            rows = values.trailing_counts[0]
+        else:
+            rows = sizes.get((suite.schema_name, suite.table_name), 0)
+        costs.append(1.0 + rows / ROWS_PER_SUITE_OVERHEAD)
+    return costs
+
+
+def _split(costs: list[float], lanes: int) -> list[int]:
+    """The lane of each validation: the costliest first, each to the lane with the least so far."""
+    loads = [0.0] * lanes
+    lane_of = [0] * len(costs)
+    for index in sorted(range(len(costs)), key=lambda i: -costs[i]):
+        lane = loads.index(min(loads))
+        lane_of[index] = lane
+        loads[lane] += costs[index]
+    return lane_of
+
+
+def _run_lanes(planned: list, batches: list, lane_of: list[int], lanes: int) -> list[SuiteRun]:
+    """Each lane's validations in a thread of its own (in this thread when there is one lane)."""
+    runs: list[SuiteRun | None] = [None] * len(planned)
+
+    def run_lane(lane: int) -> None:
+        for index, (suite, partition, expectations, _) in enumerate(planned):
+            if lane_of[index] == lane:
+                runs[index] = _validate(batches[index], suite, partition, expectations)
+
+    if lanes == 1:
+        run_lane(0)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="gx-lane") as pool:
+            for future in [pool.submit(run_lane, lane) for lane in range(lanes)]:
+                future.result()  # the first lane's error, if any, once every lane has stopped
     return runs
 
 
-def _validate(batches, suite: SuiteSpec, partition: str | None, expectations: list) -> SuiteRun:
+def _validate(batch, suite: SuiteSpec, partition: str | None, expectations: list) -> SuiteRun:
     import great_expectations as gx
 
     gx_suite = gx.ExpectationSuite(name=suite.dataset, expectations=expectations)
-    query = batch_query(suite, partition)
-    result = batches.batch(query).validate(
+    result = batch.validate(
         gx_suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES}
     )
     outcomes = [_outcome(suite, partition, r) for r in result.results]
