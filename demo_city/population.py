@@ -34,6 +34,12 @@ BORN_HERE_SHARE = 0.82  # IDs issued in the home county; the rest were first reg
 SAME_COUNTY_WORK = 0.72
 EMPLOYMENT_RATE = 0.65  # among 18-60 year-olds
 HOME_SIGMA = (0.03, 0.05)  # degrees: spread of homes around a county centroid
+CENSUS_DATE = date(2026, 1, 1)
+"""The day the residents' ages and registrations are counted back from (or the end date, if earlier).
+The city is generated again for every night delivered, and a resident's ID number holds their birth date:
+counted back from each night's end date, every ID, and every registration date, moved by a day each night,
+and a later night's registry held a million new people and lost a million (the registry snapshot closed
+and opened every row). A registry delivered night after night names the same people the same way."""
 
 
 def age_weights() -> np.ndarray:
@@ -94,7 +100,8 @@ def build_residents(
     )
     del first
     days_back = (age * 365.2425 + rng.random(n) * 364).astype(np.int64)
-    birth_date, birth = _dates(end_date, days_back)
+    as_of = population_date(end_date)
+    birth_date, birth = _dates(as_of, days_back)
     male = rng.random(n) < 0.512
     keep_surname = rng.random(n) < 0.75
     surname = np.where(keep_surname, hh_surname[member], rng.choice(len(pool), n, p=p))
@@ -136,11 +143,11 @@ def build_residents(
     ethnic, ew = vocab.ethnic_groups()
     ethnicity = _categorical(rng.choice(len(ethnic), n, p=ew), ethnic)
 
-    # Registration: at birth for most, else on moving in as an adult (days before the end date).
+    # Registration: at birth for most, else on moving in as an adult (days before ``as_of``).
     moved = rng.random(n) < 0.25
     move_days = (rng.random(n) * np.maximum(age - 18, 0) * 365.25).astype(np.int64)
     registered_back = np.where(moved & (age >= 19), move_days, days_back - rng.integers(0, 60, n))
-    registered_on, _ = _dates(end_date, np.maximum(registered_back, 0))
+    registered_on, _ = _dates(as_of, np.maximum(registered_back, 0))
     del moved, move_days, registered_back, days_back
 
     employed = (age >= 18) & (age <= 60) & (rng.random(n) < EMPLOYMENT_RATE)
@@ -230,6 +237,12 @@ def _household_ids(codes: np.ndarray, county_idx: np.ndarray) -> pa.Array:
     serial = pd.Series(county_idx).groupby(county_idx).cumcount().to_numpy() + 1
     text = pc.utf8_lpad(pc.cast(pa.array(serial), pa.string()), 8, "0")
     return pc.binary_join_element_wise(pa.array(codes, pa.string()).take(county_idx), text, "")
+
+
+def population_date(end_date: date) -> date:
+    """The day ages and registrations count back from: ``CENSUS_DATE``, or ``end_date`` when earlier (no
+    one is born or registered after the last day delivered)."""
+    return min(end_date, CENSUS_DATE)
 
 
 def _dates(end_date: date, days_back: np.ndarray) -> tuple[pd.Categorical, pd.DatetimeIndex]:

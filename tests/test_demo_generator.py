@@ -578,3 +578,20 @@ def test_unknown_or_retired_county_raises(tmp_path, code):
         generate_demo_city(
             DemoConfig(counties=["330106", code], residents=300, days=1, landing=tmp_path, demo_dir=tmp_path)
         )
+
+
+def test_the_next_nights_registry_names_the_same_people_the_same_way(city, tmp_path):
+    """The city is generated again for each night delivered; the registry delivered the next night holds
+    the same ID numbers and registration dates (ages are not counted back from each night's end date)."""
+    next_night = _generate(tmp_path, days=2, end_date=END + timedelta(days=1))
+
+    def registry(summary, day: date) -> dict[str, tuple[str, str]]:
+        header, records = _csv_records(
+            summary.landing / f"public_security/household_registry_{day:%Y%m%d}.csv", "gb18030"
+        )
+        ids, born, registered = (header.index(c) for c in ("id_number", "birth_date", "registered_on"))
+        return {r[ids]: (r[born], r[registered]) for r in records if len(r) == len(header)}
+
+    tonight, tomorrow = registry(city, END), registry(next_night, END + timedelta(days=1))
+    assert len(tonight) > 1900
+    assert tomorrow == tonight
