@@ -137,7 +137,16 @@ def generate_demo_city(config: DemoConfig) -> GenerationSummary:
 
     files = [
         registry.write_household_registry(
-            landing, people, stale, orphans, end, rate, rng("registry"), manifest
+            # Each night's export has its own defects: the registry delivered again differs a little (its
+            # bytes, and the records a defect keeps out of the pool) while its people stay the same.
+            landing,
+            people,
+            stale,
+            orphans,
+            end,
+            rate,
+            rng("registry", end.isoformat()),
+            manifest,
         ),
         entities.write_legal_entities(landing, firms, stale, end, rate, rng("entities", "defects"), manifest),
     ]

@@ -581,17 +581,24 @@ def test_unknown_or_retired_county_raises(tmp_path, code):
 
 
 def test_the_next_nights_registry_names_the_same_people_the_same_way(city, tmp_path):
-    """The city is generated again for each night delivered; the registry delivered the next night holds
-    the same ID numbers and registration dates (ages are not counted back from each night's end date)."""
+    """The city is generated again for each night delivered: the registry delivered the next night gives
+    the people it shares with tonight's the same ID numbers, birth and registration dates (ages are not
+    counted back from each night's end date), and shares nearly all of them; its defects are its own (a
+    few records differ, so its bytes do)."""
     next_night = _generate(tmp_path, days=2, end_date=END + timedelta(days=1))
 
-    def registry(summary, day: date) -> dict[str, tuple[str, str]]:
+    def registry(summary, day: date) -> dict[str, tuple[str, str, str]]:
         header, records = _csv_records(
             summary.landing / f"public_security/household_registry_{day:%Y%m%d}.csv", "gb18030"
         )
-        ids, born, registered = (header.index(c) for c in ("id_number", "birth_date", "registered_on"))
-        return {r[ids]: (r[born], r[registered]) for r in records if len(r) == len(header)}
+        ids, name, born, registered = (
+            header.index(c) for c in ("id_number", "name", "birth_date", "registered_on")
+        )
+        well_formed = (r for r in records if len(r) == len(header) and r[ids].strip())  # a key to match by
+        return {r[ids]: (r[name], r[born], r[registered]) for r in well_formed}
 
     tonight, tomorrow = registry(city, END), registry(next_night, END + timedelta(days=1))
-    assert len(tonight) > 1900
-    assert tomorrow == tonight
+    shared = tonight.keys() & tomorrow.keys()
+    assert len(shared) >= 0.95 * len(tonight) > 1800
+    assert {i: tonight[i] for i in shared} == {i: tomorrow[i] for i in shared}
+    assert tonight != tomorrow
