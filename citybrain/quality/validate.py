@@ -443,7 +443,7 @@ def record_outcomes(warehouse: Warehouse | Path, run_id: str, runs: list[SuiteRu
             )
         if rows:  # one INSERT over an Arrow table of the rows (``executemany`` runs one per row)
             con.register("_outcome_rows", _outcome_table(rows))
-            con.execute("INSERT INTO quality.expectation_results SELECT * FROM _outcome_rows")
+            con.execute("INSERT INTO quality.expectation_results BY NAME SELECT * FROM _outcome_rows")
             con.unregister("_outcome_rows")
         con.execute("COMMIT")
 
