@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-_ENDED_STATES = ("Z", "X")  # zombie, dead
+ENDED_STATES = ("Z", "X")  # zombie, dead: the state letter of a process that has ended
 
 
 def stat_fields(pid: int) -> list[str] | None:
@@ -36,7 +36,7 @@ def alive(pid: int) -> bool:
         return False
     fields = stat_fields(pid)
     if fields is not None:
-        return fields[0] not in _ENDED_STATES
+        return fields[0] not in ENDED_STATES
     if Path("/proc/self/stat").exists():
         return False  # /proc works: the process is gone
     try:

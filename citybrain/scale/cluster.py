@@ -136,7 +136,7 @@ def group_members(pgid: int) -> list[int]:
         if not entry.name.isdigit():
             continue
         fields = processes.stat_fields(int(entry.name))
-        if fields and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+        if fields and fields[2] == str(pgid) and fields[0] not in processes.ENDED_STATES:
             members.append(int(entry.name))
     return members
 
@@ -449,7 +449,7 @@ def _processes() -> dict[int, tuple[int, int]]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             fields = processes.stat_fields(int(entry.name))
-            if fields and fields[0] not in ("Z", "X"):
+            if fields and fields[0] not in processes.ENDED_STATES:
                 table[int(entry.name)] = (int(fields[1]), int(fields[2]))
     return table
 
