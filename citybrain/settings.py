@@ -82,6 +82,43 @@ def duckdb_config() -> dict[str, str]:
     return config
 
 
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
+
+
+def memory_limit_bytes() -> int:
+    """DuckDB's memory limit of the warehouse connections in bytes: $CITYBRAIN_DUCKDB_MEMORY_LIMIT (``4GB``,
+    ``512MiB``, as DuckDB reads it), else DuckDB's default, 80 % of the machine's RAM."""
+    text = os.environ.get(DUCKDB_MEMORY_LIMIT_ENV, "").strip().lower().replace(" ", "")
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = text[len(number) :]
+    if number and unit in _SIZE_UNITS:
+        return int(float(number) * _SIZE_UNITS[unit])
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.8)
+
+
+DBT_THREADS_ENV = "CITYBRAIN_DBT_THREADS"
+
+
+def dbt_threads(warehouse_bytes: int) -> int:
+    """How many models dbt builds at once on DuckDB: $CITYBRAIN_DBT_THREADS when set; else 2 while the
+    warehouse file is at most half the memory limit, 1 once it is larger.
+
+    Why: DuckDB runs each query on every core already, so a second model at once only hides dbt's own
+    per-model overhead, which matters while the models are small. Once the tables outgrow the memory
+    limit, two large models side by side share it and spill, or fail. The file is compressed (its tables
+    take several times its size in memory) and holds only what was built so far, hence half. Measured
+    (bench/RESULTS.md, stop 44; docs/RELIABILITY.md): at 10M residents (7.2 GB file, 2 GB limit) one model
+    at a time built the later night's models with each as fast as alone, and the step took 1.27x its floor
+    where two at once had taken 1.36x; at 1M (0.76 GB file, 2 GB limit) one or two made no difference
+    beyond the machine's noise, and two stay. A first night under a very tight limit, before the file has
+    grown, still needs $CITYBRAIN_DBT_THREADS=1: a 150,000-resident lake under 64 MB ran out of memory in
+    its first models step with two at once (its file was then under 32 MB; docs/RELIABILITY.md)."""
+    if os.environ.get(DBT_THREADS_ENV):
+        return int(os.environ[DBT_THREADS_ENV])
+    return 1 if 2 * warehouse_bytes > memory_limit_bytes() else 2
+
+
 def lake_dir() -> Path:
     """The Parquet lake both engines read (raw feeds and source tables): $CITYBRAIN_LAKE, else <home>/lake."""
     return Path(os.environ.get("CITYBRAIN_LAKE") or home() / "lake").resolve()

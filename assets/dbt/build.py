@@ -40,8 +40,9 @@ def dbt_build(
         if settings.raw_parquet_enabled():  # Spark reads the sources from the Parquet lake: in step first
             sync_parquet_lake(store)
         # dbt unit tests check the macros on fixed inputs: CI runs them (tests/test_masking.py), not the nightly.
+        threads = [] if on_spark else ["--threads", str(settings.dbt_threads(_file_bytes(path)))]
         invocation = dbt.cli(
-            ["build", "--exclude-resource-type", "unit_test", *args],
+            ["build", "--exclude-resource-type", "unit_test", *args, *threads],
             context=context,
             target_path=target,
             raise_on_error=False,  # failed tests hold tables back (assets/dbt/failed_tests.py)
@@ -69,3 +70,11 @@ def dbt_build(
         )
         events += outputs_not_built(context, events, failed)
     yield from with_column_lineage(with_row_counts(events, store, imported), manifest)
+
+
+def _file_bytes(path) -> int:
+    """The warehouse file's size (0 before its first write): what decides how many models dbt builds at once."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
