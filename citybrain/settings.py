@@ -102,21 +102,21 @@ DBT_THREADS_ENV = "CITYBRAIN_DBT_THREADS"
 
 def dbt_threads(warehouse_bytes: int) -> int:
     """How many models dbt builds at once on DuckDB: $CITYBRAIN_DBT_THREADS when set; else 2 while the
-    warehouse file is at most half the memory limit, 1 once it is larger.
+    warehouse file is at most a quarter of the memory limit, 1 once it is larger.
 
     Why: DuckDB runs each query on every core already, so a second model at once only hides dbt's own
     per-model overhead, which matters while the models are small. Once the tables outgrow the memory
     limit, two large models side by side share it and spill, or fail. The file is compressed (its tables
-    take several times its size in memory) and holds only what was built so far, hence half. Measured
-    (bench/RESULTS.md, stop 44; docs/RELIABILITY.md): at 10M residents (7.2 GB file, 2 GB limit) one model
-    at a time built the later night's models with each as fast as alone, and the step took 1.27x its floor
-    where two at once had taken 1.36x; at 1M (0.76 GB file, 2 GB limit) one or two made no difference
-    beyond the machine's noise, and two stay. A first night under a very tight limit, before the file has
-    grown, still needs $CITYBRAIN_DBT_THREADS=1: a 150,000-resident lake under 64 MB ran out of memory in
-    its first models step with two at once (its file was then under 32 MB; docs/RELIABILITY.md)."""
+    take several times its size in memory) and, before a lake's first models, holds only the raw rows the
+    models will multiply, hence a quarter. Measured (bench/RESULTS.md, stop 44; docs/RELIABILITY.md): at 10M
+    residents under 2 GB, one model at a time built each model about as fast as alone in the floor: the
+    later night's models step (7.2 GB file) 192 s, the first night's (raw rows only: under half the limit)
+    199 s against 237 s with two at once; a 150,000-resident lake under 64 MB ran out of memory in its first
+    models step with two at once; at 1M (0.76 GB file, 2 GB limit) one or two differed by less than the
+    machine's noise."""
     if os.environ.get(DBT_THREADS_ENV):
         return int(os.environ[DBT_THREADS_ENV])
-    return 1 if 2 * warehouse_bytes > memory_limit_bytes() else 2
+    return 1 if 4 * warehouse_bytes > memory_limit_bytes() else 2
 
 
 def lake_dir() -> Path:

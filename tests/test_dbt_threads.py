@@ -1,5 +1,5 @@
 """How many models a dbt step builds at once (citybrain.settings.dbt_threads): two while the warehouse file
-is at most half of DuckDB's memory limit, one beyond, or what $CITYBRAIN_DBT_THREADS says. The step itself is run
+is at most a quarter of DuckDB's memory limit, one beyond, or what $CITYBRAIN_DBT_THREADS says. The step itself is run
 under a limit far below its data by tests/test_reliability_pressure.py (slow)."""
 
 import pytest
@@ -38,12 +38,13 @@ def test_without_a_limit_duckdbs_default_of_four_fifths_of_the_ram_counts():
     assert settings.memory_limit_bytes() == int(ram * 0.8)
 
 
-def test_two_models_at_once_while_the_warehouse_is_at_most_half_the_limit_one_beyond(monkeypatch):
+def test_two_models_at_once_while_the_warehouse_is_at_most_a_quarter_of_the_limit_one_beyond(monkeypatch):
     monkeypatch.setenv(settings.DUCKDB_MEMORY_LIMIT_ENV, "2GB")
     assert settings.dbt_threads(0) == 2  # before the first load
-    assert settings.dbt_threads(760 * 10**6) == 2  # a 1M-resident lake
-    assert settings.dbt_threads(GB) == 2
-    assert settings.dbt_threads(GB + 1) == 1
+    assert settings.dbt_threads(30 * 10**6) == 2  # a demo lake
+    assert settings.dbt_threads(GB // 2) == 2
+    assert settings.dbt_threads(GB // 2 + 1) == 1
+    assert settings.dbt_threads(760 * 10**6) == 1  # a 1M-resident lake after a few nights
     assert settings.dbt_threads(7 * GB) == 1  # a 10M-resident lake
 
 
