@@ -89,7 +89,8 @@ def _snapshot(project: Path) -> None:
     dbt = Path(sys.executable).with_name("dbt")
     proc = subprocess.run(
         [str(dbt), "snapshot", "--project-dir", str(project), "--profiles-dir", str(project),
-         "--target-path", str(project / "target"), "--log-path", str(project / "logs")],
+         "--target-path", str(project / "target"), "--log-path", str(project / "logs"),
+         "--log-level-file", "debug"],  # the statements in dbt.log, whatever the environment says
         capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:]
