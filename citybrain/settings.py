@@ -8,6 +8,7 @@ environment is read when a path is needed, never at import time.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -86,14 +87,20 @@ _SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**1
                "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
 
 
+def duckdb_size_bytes(size: str) -> int | None:
+    """A DuckDB size setting ('2GB', '512 MiB', '100000') in bytes; None if it is written another way."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", size)
+    if match is None or match.group(2).lower() not in _SIZE_UNITS:
+        return None
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
 def memory_limit_bytes() -> int:
-    """DuckDB's memory limit of the warehouse connections in bytes: $CITYBRAIN_DUCKDB_MEMORY_LIMIT (``4GB``,
-    ``512MiB``, as DuckDB reads it), else DuckDB's default, 80 % of the machine's RAM."""
-    text = os.environ.get(DUCKDB_MEMORY_LIMIT_ENV, "").strip().lower().replace(" ", "")
-    number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = text[len(number) :]
-    if number and unit in _SIZE_UNITS:
-        return int(float(number) * _SIZE_UNITS[unit])
+    """DuckDB's memory limit of the warehouse connections in bytes: $CITYBRAIN_DUCKDB_MEMORY_LIMIT, else
+    DuckDB's default, 80 % of the machine's RAM."""
+    configured = duckdb_size_bytes(os.environ.get(DUCKDB_MEMORY_LIMIT_ENV, ""))
+    if configured:
+        return configured
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.8)
 
 

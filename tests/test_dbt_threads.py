@@ -31,10 +31,13 @@ def test_the_memory_limit_is_read_as_duckdb_reads_it(monkeypatch, limit, expecte
     assert settings.memory_limit_bytes() == expected
 
 
-def test_without_a_limit_duckdbs_default_of_four_fifths_of_the_ram_counts():
+def test_without_a_limit_duckdbs_default_of_four_fifths_of_the_ram_counts(monkeypatch):
     import os
 
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert settings.memory_limit_bytes() == int(ram * 0.8)
+    monkeypatch.setenv(settings.DUCKDB_MEMORY_LIMIT_ENV, "80%")  # not a size DuckDB takes
+    assert settings.duckdb_size_bytes("80%") is None
     assert settings.memory_limit_bytes() == int(ram * 0.8)
 
 

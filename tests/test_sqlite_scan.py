@@ -221,3 +221,17 @@ def test_duckdb_printf_renders_decimals_as_python_does():
         got = [r[0] for r in con.execute(f"SELECT {render} FROM v ORDER BY i").fetchall()]
         expected = [str(Decimal(f"%.{scale}f" % v)) for v in values]
         assert got == expected, scale
+
+
+@pytest.mark.parametrize(
+    ("warehouse_limit", "scan_limit"),
+    [(None, "1GB"), ("8GB", "1GB"), ("4 GiB", "1GB"), ("1GB", "1GB"), ("512MiB", "512MiB"), ("64MB", "64MB")],
+)
+def test_the_scan_takes_the_warehouse_limit_up_to_its_own_cap(monkeypatch, warehouse_limit, scan_limit):
+    """The scan's DuckDB is capped at 1 GB (a first fetch's sort spills rather than grows), or the
+    warehouse's limit when that is less."""
+    if warehouse_limit is None:
+        monkeypatch.delenv("CITYBRAIN_DUCKDB_MEMORY_LIMIT", raising=False)
+    else:
+        monkeypatch.setenv("CITYBRAIN_DUCKDB_MEMORY_LIMIT", warehouse_limit)
+    assert sqlite_scan._scan_config()["memory_limit"] == scan_limit

@@ -24,7 +24,6 @@ state of the table, as one SQLAlchemy statement does.
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -141,22 +140,11 @@ def _scan_config() -> dict[str, str]:
     10M residents) spills to disk instead of growing with the table beside the night's other steps."""
     config = settings.duckdb_config()
     configured = config.get("memory_limit")
-    if configured is None or (_bytes(configured) or 0) > _bytes(SCAN_MEMORY_LIMIT):
+    cap = settings.duckdb_size_bytes(SCAN_MEMORY_LIMIT)
+    if configured is None or (settings.duckdb_size_bytes(configured) or 0) > cap:
         config["memory_limit"] = SCAN_MEMORY_LIMIT
     config.setdefault("temp_directory", str(Path(tempfile.gettempdir()) / "citybrain-sqlite-scan"))
     return {**duckdb_extensions.NO_DOWNLOAD, **config}
-
-
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
-_UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
-
-def _bytes(limit: str) -> int | None:
-    """A DuckDB memory limit ('2GB', '512 MiB') in bytes; None if it is written another way."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", limit)
-    if match is None or match.group(2).lower() not in _UNITS:
-        return None
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
 def plan(
